@@ -1,0 +1,437 @@
+"""Parser and validator of the trace format (docs/trace-format.md, version 1.1).
+
+A trace is checked completely before anything runs: any violation raises
+``TraceError`` whose text is ``FILE:LINE: message``.  Both the model runner
+and the oracle use this parser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mempolicy.core.nodemask import Nodemask, nodelist_parse
+from mempolicy.uapi import FLAG_NAMES, MODE_BY_NAME, PAGE_SIZE
+
+U64 = (1 << 64) - 1
+MAX_PAGES_QUERY = 65536
+DEFAULT_NODES = 4
+DEFAULT_MEM = 512 << 20
+DEFAULT_DISTANCE = 20
+MMAP_BASE = 0x200000000000
+MMAP_STRIDE = 0x40000000
+
+
+class TraceError(Exception):
+    """A malformed trace: ``FILE:LINE: message``."""
+
+    def __init__(self, path: str, lineno: int, message: str) -> None:
+        super().__init__(f"{path}:{lineno}: {message}")
+        self.path = path
+        self.lineno = lineno
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One ``node`` header line."""
+
+    id: int
+    mem: int  # bytes
+    cpus: int
+
+
+@dataclass
+class Machine:
+    """The header: nodes (ids 0..N-1) and the distance table."""
+
+    nodes: list[NodeSpec]
+    distances: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def distance(self, a: int, b: int) -> int:
+        if a == b:
+            return 10
+        return self.distances.get((min(a, b), max(a, b)), DEFAULT_DISTANCE)
+
+    def cpu_ranges(self) -> list[range]:
+        """The CPUs of each node, numbered node by node."""
+        out, first = [], 0
+        for n in self.nodes:
+            out.append(range(first, first + n.cpus))
+            first += n.cpus
+        return out
+
+    @property
+    def nr_cpus(self) -> int:
+        return sum(n.cpus for n in self.nodes)
+
+    def key(self) -> tuple:
+        """Traces with equal keys run on the same machine (one oracle boot)."""
+        n = len(self.nodes)
+        return (
+            tuple((s.mem, s.cpus) for s in self.nodes),
+            tuple(self.distance(a, b) for a in range(n) for b in range(n)),
+        )
+
+
+@dataclass
+class Command:
+    """One command line.  ``name`` is the first word (``raw`` commands: ``raw-<call>``)."""
+
+    lineno: int
+    name: str
+    args: dict
+
+
+@dataclass
+class Trace:
+    path: str
+    machine: Machine
+    commands: list[Command]
+
+
+def _num(tok: str, what: str) -> int:
+    try:
+        if tok.lower().startswith("0x"):
+            if len(tok) == 2:
+                raise ValueError
+            v = int(tok[2:], 16)
+        else:
+            if not tok.isdigit():
+                raise ValueError
+            v = int(tok, 10)
+    except ValueError:
+        raise ValueError(f"bad number {tok!r} for {what}") from None
+    if v > U64:
+        raise ValueError(f"{what} {tok} does not fit in 64 bits")
+    return v
+
+
+def _size(tok: str) -> int:
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(tok[-1:].upper())
+    v = _num(tok[:-1] if mult else tok, "size") * (mult or 1)
+    if v > U64:
+        raise ValueError(f"size {tok} does not fit in 64 bits")
+    return v
+
+
+def _nodes(tok: str) -> Nodemask:
+    if tok == "-":
+        return Nodemask()
+    items = tok.split(",")
+    prev = -1
+    for item in items:
+        lo, sep, hi = item.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"bad node list {tok!r}")
+        a = int(lo)
+        b = int(hi) if sep else a
+        if a <= prev or b < a:
+            raise ValueError(f"node list {tok!r} is not ascending")
+        if b > 1023:
+            raise ValueError(f"node {b} in {tok!r} is above 1023")
+        prev = b
+    return nodelist_parse(tok)
+
+
+def _pages(tok: str, what: str) -> int:
+    v = _num(tok, what)
+    if v * PAGE_SIZE > U64:
+        raise ValueError(f"{what} {tok} times 4096 overflows 64 bits")
+    return v
+
+
+def _mask_words(tok: str) -> list[int] | None:
+    if tok == "null":
+        return None
+    return [_num(w, "mask word") for w in tok.split(",")]
+
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _is_ident(tok: str) -> bool:
+    return bool(tok) and not tok[0].isdigit() and set(tok) <= _NAME_CHARS
+
+
+class _Names:
+    """The name space of mappings and memfds, with fork scopes."""
+
+    def __init__(self) -> None:
+        self.kind: dict[str, str] = {}
+        self.ever: set[str] = set()
+        self.scopes: list[list[str]] = []
+
+    def create(self, name: str, kind: str) -> None:
+        if not _is_ident(name):
+            raise ValueError(f"bad name {name!r}")
+        if name in self.ever:
+            raise ValueError(f"name {name!r} is already used")
+        self.ever.add(name)
+        self.kind[name] = kind
+        if self.scopes:
+            self.scopes[-1].append(name)
+
+    def need(self, name: str, kind: str) -> None:
+        if self.kind.get(name) != kind:
+            what = "mapping" if kind == "map" else "memfd"
+            raise ValueError(f"unknown {what} {name!r}")
+
+
+def _split_flags(words: list[str], allowed: dict[str, str]) -> dict[str, bool]:
+    out = {v: False for v in allowed.values()}
+    for w in words:
+        if w not in allowed:
+            raise ValueError(f"unexpected word {w!r}")
+        if out[allowed[w]]:
+            raise ValueError(f"{w!r} given twice")
+        out[allowed[w]] = True
+    return out
+
+
+def _mode_and_flags(words: list[str]) -> tuple[int, int, list[str]]:
+    if not words:
+        raise ValueError("missing mode")
+    if words[0] not in MODE_BY_NAME:
+        raise ValueError(f"unknown mode {words[0]!r}")
+    mode = MODE_BY_NAME[words[0]]
+    flags = 0
+    rest = []
+    for w in words[2:]:
+        if w in FLAG_NAMES:
+            if rest:
+                raise ValueError(f"mode flag {w!r} after {rest[-1]!r}")
+            if flags & FLAG_NAMES[w]:
+                raise ValueError(f"{w!r} given twice")
+            flags |= FLAG_NAMES[w]
+        else:
+            rest.append(w)
+    return mode, flags, rest
+
+
+def _expect(words: list[str], lo: int, hi: int | None = None) -> None:
+    hi = lo if hi is None else hi
+    if len(words) < lo:
+        raise ValueError("missing arguments")
+    if hi >= 0 and len(words) > hi:
+        raise ValueError(f"unexpected word {words[hi]!r}")
+
+
+def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tuple[str, dict]:
+    a: dict = {}
+    if word == "cpu":
+        _expect(words, 1)
+        a["cpu"] = _num(words[0], "cpu")
+    elif word == "mmap":
+        _expect(words, 2, 6)
+        name = words[0]
+        a["name"] = name
+        a["pages"] = _pages(words[1], "page count")
+        a["shared"] = a["private"] = False
+        a["addr"] = None
+        a["file"] = None
+        a["off"] = 0
+        seen_off = False
+        for w in words[2:]:
+            if w == "shared" and not a["shared"]:
+                a["shared"] = True
+            elif w == "private" and not a["private"]:
+                a["private"] = True
+            elif w.startswith("@") and a["addr"] is None:
+                a["addr"] = _num(w[1:], "address")
+            elif w.startswith("file=") and a["file"] is None:
+                a["file"] = w[5:]
+                names.need(a["file"], "memfd")
+            elif w.startswith("off=") and not seen_off:
+                a["off"] = _pages(w[4:], "offset")
+                seen_off = True
+            else:
+                raise ValueError(f"unexpected word {w!r}")
+        if seen_off and a["file"] is None:
+            raise ValueError("off= needs file=")
+        if a["shared"] and a["private"]:
+            raise ValueError("a mapping cannot be both shared and private")
+        a["index"] = st["mmaps"]
+        st["mmaps"] += 1
+        if a["addr"] is None:
+            a["addr"] = MMAP_BASE + a["index"] * MMAP_STRIDE
+        names.create(name, "map")
+    elif word == "memfd":
+        _expect(words, 2)
+        a["name"] = words[0]
+        a["pages"] = _pages(words[1], "page count")
+        names.create(words[0], "memfd")
+    elif word in ("munmap", "mprotect", "touch", "where", "mbind", "home_node", "move_pages"):
+        _expect(words, 3, -1)
+        names.need(words[0], "map")
+        a["name"] = words[0]
+        a["off"] = _pages(words[1], "offset")
+        a["pages"] = _pages(words[2], "page count")
+        if (a["off"] + a["pages"]) * PAGE_SIZE > U64:
+            raise ValueError("range overflows 64 bits")
+        rest = words[3:]
+        if word in ("munmap", "where"):
+            _expect(rest, 0)
+            if word == "where" and a["pages"] > MAX_PAGES_QUERY:
+                raise ValueError(f"where takes at most {MAX_PAGES_QUERY} pages")
+        elif word == "mprotect":
+            _expect(rest, 1)
+            if rest[0] not in ("ro", "rw"):
+                raise ValueError(f"mprotect takes ro or rw, not {rest[0]!r}")
+            a["prot"] = rest[0]
+        elif word == "touch":
+            a.update(_split_flags(rest, {"read": "read"}))
+        elif word == "mbind":
+            mode, flags, tail = _mode_and_flags(rest)
+            if len(rest) < 2:
+                raise ValueError("missing node list")
+            a["mode"], a["mode_flags"] = mode, flags
+            a["nodes"] = _nodes(rest[1])
+            a.update(_split_flags(tail, {"strict": "strict", "move": "move", "move_all": "move_all"}))
+        elif word == "home_node":
+            _expect(rest, 1)
+            a["node"] = _num(rest[0], "node")
+        elif word == "move_pages":
+            _expect(rest, 1, 2)
+            a["node"] = _num(rest[0], "node")
+            a.update(_split_flags(rest[1:], {"all": "all"}))
+            if a["pages"] > MAX_PAGES_QUERY:
+                raise ValueError(f"move_pages takes at most {MAX_PAGES_QUERY} pages")
+    elif word == "set_mempolicy":
+        mode, flags, tail = _mode_and_flags(words)
+        if len(words) < 2:
+            raise ValueError("missing node list")
+        _expect(tail, 0)
+        a["mode"], a["mode_flags"] = mode, flags
+        a["nodes"] = _nodes(words[1])
+    elif word == "get_mempolicy":
+        a["at"] = None
+        a["node"] = a["mems_allowed"] = False
+        for w in words:
+            if w.startswith("at=") and a["at"] is None:
+                name, plus, off = w[3:].partition("+")
+                names.need(name, "map")
+                a["at"] = (name, _pages(off, "offset") if plus else 0)
+            elif w in ("node", "mems_allowed") and not a[w]:
+                a[w] = True
+            else:
+                raise ValueError(f"unexpected word {w!r}")
+    elif word == "migrate_pages":
+        _expect(words, 2)
+        a["from"] = _nodes(words[0])
+        a["to"] = _nodes(words[1])
+    elif word == "numa_maps":
+        _expect(words, 1)
+        names.need(words[0], "map")
+        a["name"] = words[0]
+    elif word == "fork":
+        _expect(words, 0)
+        names.scopes.append([])
+    elif word == "exit":
+        _expect(words, 0)
+        if not names.scopes:
+            raise ValueError("exit without fork")
+        for name in names.scopes.pop():
+            names.kind.pop(name, None)
+    elif word == "raw":
+        if not words:
+            raise ValueError("raw needs a call name")
+        call, w = words[0], words[1:]
+        word = "raw-" + call
+        if call == "set_mempolicy":
+            _expect(w, 3)
+            a["mode"] = _num(w[0], "mode")
+            a["mask"] = _mask_words(w[1])
+            a["maxnode"] = _num(w[2], "maxnode")
+        elif call == "mbind":
+            _expect(w, 7)
+            names.need(w[0], "map")
+            a["name"] = w[0]
+            a["byteoff"] = _num(w[1], "byte offset")
+            a["len"] = _num(w[2], "length")
+            a["mode"] = _num(w[3], "mode")
+            a["mask"] = _mask_words(w[4])
+            a["maxnode"] = _num(w[5], "maxnode")
+            a["flags"] = _num(w[6], "flags")
+        elif call == "get_mempolicy":
+            _expect(w, 4)
+            a["maskbits"] = None if w[0] == "null" else _num(w[0], "mask bits")
+            a["maxnode"] = _num(w[1], "maxnode")
+            if "+" in w[2] or _is_ident(w[2]):
+                name, _, off = w[2].partition("+")
+                names.need(name, "map")
+                a["addr"] = (name, _num(off, "byte offset") if off else 0)
+            else:
+                a["addr"] = _num(w[2], "address")
+            a["flags"] = _num(w[3], "flags")
+        else:
+            raise ValueError(f"unknown raw call {call!r}")
+    else:
+        raise ValueError(f"unknown command {word!r}")
+    return word, a
+
+
+def parse_trace(text: str, path: str = "<trace>") -> Trace:
+    """Parse and validate a whole trace; raise TraceError on the first problem."""
+    nodes: list[NodeSpec] = []
+    dist_lines: list[tuple[int, int, int, int]] = []
+    commands: list[Command] = []
+    names = _Names()
+    st = {"mmaps": 0}
+    in_header = True
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0]
+        words = line.split()
+        if not words:
+            continue
+        word, rest = words[0], words[1:]
+        try:
+            if word in ("node", "distance"):
+                if not in_header:
+                    raise ValueError(f"header line {word!r} after the first command")
+                if word == "node":
+                    _expect(rest, 3)
+                    nid = _num(rest[0], "node id")
+                    if nid != len(nodes):
+                        raise ValueError(f"node {nid} out of order (expected node {len(nodes)})")
+                    if nid > 1023:
+                        raise ValueError("too many nodes")
+                    kv = {}
+                    for w in rest[1:]:
+                        k, eq, v = w.partition("=")
+                        if not eq or k not in ("mem", "cpus") or k in kv:
+                            raise ValueError(f"unexpected word {w!r} (node ID mem=SIZE cpus=COUNT)")
+                        kv[k] = v
+                    nodes.append(NodeSpec(nid, _size(kv["mem"]), _num(kv["cpus"], "cpu count")))
+                else:
+                    _expect(rest, 3)
+                    x, y, v = (_num(t, "distance") for t in rest)
+                    if x == y:
+                        raise ValueError("the local distance is always 10")
+                    if not 11 <= v <= 255:
+                        raise ValueError(f"distance {v} is not in 11..255")
+                    dist_lines.append((lineno, x, y, v))
+                continue
+            in_header = False
+            name, args = _parse_command(word, rest, names, st)
+        except ValueError as e:
+            raise TraceError(path, lineno, str(e)) from None
+        commands.append(Command(lineno, name, args))
+
+    if not nodes:
+        nodes = [NodeSpec(i, DEFAULT_MEM, 1) for i in range(DEFAULT_NODES)]
+    distances = {}
+    for lineno, x, y, v in dist_lines:
+        if x >= len(nodes) or y >= len(nodes):
+            raise TraceError(path, lineno, f"distance names node {max(x, y)}, which has no node line")
+        distances[(min(x, y), max(x, y))] = v
+    machine = Machine(nodes, distances)
+    if machine.nr_cpus == 0:
+        raise TraceError(path, 1, "the machine has no CPU")
+    return Trace(path, machine, commands)
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Read and parse a trace file (OSError for an unreadable file)."""
+    p = Path(path)
+    return parse_trace(p.read_text(), str(path))
