@@ -1,0 +1,87 @@
+"""The page allocator: per-node free pages and the zonelist walk (mm/page_alloc.c).
+
+``__alloc_pages`` walks the zonelist of the preferred node and takes the
+first node that is allowed (policy nodemask, cpuset) and still has pages
+above its watermark.  A page is a ``Folio`` object that records its node and
+the flags numa_maps reports.
+
+Where the model differs: one zone per node; the free-page figure a node
+starts with is its size less an estimate of what the booted kernel holds
+(``reserved_pages``), and the low watermark is a fixed share.  Placement
+decisions only depend on these figures once a node is nearly full.
+"""
+
+from __future__ import annotations
+
+from mempolicy.alloc.topology import Topology
+from mempolicy.core.nodemask import Nodemask
+
+
+class Folio:
+    """A resident page (order 0): its node and the state numa_maps counts."""
+
+    __slots__ = ("nid", "anon", "dirty", "mapcount", "mapping", "index")
+
+    def __init__(self, nid: int, anon: bool, mapping=None, index: int = 0) -> None:
+        self.nid = nid
+        self.anon = anon
+        self.dirty = False
+        self.mapcount = 0
+        self.mapping = mapping     # the shmem inode for page-cache pages
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"<folio N{self.nid} {'anon' if self.anon else 'file'} map={self.mapcount}>"
+
+
+class ZeroPage:
+    """The shared zero page: mapped by read faults on private anonymous memory."""
+
+    __slots__ = ("nid",)
+
+    def __init__(self, nid: int = 0) -> None:
+        self.nid = nid
+
+
+# Boot-time kernel footprint outside the memmap, in pages, charged to the first memory node.
+KERNEL_BOOT_PAGES = (96 << 20) >> 12
+
+
+def reserved_pages(topo: Topology, nid: int) -> int:
+    """Pages of node ``nid`` the booted kernel holds or keeps free (estimate)."""
+    present = topo.nodes[nid].present_pages
+    if present == 0:
+        return 0
+    memmap = present * 64 // 4096              # struct page per page
+    low_wmark = max(present // 256, 128)        # watermarks and lowmem reserve
+    extra = KERNEL_BOOT_PAGES if nid == topo.n_memory.first() else 0
+    return min(present, memmap + low_wmark + extra)
+
+
+class PageAllocator:
+    """Free pages per node and ``__alloc_pages``."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.free = [max(0, n.present_pages - reserved_pages(topo, n.id)) for n in topo.nodes]
+        self.zero_page = ZeroPage(topo.n_memory.first() if topo.n_memory else 0)
+
+    def alloc_pages(self, preferred_nid: int, nodemask: Nodemask | None,
+                      mems_allowed: Nodemask, thisnode: bool = False) -> int | None:
+        """``__alloc_pages``: the node the page comes from, or None when nothing is left."""
+        zl = self.topo.zonelists[preferred_nid]
+        if thisnode:
+            zl = [preferred_nid] if preferred_nid in self.topo.n_memory else []
+        for nid in zl:
+            if nodemask is not None and nid not in nodemask:
+                continue
+            if nid not in mems_allowed:
+                continue
+            if self.free[nid] > 0:
+                self.free[nid] -= 1
+                return nid
+        return None
+
+    def free_page(self, nid: int) -> None:
+        """Give one page back to node ``nid``."""
+        self.free[nid] += 1

@@ -1,0 +1,89 @@
+"""The ``mempolicy`` command.
+
+    mempolicy trace run FILE...                 run traces on the model
+    mempolicy trace oracle [--kernel V] FILE... run traces on real Linux under QEMU
+    mempolicy trace diff FILE...                model against kernel, per trace
+    mempolicy trace record FILE...              write FILE.expected from the kernel
+
+User mistakes (a malformed trace, a missing file) print one line on stderr
+and exit with status 2; there is never a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mempolicy import __version__
+
+
+def _trace_run(argv: list[str]) -> int:
+    from mempolicy.trace.parser import TraceError, load_trace
+    from mempolicy.trace.run import run_trace
+
+    p = argparse.ArgumentParser(prog="mempolicy trace run",
+                                description="Run traces on the model kernel and print their canonical output.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--protocol", choices=("current", "2008"), default="current",
+                   help="reference-counting protocol of the model (default: current)")
+    args = p.parse_args(argv)
+    traces = []
+    for f in args.files:                       # validate everything before running anything
+        try:
+            traces.append(load_trace(f))
+        except TraceError as e:
+            print(e, file=sys.stderr)
+            return 2
+        except OSError as e:
+            print(f"{f}: {e.strerror}", file=sys.stderr)
+            return 2
+        except UnicodeDecodeError:
+            print(f"{f}:1: not a text file", file=sys.stderr)
+            return 2
+    for t in traces:
+        if len(traces) > 1:
+            print(f"==> {t.path} <==")
+        sys.stdout.write("".join(line + "\n" for line in run_trace(t, args.protocol)))
+    return 0
+
+
+def _oracle(name: str, argv: list[str]) -> int:
+    try:
+        from mempolicy.oracle import cli as ocli
+    except ImportError as e:                   # pragma: no cover - the oracle ships with the package
+        print(f"mempolicy trace {name}: the oracle is not available ({e})", file=sys.stderr)
+        return 2
+    return getattr(ocli, "main_" + name)(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    usage = __doc__.strip()
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    if argv[0] == "--version":
+        print(f"mempolicy {__version__}")
+        return 0
+    if argv[0] == "trace":
+        if len(argv) < 2 or argv[1] in ("-h", "--help"):
+            print(usage)
+            return 0 if len(argv) >= 2 else 2
+        sub, rest = argv[1], argv[2:]
+        try:
+            if sub == "run":
+                return _trace_run(rest)
+            if sub in ("oracle", "diff", "record"):
+                return _oracle(sub, rest)
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            return 0
+        print(f"mempolicy trace: unknown subcommand {sub!r}", file=sys.stderr)
+        return 2
+    print(f"mempolicy: unknown command {argv[0]!r}\n\n{usage}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

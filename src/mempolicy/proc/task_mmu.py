@@ -1,0 +1,81 @@
+"""/proc/<pid>/numa_maps (fs/proc/task_mmu.c): one line per VMA.
+
+``show_numa_map`` prints the VMA's policy (the shared policy at the VMA's
+first page for shmem, else ``vm_policy``, else the task policy captured when
+the file was opened), the file, and counts of the resident pages found in
+the page table: anon, dirty, mapped, mapmax, active and the per-node N<n>=.
+The zero page is not counted.
+
+Where the model differs: every resident page is on the active LRU list, so
+``active=`` never appears; the trace format drops that field anyway.
+"""
+
+from __future__ import annotations
+
+from mempolicy.alloc.page_alloc import Folio
+from mempolicy.core.mempolicy import mpol_cond_put, mpol_get, mpol_put, mpol_to_str
+from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref
+from mempolicy.uapi import PAGE_SHIFT
+
+
+def seq_path_escape(path: str, esc: str = "\n\t= \\") -> str:
+    """seq_path(): escape the given characters as backslash and three octal digits."""
+    return "".join(f"\\{ord(c):03o}" if c in esc else c for c in path)
+
+
+def show_numa_map(kernel, task, vma: VMA, task_mempolicy) -> str:
+    pol, _ = _get_vma_policy_noref(vma, vma.start)
+    if pol is not None:
+        buf = mpol_to_str(pol)
+        mpol_cond_put(pol)
+    else:
+        buf = mpol_to_str(task_mempolicy)
+    line = f"{vma.start:08x} {buf}"
+    if vma.vm_file is not None:
+        line += " file=" + seq_path_escape(vma.vm_file.path, "\n\t= ")
+    mm = vma.mm
+    pages = anon = dirty = mapmax = 0
+    nodes: dict[int, int] = {}
+    lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
+    vpns = range(lo, hi) if hi - lo <= len(mm.ptes) else sorted(v for v in mm.ptes if lo <= v < hi)
+    for vpn in vpns:
+        folio = mm.ptes.get(vpn)
+        if not isinstance(folio, Folio) or folio.nid not in kernel.topo.n_memory:
+            continue
+        pages += 1
+        if vpn in mm.dirty_ptes or folio.dirty:
+            dirty += 1
+        if folio.anon:
+            anon += 1
+        mapmax = max(mapmax, folio.mapcount)
+        nodes[folio.nid] = nodes.get(folio.nid, 0) + 1
+    if not pages:
+        return line
+    if anon:
+        line += f" anon={anon}"
+    if dirty:
+        line += f" dirty={dirty}"
+    if pages != anon and pages != dirty:
+        line += f" mapped={pages}"
+    if mapmax > 1:
+        line += f" mapmax={mapmax}"
+    for nid in kernel.topo.n_memory:
+        if nodes.get(nid):
+            line += f" N{nid}={nodes[nid]}"
+    line += " kernelpagesize_kB=4"
+    return line
+
+
+def numa_maps(kernel, reader, task) -> list[str]:
+    """The whole file as ``reader`` reads it for ``task``: m_start takes mmap_lock for
+    reading and a reference on the task policy (hold_task_mempolicy)."""
+    mm = task.mm
+    mm.mmap_lock.read_lock()
+    with task.alloc_lock:
+        task_mempolicy = task.get_task_policy()
+        mpol_get(task_mempolicy)
+    try:
+        return [show_numa_map(kernel, task, vma, task_mempolicy) for vma in list(mm.vmas)]
+    finally:
+        mpol_put(task_mempolicy)
+        mm.mmap_lock.read_unlock()

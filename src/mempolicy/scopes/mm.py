@@ -1,0 +1,298 @@
+"""The VMA scope: ``struct mm_struct`` and ``struct vm_area_struct`` (mm/vma.c, mm/mmap.c).
+
+An address space is a sorted list of VMAs under ``mmap_lock``, a page table
+(virtual page number -> resident page) and the page-table pages that hold
+it.  VMAs split when a call covers part of one (``split_vma``, each piece
+getting its own copy of the policy through ``vma_dup_policy``) and merge
+with a neighbour that has the same flags, file, contiguous offset,
+compatible ``anon_vma`` and an equal policy (``mpol_equal``), as mm/vma.c
+does.
+
+``__get_vma_policy`` and ``get_vma_policy`` (mm/mempolicy.c) live here since
+they read a VMA: a shmem VMA asks its inode's shared tree (taking a
+reference); any other VMA returns ``vm_policy`` with no reference.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from mempolicy.core.mempolicy import Mempolicy, mpol_dup, mpol_equal, mpol_put
+from mempolicy.scopes.shmem import RWLock, ShmemFile
+from mempolicy.uapi import (
+    MPOL_INTERLEAVE,
+    MPOL_WEIGHTED_INTERLEAVE,
+    PAGE_SHIFT,
+)
+
+VM_READ = 0x1
+VM_WRITE = 0x2
+VM_EXEC = 0x4
+VM_SHARED = 0x8
+VM_MAYREAD = 0x10
+VM_MAYWRITE = 0x20
+VM_MAYSHARE = 0x80
+
+TASK_SIZE = 0x7FFFFFFFF000
+PGDIR_SHIFT = 39
+PUD_SHIFT = 30
+PMD_SHIFT = 21
+
+
+class AnonVma:
+    """``struct anon_vma``: identity only, for the merge rules."""
+
+    __slots__ = ("forked",)
+
+    def __init__(self) -> None:
+        self.forked = False
+
+
+class VMA:
+    """``struct vm_area_struct``."""
+
+    __slots__ = ("mm", "start", "end", "pgoff", "flags", "vm_file", "vm_policy", "anon_vma")
+
+    def __init__(self, mm, start: int, end: int, pgoff: int, flags: int,
+                 vm_file: ShmemFile | None = None) -> None:
+        self.mm = mm
+        self.start = start
+        self.end = end
+        self.pgoff = pgoff
+        self.flags = flags
+        self.vm_file = vm_file
+        self.vm_policy: Mempolicy | None = None
+        self.anon_vma: AnonVma | None = None
+
+    @property
+    def pages(self) -> int:
+        return (self.end - self.start) >> PAGE_SHIFT
+
+    @property
+    def inode(self):
+        """The shmem inode behind the VMA (its vm_ops has get_policy/set_policy), or None."""
+        return self.vm_file.inode if self.vm_file is not None else None
+
+    @property
+    def is_shared(self) -> bool:
+        return bool(self.flags & VM_SHARED)
+
+    def linear_page_index(self, addr: int) -> int:
+        return self.pgoff + ((addr - self.start) >> PAGE_SHIFT)
+
+    def __repr__(self) -> str:
+        return f"<vma {self.start:#x}-{self.end:#x} pgoff={self.pgoff} pol={self.vm_policy!r}>"
+
+
+def __get_vma_policy(vma: VMA, addr: int) -> tuple[Mempolicy | None, int]:
+    """(policy, ilx) without fallback; a shared policy comes with a reference."""
+    inode = vma.inode
+    if inode is not None:                               # shmem_get_policy
+        index = vma.linear_page_index(addr)
+        return inode.policy.mpol_shared_policy_lookup(index), inode.i_ino
+    return vma.vm_policy, 0
+
+
+def get_vma_policy(task, vma: VMA, addr: int, order: int = 0) -> tuple[Mempolicy, int]:
+    """The effective policy at ``addr`` and its interleave index; caller mpol_cond_put()s."""
+    pol, ilx = __get_vma_policy(vma, addr)
+    if pol is None:
+        pol = task.get_task_policy()
+    if pol.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
+        ilx += vma.pgoff >> order
+        ilx += (addr - vma.start) >> (PAGE_SHIFT + order)
+    return pol, ilx
+
+
+def vma_dup_policy(kernel, src: VMA, dst: VMA) -> None:
+    """Give ``dst`` its own copy of ``src``'s policy (split, fork)."""
+    dst.vm_policy = mpol_dup(src.vm_policy, kernel.policy_cache)
+
+
+def anon_vma_compatible(a: VMA, b: VMA) -> bool:
+    """Whether ``b`` (just above ``a``) may share ``a``'s anon_vma."""
+    return (a.end == b.start and mpol_equal(a.vm_policy, b.vm_policy)
+            and a.vm_file is b.vm_file and (a.flags ^ b.flags) & ~(VM_READ | VM_WRITE | VM_EXEC) == 0
+            and b.pgoff == a.pgoff + ((b.start - a.start) >> PAGE_SHIFT))
+
+
+class MM:
+    """``struct mm_struct``: VMAs, page table, page-table pages and mmap_lock."""
+
+    def __init__(self, kernel) -> None:
+        self.kernel = kernel
+        self.vmas: list[VMA] = []
+        self._starts: list[int] = []
+        self.ptes: dict[int, object] = {}          # vpn -> Folio | ZeroPage
+        self.dirty_ptes: set[int] = set()          # vpns whose pte is dirty
+        # page-table pages: level shift -> {index: node}
+        self.pgtables: dict[int, dict[int, int]] = {PGDIR_SHIFT: {}, PUD_SHIFT: {}, PMD_SHIFT: {}}
+        self.mmap_lock = RWLock("mmap_lock")
+
+    # -- lookup ----------------------------------------------------------------
+    def find_vma(self, addr: int) -> VMA | None:
+        """The first VMA ending above ``addr``."""
+        i = bisect_right(self._starts, addr) - 1
+        if i >= 0 and self.vmas[i].end > addr:
+            return self.vmas[i]
+        i += 1
+        return self.vmas[i] if i < len(self.vmas) else None
+
+    def vma_lookup(self, addr: int) -> VMA | None:
+        """The VMA containing ``addr``."""
+        i = bisect_right(self._starts, addr) - 1
+        if i >= 0 and self.vmas[i].end > addr:
+            return self.vmas[i]
+        return None
+
+    def vmas_in(self, start: int, end: int) -> list[VMA]:
+        """VMAs intersecting [start, end), in address order."""
+        i = bisect_right(self._starts, start) - 1
+        if i < 0 or self.vmas[i].end <= start:
+            i += 1
+        out = []
+        while i < len(self.vmas) and self.vmas[i].start < end:
+            out.append(self.vmas[i])
+            i += 1
+        return out
+
+    def index_of(self, vma: VMA) -> int:
+        i = bisect_right(self._starts, vma.start) - 1
+        assert self.vmas[i] is vma
+        return i
+
+    def prev_vma(self, vma: VMA) -> VMA | None:
+        i = self.index_of(vma)
+        return self.vmas[i - 1] if i > 0 else None
+
+    def next_vma(self, vma: VMA) -> VMA | None:
+        i = self.index_of(vma)
+        return self.vmas[i + 1] if i + 1 < len(self.vmas) else None
+
+    # -- tree updates ----------------------------------------------------------
+    def insert_vma(self, vma: VMA) -> None:
+        i = bisect_right(self._starts, vma.start)
+        self.vmas.insert(i, vma)
+        self._starts.insert(i, vma.start)
+
+    def unlink_vma(self, vma: VMA) -> None:
+        i = self.index_of(vma)
+        del self.vmas[i]
+        del self._starts[i]
+
+    def _restart(self, vma: VMA, start: int) -> None:
+        i = self.index_of(vma)
+        vma.start = start
+        self._starts[i] = start
+
+    def remove_vma(self, vma: VMA) -> None:
+        """Unlink and drop the VMA's policy and file."""
+        self.unlink_vma(vma)
+        mpol_put(vma.vm_policy)
+        vma.vm_policy = None
+        if vma.vm_file is not None:
+            vma.vm_file.inode.put()
+
+    def split_vma(self, vma: VMA, addr: int) -> VMA:
+        """``__split_vma``: cut at ``addr``; returns the new upper piece."""
+        new = VMA(self, addr, vma.end, vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT),
+                  vma.flags, vma.vm_file)
+        new.anon_vma = vma.anon_vma
+        vma_dup_policy(self.kernel, vma, new)
+        if vma.vm_file is not None:
+            vma.vm_file.inode.get()
+        vma.end = addr
+        self.insert_vma(new)
+        return new
+
+    def can_merge(self, a: VMA, b: VMA, policy: Mempolicy | None, flags: int) -> bool:
+        """Whether ``b``'s range may join ``a`` (``a`` just below), with ``b`` taking
+        ``policy`` and ``flags``: is_mergeable_vma plus anon_vma and offset rules."""
+        if a.end != b.start or a.flags != flags or b.vm_file is not a.vm_file:
+            return False
+        if (a.vm_file is not None and b.vm_file is not None
+                and a.vm_file.inode is not b.vm_file.inode):
+            return False
+        if not mpol_equal(a.vm_policy, policy):
+            return False
+        if a.anon_vma is not None and b.anon_vma is not None and a.anon_vma is not b.anon_vma:
+            return False
+        return b.pgoff == a.pgoff + a.pages
+
+    def merge_into_prev(self, prev: VMA, vma: VMA) -> None:
+        """``prev`` absorbs the whole of ``vma``."""
+        prev.end = vma.end
+        if prev.anon_vma is None:
+            prev.anon_vma = vma.anon_vma
+        self.remove_vma(vma)
+
+    def vma_modify(self, vma: VMA, start: int, end: int, policy: Mempolicy | None,
+                   flags: int) -> VMA:
+        """Make [start, end) of ``vma`` one VMA with ``policy``/``flags``: merge with a
+        neighbour when possible, else split (mm/vma.c vma_modify)."""
+        prev = self.prev_vma(vma)
+        nxt = self.next_vma(vma)
+        probe = VMA(self, start, end, vma.pgoff + ((start - vma.start) >> PAGE_SHIFT),
+                    flags, vma.vm_file)
+        probe.anon_vma = vma.anon_vma
+        merge_prev = start == vma.start and prev is not None and self.can_merge(prev, probe, policy, flags)
+        merge_next = end == vma.end and nxt is not None and self._can_merge_next(probe, nxt, policy, flags)
+        if merge_prev and merge_next and (prev.anon_vma is None or nxt.anon_vma is None
+                                          or prev.anon_vma is nxt.anon_vma):
+            self.merge_into_prev(prev, vma)
+            self.merge_into_prev(prev, nxt)
+            return prev
+        if merge_prev:
+            if end == vma.end:
+                self.merge_into_prev(prev, vma)
+            else:
+                prev.end = end
+                if prev.anon_vma is None:
+                    prev.anon_vma = vma.anon_vma
+                vma.pgoff += (end - vma.start) >> PAGE_SHIFT
+                self._restart(vma, end)
+            return prev
+        if merge_next:
+            if start == vma.start:
+                nxt_start_pgoff = vma.pgoff
+                self.remove_vma(vma)
+                nxt.pgoff = nxt_start_pgoff
+                self._restart(nxt, start)
+            else:
+                vma.end = start
+                nxt.pgoff -= (nxt.start - start) >> PAGE_SHIFT
+                self._restart(nxt, start)
+            if nxt.anon_vma is None:
+                nxt.anon_vma = vma.anon_vma
+            return nxt
+        if start > vma.start:
+            vma = self.split_vma(vma, start)
+        if end < vma.end:
+            self.split_vma(vma, end)
+        return vma
+
+    def _can_merge_next(self, a: VMA, nxt: VMA, policy, flags: int) -> bool:
+        """Whether range ``a`` (taking ``policy``/``flags``) may join ``nxt`` just above."""
+        if a.end != nxt.start or nxt.flags != flags or nxt.vm_file is not a.vm_file:
+            return False
+        if not mpol_equal(nxt.vm_policy, policy):
+            return False
+        if a.anon_vma is not None and nxt.anon_vma is not None and a.anon_vma is not nxt.anon_vma:
+            return False
+        return nxt.pgoff == a.pgoff + a.pages
+
+    def find_mergeable_anon_vma(self, vma: VMA) -> AnonVma | None:
+        """An anon_vma a neighbour can lend (anon_vma_prepare), next first."""
+        nxt = self.next_vma(vma)
+        if nxt is not None and nxt.anon_vma is not None and not nxt.anon_vma.forked \
+                and anon_vma_compatible(vma, nxt):
+            return nxt.anon_vma
+        prev = self.prev_vma(vma)
+        if prev is not None and prev.anon_vma is not None and not prev.anon_vma.forked \
+                and anon_vma_compatible(prev, vma):
+            return prev.anon_vma
+        return None
+
+    def anon_vma_prepare(self, vma: VMA) -> None:
+        if vma.anon_vma is None:
+            vma.anon_vma = self.find_mergeable_anon_vma(vma) or AnonVma()

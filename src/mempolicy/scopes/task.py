@@ -1,0 +1,59 @@
+"""The task scope: ``struct task_struct``'s memory-policy fields (kernel/fork.c, mm/mempolicy.c).
+
+A task has its own policy (``mempolicy``, None for MPOL_DEFAULT), the
+interleave round-robin state ``il_prev``/``il_weight``, its cpuset's
+``mems_allowed`` and the CPU it runs on.  ``get_task_policy`` falls back to
+``preferred_node_policy[numa_node_id()]`` as the kernel does once
+numa_policy_init() has run.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from mempolicy.core.mempolicy import Mempolicy, mpol_put
+from mempolicy.core.nodemask import Nodemask
+from mempolicy.uapi import MAX_NUMNODES
+
+
+class Task:
+    """One thread of a process."""
+
+    def __init__(self, kernel, pid: int, mm, cpu: int = 0) -> None:
+        self.kernel = kernel
+        self.pid = pid
+        self.mm = mm
+        self.cpu = cpu
+        self.cpus_allowed = frozenset(range(kernel.topo.nr_cpus))
+        self.mempolicy: Mempolicy | None = None
+        self.il_prev = MAX_NUMNODES - 1
+        self.il_weight = 0
+        self.mems_allowed: Nodemask = kernel.topo.n_memory
+        self.alloc_lock = threading.Lock()       # task_lock()
+        self.exited = False
+        self.runner_pgtables: list = []          # see syscalls.process.RUNNER_FORK_PGTABLES
+
+    def numa_node_id(self) -> int:
+        """The node of the CPU the task runs on."""
+        return self.kernel.topo.cpu_to_node(self.cpu)
+
+    def numa_mem_id(self) -> int:
+        """The nearest node with memory to the task's CPU."""
+        return self.kernel.topo.numa_mem_id(self.numa_node_id())
+
+    def get_task_policy(self) -> Mempolicy:
+        """The task policy, or the static per-node preferred policy of the local node."""
+        if self.mempolicy is not None:
+            return self.mempolicy
+        return self.kernel.preferred_node_policy[self.numa_node_id()]
+
+    def __repr__(self) -> str:
+        return f"<task {self.pid} cpu={self.cpu}>"
+
+
+def mpol_put_task_policy(task: Task) -> None:
+    """At exit: detach the task policy under task_lock, then put it."""
+    with task.alloc_lock:
+        pol = task.mempolicy
+        task.mempolicy = None
+    mpol_put(pol)

@@ -1,0 +1,190 @@
+"""Page migration system calls: migrate_pages (mm/mempolicy.c) and move_pages (mm/migrate.c).
+
+The model moves a page by changing the node of its ``Folio``: every pte and
+page-cache slot that maps it sees the move, as after a real migration.
+Destination pages come from the page allocator with ``__GFP_THISNODE``.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from mempolicy.alloc.page_alloc import Folio
+from mempolicy.core.mempolicy import KernelError
+from mempolicy.core.nodemask import Nodemask, bitmap_bitremap
+from mempolicy.syscalls.mempolicy import (
+    _present_vpns,
+    folio_maybe_mapped_shared,
+    get_nodes,
+    migrate_folio_to,
+)
+from mempolicy.uapi import MAX_NUMNODES, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, PAGE_SHIFT
+
+INT_MAX = (1 << 31) - 1
+
+
+def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int) -> int:
+    """Move every page of ``mm`` on ``source`` to ``dest``; returns the number not moved."""
+    failed = 0
+    seen = set()
+    queued = []
+    mm.mmap_lock.read_lock()
+    try:
+        for vma in list(mm.vmas):
+            for vpn in _present_vpns(mm, vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+                folio = mm.ptes[vpn]
+                if not isinstance(folio, Folio) or folio.nid != source or id(folio) in seen:
+                    continue
+                seen.add(id(folio))
+                if flags & MPOL_MF_MOVE_ALL or not folio_maybe_mapped_shared(folio):
+                    queued.append(folio)
+    finally:
+        mm.mmap_lock.read_unlock()
+    for folio in queued:
+        nid = kernel.pages.alloc_pages(dest, None, task.mems_allowed, thisnode=True)
+        if not migrate_folio_to(kernel, folio, nid):
+            failed += 1
+    return failed
+
+
+def do_migrate_pages(kernel, task, mm, from_: Nodemask, to: Nodemask, flags: int) -> int:
+    """Move pages between node sets keeping their relative placement."""
+    nr_failed = 0
+    tmp = from_
+    while tmp:
+        source, dest = -1, 0
+        for s in tmp:
+            if from_.weight() != to.weight() and s in to:
+                continue
+            d = bitmap_bitremap(s, from_, to)
+            if s == d:
+                continue
+            source, dest = s, d
+            if dest not in tmp:
+                break
+        if source == -1:
+            break
+        tmp = tmp.without_node(source)
+        nr_failed += migrate_to_node(kernel, task, mm, source, dest, flags)
+    return min(nr_failed, INT_MAX)
+
+
+def kernel_migrate_pages(kernel, task, pid: int, maxnode: int, old_nodes: int | None,
+                         new_nodes: int | None) -> int:
+    old = get_nodes(old_nodes, maxnode)
+    new = get_nodes(new_nodes, maxnode)
+    target = task if pid == 0 else kernel.tasks.get(pid)
+    if target is None:
+        raise KernelError(errno.ESRCH)
+    # root: ptrace_may_access and CAP_SYS_NICE hold
+    new = new & task.mems_allowed
+    if not new:
+        raise KernelError(errno.EINVAL)
+    return do_migrate_pages(kernel, task, target.mm, old, new, MPOL_MF_MOVE_ALL)
+
+
+def do_pages_stat(kernel, mm, addrs: list[int]) -> list[int]:
+    """The node of each page, or -EFAULT (no VMA, zero page) / -ENOENT (not present)."""
+    out = []
+    for addr in addrs:
+        vma = mm.vma_lookup(addr)
+        if vma is None:
+            out.append(-errno.EFAULT)
+            continue
+        page = mm.ptes.get(addr >> PAGE_SHIFT)
+        if page is None:
+            out.append(-errno.ENOENT)
+        elif not isinstance(page, Folio):
+            out.append(-errno.EFAULT)
+        else:
+            out.append(page.nid)
+    return out
+
+
+def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool):
+    """(status, folio): 1 queued, 0 already there, or -errno."""
+    vma = mm.vma_lookup(addr)
+    if vma is None:
+        return -errno.EFAULT, None
+    page = mm.ptes.get(addr >> PAGE_SHIFT)
+    if page is None:
+        return -errno.ENOENT, None
+    if not isinstance(page, Folio):
+        return -errno.EFAULT, None
+    if page.nid == node:
+        return 0, None
+    if folio_maybe_mapped_shared(page) and not migrate_all:
+        return -errno.EACCES, None
+    return 1, page
+
+
+def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], nodes: list[int],
+                  flags: int) -> tuple[int, list[int | None]]:
+    """Move each page to its node; returns (call result, status per page)."""
+    status: list[int | None] = [None] * len(addrs)
+    pagelist: list = []
+    current_node = -1
+    start = 0
+
+    def flush(node: int, upto: int) -> int:
+        if not pagelist:
+            return 0
+        failed = 0
+        for idx, folio in pagelist:
+            nid = kernel.pages.alloc_pages(node, None, task.mems_allowed, thisnode=True)
+            if not migrate_folio_to(kernel, folio, nid):
+                failed += 1
+        pagelist.clear()
+        if failed:
+            return failed + len(addrs) - upto
+        for i in range(start, upto):
+            status[i] = node
+        return 0
+
+    err = 0
+    i = 0
+    for i, (addr, node) in enumerate(zip(addrs, nodes)):
+        if node < 0 or node >= MAX_NUMNODES or node not in kernel.topo.n_memory:
+            err = -errno.ENODEV
+            break
+        if node not in task_nodes:
+            err = -errno.EACCES
+            break
+        if current_node == -1:
+            current_node, start = node, i
+        elif node != current_node:
+            r = flush(current_node, i)
+            if r:
+                return r, status
+            start, current_node = i, node
+        r, folio = add_folio_for_migration(mm, addr, current_node, bool(flags & MPOL_MF_MOVE_ALL))
+        if r > 0:
+            pagelist.append((i, folio))
+            continue
+        status[i] = r if r else current_node
+        r = flush(current_node, i)
+        if r:
+            return r - 1, status
+        current_node = -1
+    else:
+        i = len(addrs)
+    r = flush(current_node, i)
+    if err >= 0:
+        err = r
+    return err, status
+
+
+def kernel_move_pages(kernel, task, pid: int, addrs: list[int], nodes: list[int] | None,
+                      flags: int) -> tuple[int, list[int | None]]:
+    if flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
+        raise KernelError(errno.EINVAL)
+    target = task if pid == 0 else kernel.tasks.get(pid)
+    if target is None:
+        raise KernelError(errno.ESRCH)
+    mm = target.mm
+    if nodes is None:
+        return 0, do_pages_stat(kernel, mm, addrs)
+    err, status = do_pages_move(kernel, task, mm, target.mems_allowed, addrs, nodes, flags)
+    if err < 0:
+        raise KernelError(-err)
+    return err, status

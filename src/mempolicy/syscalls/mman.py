@@ -1,0 +1,202 @@
+"""Address-space system calls the traces use: mmap, munmap, mprotect, memfd_create.
+
+Only what placement depends on is modelled: VMAs with their flags, files and
+offsets (mm/mmap.c, mm/vma.c, mm/mprotect.c), the merging of a new mapping
+with compatible neighbours, and the freeing of pages and page-table pages
+on munmap.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from mempolicy.alloc.fault import unmap_page
+from mempolicy.core.mempolicy import KernelError
+from mempolicy.scopes.mm import (
+    MM,
+    PGDIR_SHIFT,
+    PMD_SHIFT,
+    PUD_SHIFT,
+    TASK_SIZE,
+    VM_MAYREAD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+    VMA,
+)
+from mempolicy.scopes.shmem import ShmemFile, ShmemInode
+from mempolicy.uapi import PAGE_SHIFT, PAGE_SIZE, ULONG_MASK
+
+PAGE_MASK = ~(PAGE_SIZE - 1) & ULONG_MASK
+MAX_LFS_FILESIZE = (1 << 63) - 1
+
+
+def _err(e: int):
+    raise KernelError(e)
+
+
+def memfd_create(kernel, task, name: str, size_pages: int) -> ShmemFile:
+    """memfd_create(name) then ftruncate to ``size_pages`` pages; returns the open file."""
+    if size_pages * PAGE_SIZE > MAX_LFS_FILESIZE:
+        _err(errno.EFBIG)
+    inode = ShmemInode(kernel, kernel.next_shmem_ino(task.cpu), size_pages,
+                       f"/memfd:{name} (deleted)")
+    return ShmemFile(inode)
+
+
+def sys_mmap(kernel, task, addr: int, length: int, shared: bool, file: ShmemFile | None,
+             off_pages: int = 0) -> int:
+    """mmap(addr, length, PROT_READ|PROT_WRITE, MAP_FIXED_NOREPLACE | ..., fd, off)."""
+    mm: MM = task.mm
+    if length == 0:
+        _err(errno.EINVAL)
+    length = (length + PAGE_SIZE - 1) & PAGE_MASK
+    if length == 0:
+        _err(errno.ENOMEM)
+    if file is not None and off_pages + (length >> PAGE_SHIFT) > ULONG_MASK >> PAGE_SHIFT:
+        _err(errno.EOVERFLOW)
+    if addr & ~PAGE_MASK:
+        _err(errno.EINVAL)
+    if length > TASK_SIZE or addr > TASK_SIZE - length:
+        _err(errno.ENOMEM)
+    end = addr + length
+    if mm.vmas_in(addr, end):
+        _err(errno.EEXIST)
+    flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE
+    if shared:
+        flags |= VM_SHARED | VM_MAYSHARE
+    mm.mmap_lock.write_lock()
+    try:
+        if file is None and shared:                     # shmem_zero_setup
+            inode = ShmemInode(kernel, kernel.next_shmem_ino(task.cpu), length >> PAGE_SHIFT,
+                               "/dev/zero (deleted)")
+            mm.insert_vma(VMA(mm, addr, end, 0, flags, ShmemFile(inode)))
+            return addr
+        pgoff = off_pages if file is not None else addr >> PAGE_SHIFT
+        vma = VMA(mm, addr, end, pgoff, flags, file)
+        if file is not None:
+            file.inode.get()
+        _insert_and_merge(mm, vma)
+    finally:
+        mm.mmap_lock.write_unlock()
+    return addr
+
+
+def _insert_and_merge(mm: MM, vma: VMA) -> None:
+    """vma_merge_new_range: join a compatible neighbour instead of inserting."""
+    prev = mm.find_vma(vma.start - 1) if vma.start else None
+    if prev is not None and prev.end != vma.start:
+        prev = None
+    nxt = mm.find_vma(vma.end)
+    if nxt is not None and nxt.start != vma.end:
+        nxt = None
+    can_prev = prev is not None and mm.can_merge(prev, vma, None, vma.flags)
+    can_next = nxt is not None and mm._can_merge_next(vma, nxt, None, vma.flags)
+    if can_prev and can_next and (prev.anon_vma is None or nxt.anon_vma is None
+                                  or prev.anon_vma is nxt.anon_vma):
+        prev.end = nxt.end
+        if prev.anon_vma is None:
+            prev.anon_vma = nxt.anon_vma
+        mm.remove_vma(nxt)
+        _drop_file(vma)
+    elif can_prev:
+        prev.end = vma.end
+        _drop_file(vma)
+    elif can_next:
+        nxt.pgoff = vma.pgoff
+        mm._restart(nxt, vma.start)
+        _drop_file(vma)
+    else:
+        mm.insert_vma(vma)
+
+
+def _drop_file(vma: VMA) -> None:
+    if vma.vm_file is not None:
+        vma.vm_file.inode.put()
+
+
+def free_pgtables(kernel, mm: MM, start: int, end: int) -> None:
+    """Free page-table pages over [start, end) that no VMA uses any more."""
+    for shift in (PMD_SHIFT, PUD_SHIFT, PGDIR_SHIFT):
+        tables = mm.pgtables[shift]
+        size = 1 << shift
+        for idx in range(start >> shift, ((end - 1) >> shift) + 1):
+            if idx in tables and not mm.vmas_in(idx * size, (idx + 1) * size):
+                kernel.pages.free_page(tables.pop(idx))
+
+
+def unmap_region(kernel, mm: MM, start: int, end: int) -> None:
+    """Drop the ptes of [start, end)."""
+    lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+    if hi - lo <= len(mm.ptes):
+        vpns = [v for v in range(lo, hi) if v in mm.ptes]
+    else:
+        vpns = [v for v in mm.ptes if lo <= v < hi]
+    for vpn in vpns:
+        unmap_page(kernel, mm, vpn)
+
+
+def do_vmi_munmap(kernel, mm: MM, start: int, end: int) -> None:
+    for vma in mm.vmas_in(start, end):
+        if vma.start < start:
+            vma = mm.split_vma(vma, start)
+        if vma.end > end:
+            mm.split_vma(vma, end)
+        unmap_region(kernel, mm, vma.start, vma.end)
+        mm.remove_vma(vma)
+    free_pgtables(kernel, mm, start, end)
+
+
+def sys_munmap(kernel, task, addr: int, length: int) -> int:
+    mm = task.mm
+    if addr & ~PAGE_MASK or length == 0:
+        _err(errno.EINVAL)
+    length = (length + PAGE_SIZE - 1) & PAGE_MASK
+    if length == 0 or length > TASK_SIZE or addr > TASK_SIZE - length:
+        _err(errno.EINVAL)
+    mm.mmap_lock.write_lock()
+    try:
+        do_vmi_munmap(kernel, mm, addr, addr + length)
+    finally:
+        mm.mmap_lock.write_unlock()
+    return 0
+
+
+def sys_mprotect(kernel, task, start: int, length: int, writable: bool) -> int:
+    """mprotect(start, length, PROT_READ [| PROT_WRITE])."""
+    mm = task.mm
+    if start & ~PAGE_MASK:
+        _err(errno.EINVAL)
+    if not length:
+        return 0
+    length = (length + PAGE_SIZE - 1) & PAGE_MASK
+    end = start + length
+    if end <= start or end > (1 << 64):
+        _err(errno.ENOMEM)
+    mm.mmap_lock.write_lock()
+    try:
+        vma = mm.find_vma(start)
+        if vma is None or vma.start > start:
+            _err(errno.ENOMEM)
+        tmp = start
+        while vma is not None and vma.start < end:
+            if vma.start != tmp:
+                _err(errno.ENOMEM)
+            newflags = (vma.flags & ~VM_WRITE) | (VM_WRITE if writable else 0)
+            if newflags & VM_WRITE and not newflags & VM_MAYWRITE:
+                _err(errno.EACCES)
+            vmend = min(end, vma.end)
+            if newflags != vma.flags:
+                vma = mm.vma_modify(vma, tmp, vmend, vma.vm_policy, newflags)
+                vma.flags = newflags
+            tmp = vma.end
+            if tmp >= end:
+                break
+            vma = mm.find_vma(tmp)
+        if tmp < end:
+            _err(errno.ENOMEM)
+    finally:
+        mm.mmap_lock.write_unlock()
+    return 0

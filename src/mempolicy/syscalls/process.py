@@ -1,0 +1,91 @@
+"""Process life cycle as it touches memory policy: fork, exit, sched_setaffinity (kernel/fork.c).
+
+fork gives the child a deep copy of the task policy (``mpol_dup``) and of
+every VMA policy (``vma_dup_policy``), copies the parent's interleave state,
+and copies the ptes of VMAs that have an anon_vma; the child's page-table
+pages are allocated by the parent, under the parent's task policy.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from mempolicy.alloc.fault import map_page, unmap_page
+from mempolicy.alloc.mpol_alloc import alloc_pages
+from mempolicy.core.mempolicy import KernelError, mpol_dup
+from mempolicy.scopes.mm import MM, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VMA, AnonVma, vma_dup_policy
+from mempolicy.scopes.task import Task, mpol_put_task_policy
+from mempolicy.syscalls.mman import free_pgtables, unmap_region
+from mempolicy.uapi import PAGE_SHIFT
+
+# Page-table pages the oracle's runner needs for its own text, data and stack
+# in a child (plus the child's pgd); allocated under the parent's policy.
+RUNNER_FORK_PGTABLES = 8
+
+
+def sched_setaffinity(kernel, task: Task, cpu: int) -> int:
+    """Pin ``task`` to one CPU."""
+    if not kernel.topo.cpu_online(cpu):
+        raise KernelError(errno.EINVAL)
+    task.cpu = cpu
+    return 0
+
+
+def copy_process(kernel, parent: Task) -> Task:
+    """fork(): a new process sharing nothing with the parent but page frames."""
+    mm = MM(kernel)
+    child = Task(kernel, kernel.alloc_pid(), mm, cpu=parent.cpu)
+    child.il_prev, child.il_weight = parent.il_prev, parent.il_weight
+    child.mems_allowed = parent.mems_allowed
+    child.cpus_allowed = parent.cpus_allowed
+    with parent.alloc_lock:
+        child.mempolicy = mpol_dup(parent.mempolicy, kernel.policy_cache)
+    # dup_mm(): page tables of the runner's own memory, then of each copied VMA
+    for _ in range(RUNNER_FORK_PGTABLES):
+        nid = alloc_pages(kernel, parent)
+        child.runner_pgtables.append(nid)
+    pmm = parent.mm
+    for vma in pmm.vmas:
+        new = VMA(mm, vma.start, vma.end, vma.pgoff, vma.flags, vma.vm_file)
+        vma_dup_policy(kernel, vma, new)
+        if vma.vm_file is not None:
+            vma.vm_file.inode.get()
+        mm.insert_vma(new)
+        if vma.anon_vma is None:
+            continue
+        vma.anon_vma.forked = True
+        new.anon_vma = AnonVma()
+        new.anon_vma.forked = True
+        for shift in (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT):
+            for idx in range(vma.start >> shift, ((vma.end - 1) >> shift) + 1):
+                if idx in pmm.pgtables[shift] and idx not in mm.pgtables[shift]:
+                    mm.pgtables[shift][idx] = alloc_pages(kernel, parent)
+        lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
+        for vpn in [v for v in pmm.ptes if lo <= v < hi]:
+            map_page(mm, vpn, pmm.ptes[vpn], vpn in pmm.dirty_ptes)
+    kernel.tasks[child.pid] = child
+    return child
+
+
+def do_exit(kernel, task: Task) -> None:
+    """exit(): drop the address space, the page tables and the task policy."""
+    mm = task.mm
+    for vma in list(mm.vmas):
+        unmap_region(kernel, mm, vma.start, vma.end)
+    for vma in list(mm.vmas):
+        mm.remove_vma(vma)
+    for shift in (PMD_SHIFT, PUD_SHIFT, PGDIR_SHIFT):
+        for nid in mm.pgtables[shift].values():
+            if nid is not None:
+                kernel.pages.free_page(nid)
+        mm.pgtables[shift].clear()
+    for nid in task.runner_pgtables:
+        if nid is not None:
+            kernel.pages.free_page(nid)
+    task.runner_pgtables.clear()
+    mpol_put_task_policy(task)
+    task.exited = True
+    kernel.tasks.pop(task.pid, None)
+
+
+__all__ = ["sched_setaffinity", "copy_process", "do_exit", "free_pgtables", "unmap_page"]

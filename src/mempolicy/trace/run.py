@@ -1,0 +1,266 @@
+"""Run a trace on the model kernel and print the canonical output (docs/trace-format.md).
+
+Each command is turned into the system call the oracle's runner makes, with
+the same raw arguments, and its result is printed as ``LINE COMMAND: RESULT``.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+
+from mempolicy.alloc.fault import FaultSignal, OutOfMemory, handle_mm_fault
+from mempolicy.alloc.topology import Topology
+from mempolicy.core.mempolicy import KernelError
+from mempolicy.kernel import Kernel
+from mempolicy.proc.task_mmu import numa_maps
+from mempolicy.syscalls import mempolicy as sp
+from mempolicy.syscalls import migrate as mig
+from mempolicy.syscalls import mman, process
+from mempolicy.trace.parser import Command, Trace, parse_trace
+from mempolicy.uapi import (
+    MODE_NAMES,
+    MPOL_F_ADDR,
+    MPOL_F_MEMS_ALLOWED,
+    MPOL_F_NODE,
+    MPOL_F_NUMA_BALANCING,
+    MPOL_F_RELATIVE_NODES,
+    MPOL_F_STATIC_NODES,
+    MPOL_MF_MOVE,
+    MPOL_MF_MOVE_ALL,
+    MPOL_MF_STRICT,
+    MPOL_MODE_FLAGS,
+    PAGE_SIZE,
+)
+
+U64 = (1 << 64) - 1
+MAXNODE = 1025           # high-level commands pass a 1024-bit mask
+MASK_BYTES = 128
+
+
+def errname(e: int) -> str:
+    return _errno.errorcode.get(e, f"E{e}")
+
+
+def mode_string(pval: int) -> str:
+    """``bind+static``: the mode name with the user flags the kernel returned."""
+    mode = pval & ~MPOL_MODE_FLAGS & 0xFFFFFFFF
+    s = MODE_NAMES.get(mode, str(mode))
+    if pval & MPOL_F_STATIC_NODES:
+        s += "+static"
+    if pval & MPOL_F_RELATIVE_NODES:
+        s += "+relative"
+    if pval & MPOL_F_NUMA_BALANCING:
+        s += "+balancing"
+    return s
+
+
+def _words_to_int(words: list[int] | None) -> int | None:
+    if words is None:
+        return None
+    v = 0
+    for i, w in enumerate(words):
+        v |= w << (64 * i)
+    return v
+
+
+def _as_int(v: int) -> int:
+    """The low 32 bits of ``v`` as a C int."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+class TraceRunner:
+    """State of one trace run: the kernel, the process stack and the names."""
+
+    def __init__(self, trace: Trace, protocol: str = "current") -> None:
+        self.trace = trace
+        self.kernel, task = Kernel.boot(Topology.from_machine(trace.machine), protocol)
+        self.stack = [task]                     # current process last
+        self.maps: dict[str, tuple[int, int]] = {}
+        self.memfds: dict[str, object] = {}
+        self.fork_memfds: list[list[str]] = []
+        self.out: list[str] = []
+
+    @property
+    def task(self):
+        return self.stack[-1]
+
+    def emit(self, cmd: Command, result: str) -> None:
+        self.out.append(f"{cmd.lineno} {cmd.name}: {result}" if result else f"{cmd.lineno} {cmd.name}:")
+
+    def addr(self, name: str, off_pages: int = 0) -> int:
+        return (self.maps[name][0] + off_pages * PAGE_SIZE) & U64
+
+    def run(self) -> list[str]:
+        for cmd in self.trace.commands:
+            handler = getattr(self, "do_" + cmd.name.replace("-", "_"))
+            try:
+                result = handler(cmd.args)
+            except KernelError as e:
+                result = errname(e.errno)
+            self.emit(cmd, result)
+        return self.out
+
+    # -- commands -------------------------------------------------------------
+    def do_cpu(self, a) -> str:
+        process.sched_setaffinity(self.kernel, self.task, a["cpu"])
+        return "ok"
+
+    def do_mmap(self, a) -> str:
+        self.maps[a["name"]] = (a["addr"], a["pages"])
+        file = self.memfds[a["file"]] if a["file"] else None
+        shared = a["shared"] or (file is not None and not a["private"])
+        length = (a["pages"] * PAGE_SIZE) & U64
+        mman.sys_mmap(self.kernel, self.task, a["addr"], length, shared, file, a["off"])
+        return "ok"
+
+    def do_memfd(self, a) -> str:
+        f = mman.memfd_create(self.kernel, self.task, a["name"], a["pages"])
+        self.memfds[a["name"]] = f
+        if self.fork_memfds:
+            self.fork_memfds[-1].append(a["name"])
+        return "ok"
+
+    def do_munmap(self, a) -> str:
+        mman.sys_munmap(self.kernel, self.task, self.addr(a["name"], a["off"]), a["pages"] * PAGE_SIZE)
+        return "ok"
+
+    def do_mprotect(self, a) -> str:
+        mman.sys_mprotect(self.kernel, self.task, self.addr(a["name"], a["off"]),
+                          a["pages"] * PAGE_SIZE, a["prot"] == "rw")
+        return "ok"
+
+    def do_set_mempolicy(self, a) -> str:
+        sp.kernel_set_mempolicy(self.kernel, self.task, a["mode"] | a["mode_flags"],
+                                a["nodes"].bits, MAXNODE)
+        return "ok"
+
+    def do_mbind(self, a) -> str:
+        flags = ((MPOL_MF_STRICT if a["strict"] else 0) | (MPOL_MF_MOVE if a["move"] else 0)
+                 | (MPOL_MF_MOVE_ALL if a["move_all"] else 0))
+        sp.kernel_mbind(self.kernel, self.task, self.addr(a["name"], a["off"]), a["pages"] * PAGE_SIZE,
+                        a["mode"] | a["mode_flags"], a["nodes"].bits, MAXNODE, flags)
+        return "ok"
+
+    def do_home_node(self, a) -> str:
+        sp.sys_set_mempolicy_home_node(self.kernel, self.task, self.addr(a["name"], a["off"]),
+                                       a["pages"] * PAGE_SIZE, a["node"], 0)
+        return "ok"
+
+    def do_get_mempolicy(self, a) -> str:
+        flags = 0
+        addr = 0
+        if a["at"] is not None:
+            flags |= MPOL_F_ADDR
+            addr = self.addr(*a["at"])
+        if a["node"]:
+            flags |= MPOL_F_NODE
+        if a["mems_allowed"]:
+            flags |= MPOL_F_MEMS_ALLOWED
+        pval, buf = sp.kernel_get_mempolicy(self.kernel, self.task, MASK_BYTES, MAXNODE, addr, flags)
+        from mempolicy.core.nodemask import Nodemask
+        nodes = str(Nodemask(buf))
+        if a["node"]:
+            return f"node={_as_int(pval)}"
+        if a["mems_allowed"]:
+            return f"nodes={nodes}"
+        return f"mode={mode_string(pval)} nodes={nodes}"
+
+    def do_touch(self, a) -> str:
+        base = self.addr(a["name"], a["off"])
+        for i in range(a["pages"]):
+            try:
+                handle_mm_fault(self.kernel, self.task, (base + i * PAGE_SIZE) & U64, write=not a["read"])
+            except FaultSignal as s:
+                return s.signame
+            except OutOfMemory:
+                return "SIGKILL"
+        return "ok"
+
+    def _status(self, status) -> str:
+        return " ".join(str(s) if s is not None and s >= 0 else errname(-s) if s is not None else "?"
+                        for s in status)
+
+    def do_where(self, a) -> str:
+        base = self.addr(a["name"], a["off"])
+        addrs = [(base + i * PAGE_SIZE) & U64 for i in range(a["pages"])]
+        _, status = mig.kernel_move_pages(self.kernel, self.task, 0, addrs, None, 0)
+        return self._status(status)
+
+    def do_move_pages(self, a) -> str:
+        base = self.addr(a["name"], a["off"])
+        addrs = [(base + i * PAGE_SIZE) & U64 for i in range(a["pages"])]
+        node = _as_int(a["node"])
+        flags = MPOL_MF_MOVE_ALL if a["all"] else MPOL_MF_MOVE
+        _, status = mig.kernel_move_pages(self.kernel, self.task, 0, addrs, [node] * len(addrs), flags)
+        return self._status(status)
+
+    def do_migrate_pages(self, a) -> str:
+        r = mig.kernel_migrate_pages(self.kernel, self.task, 0, MAXNODE, a["from"].bits, a["to"].bits)
+        return str(r)
+
+    def do_numa_maps(self, a) -> str:
+        start, pages = self.maps[a["name"]]
+        end = start + pages * PAGE_SIZE
+        lines = []
+        for line in numa_maps(self.kernel, self.task, self.task):
+            addr_s, _, rest = line.partition(" ")
+            va = int(addr_s, 16)
+            if start <= va < end:
+                lines.append(f"{a['name']}+{(va - start) // PAGE_SIZE} {rest}")
+        if not lines:
+            return ""
+        # one output line per VMA: emit all but the last here, return the last
+        return "\n".join(lines)
+
+    def do_fork(self, a) -> str:
+        child = process.copy_process(self.kernel, self.task)
+        self.stack.append(child)
+        self.fork_memfds.append([])
+        return "ok"
+
+    def do_exit(self, a) -> str:
+        child = self.stack.pop()
+        for name in self.fork_memfds.pop():
+            f = self.memfds.pop(name)
+            f.inode.put()
+        process.do_exit(self.kernel, child)
+        return "ok"
+
+    def do_raw_set_mempolicy(self, a) -> str:
+        sp.kernel_set_mempolicy(self.kernel, self.task, a["mode"], _words_to_int(a["mask"]), a["maxnode"])
+        return "ok"
+
+    def do_raw_mbind(self, a) -> str:
+        sp.kernel_mbind(self.kernel, self.task, self.addr(a["name"]) + a["byteoff"] & U64, a["len"],
+                        a["mode"], _words_to_int(a["mask"]), a["maxnode"], a["flags"])
+        return "ok"
+
+    def do_raw_get_mempolicy(self, a) -> str:
+        addr = a["addr"]
+        if isinstance(addr, tuple):
+            addr = (self.addr(addr[0]) + addr[1]) & U64
+        nbytes = None if a["maskbits"] is None else (a["maskbits"] + 63) // 64 * 8
+        pval, buf = sp.kernel_get_mempolicy(self.kernel, self.task, nbytes, a["maxnode"], addr, a["flags"])
+        mask = "null" if buf is None else hex(buf)
+        return f"rc=0 mode={_as_int(pval)} mask={mask}"
+
+
+def run_trace(trace: Trace, protocol: str = "current") -> list[str]:
+    """The output lines of a parsed trace."""
+    runner = TraceRunner(trace, protocol)
+    out = runner.run()
+    lines = []
+    for line in out:
+        if "\n" in line:
+            head, _, first = line.partition(": ")
+            prefix = head + ": "
+            lines.extend(prefix + part for part in first.split("\n"))
+        else:
+            lines.append(line)
+    return lines
+
+
+def run_trace_text(text: str, path: str = "<trace>", protocol: str = "current") -> str:
+    """Canonical output of a trace given as text (TraceError if it is malformed)."""
+    return "".join(line + "\n" for line in run_trace(parse_trace(text, path), protocol))
