@@ -289,9 +289,13 @@ def queue_pages_range(kernel, mm, start: int, end: int, nmask: Nodemask, flags: 
                     break
                 continue
             if flags & MPOL_MF_MOVE_ALL or not folio_maybe_mapped_shared(folio):
-                if id(folio) not in seen:
-                    seen.add(id(folio))
-                    pagelist.append((folio, vma, vpn << PAGE_SHIFT))
+                if id(folio) in seen:                   # already isolated: folio_isolate_lru fails
+                    qp.nr_failed += 1
+                    if strictly_unmovable(flags):
+                        break
+                    continue
+                seen.add(id(folio))
+                pagelist.append((folio, vma, vpn << PAGE_SHIFT))
         if qp.nr_failed and strictly_unmovable(flags):
             _err(errno.EIO)
     if qp.first is None:

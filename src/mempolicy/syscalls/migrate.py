@@ -33,10 +33,13 @@ def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int) -> int
         for vma in list(mm.vmas):
             for vpn in _present_vpns(mm, vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
                 folio = mm.ptes[vpn]
-                if not isinstance(folio, Folio) or folio.nid != source or id(folio) in seen:
+                if not isinstance(folio, Folio) or folio.nid != source:
                     continue
-                seen.add(id(folio))
                 if flags & MPOL_MF_MOVE_ALL or not folio_maybe_mapped_shared(folio):
+                    if id(folio) in seen:               # isolated already: counts as not moved
+                        failed += 1
+                        continue
+                    seen.add(id(folio))
                     queued.append(folio)
     finally:
         mm.mmap_lock.read_unlock()
@@ -101,7 +104,7 @@ def do_pages_stat(kernel, mm, addrs: list[int]) -> list[int]:
     return out
 
 
-def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool):
+def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelist: list):
     """(status, folio): 1 queued, 0 already there, or -errno."""
     vma = mm.vma_lookup(addr)
     if vma is None:
@@ -115,6 +118,8 @@ def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool):
         return 0, None
     if folio_maybe_mapped_shared(page) and not migrate_all:
         return -errno.EACCES, None
+    if any(f is page for _, f in pagelist):            # isolated already
+        return -errno.EBUSY, None
     return 1, page
 
 
@@ -157,7 +162,7 @@ def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], node
             if r:
                 return r, status
             start, current_node = i, node
-        r, folio = add_folio_for_migration(mm, addr, current_node, bool(flags & MPOL_MF_MOVE_ALL))
+        r, folio = add_folio_for_migration(mm, addr, current_node, bool(flags & MPOL_MF_MOVE_ALL), pagelist)
         if r > 0:
             pagelist.append((i, folio))
             continue

@@ -1,0 +1,172 @@
+"""Boot a kernel under QEMU (TCG) with a trace header's NUMA topology."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mempolicy.core.nodemask import Nodemask
+from mempolicy.oracle.errors import OracleError
+from mempolicy.oracle.initramfs import BootOutput, build_initramfs, split_results
+from mempolicy.oracle.kernels import Kernel
+
+QEMU = "qemu-system-x86_64"
+CMDLINE = "console=ttyS0 nokaslr transparent_hugepage=never numa_balancing=disable"
+LEGACY_MACHINE = "pc-i440fx-5.0"  # the last machine type with -numa node,mem=
+MIN_GUEST_MEM = 128 << 20         # a Debian kernel and the initramfs need this much
+BOOT_TIMEOUT = 120.0              # seconds, plus PER_TRACE_TIMEOUT per trace
+PER_TRACE_TIMEOUT = 30.0
+ATTEMPTS = 3
+_BAD_CONSOLE = ("Kernel panic", "Oops:", "BUG:", "general protection fault")
+
+
+def _size_arg(nbytes: int) -> str:
+    """A size for QEMU, in the largest unit that divides it exactly."""
+    for unit, suffix in ((1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")):
+        if nbytes % unit == 0:
+            return f"{nbytes // unit}{suffix}"
+    return str(nbytes)
+
+
+def check_machine(machine) -> None:
+    """Refuse headers QEMU or the guest cannot run, with a clear message."""
+    total = sum(n.mem for n in machine.nodes)
+    if total < MIN_GUEST_MEM:
+        raise OracleError(
+            f"the nodes' memory adds up to {_size_arg(total)}; the oracle's guest needs "
+            f"at least {_size_arg(MIN_GUEST_MEM)} to boot Linux"
+        )
+    for n in machine.nodes:
+        if n.mem % (1 << 20):
+            raise OracleError(f"node {n.id}: QEMU needs mem= in whole MiB, not {n.mem} bytes")
+    if machine.nr_cpus > 255:
+        raise OracleError(f"{machine.nr_cpus} CPUs: the oracle's PC machine has at most 255")
+
+
+def qemu_args(machine, kernel: Path, initrd: Path, console: Path, results: Path,
+              single_thread: bool = False) -> list[str]:
+    """The QEMU command line for a trace header's machine."""
+    ncpu = machine.nr_cpus
+    total = sum(n.mem for n in machine.nodes)
+    legacy = any(n.mem == 0 for n in machine.nodes)
+    args = [QEMU]
+    if legacy:
+        args += ["-M", LEGACY_MACHINE]
+    args += [
+        "-accel", "tcg,thread=single" if single_thread else "tcg",
+        "-m", _size_arg(total),
+        "-smp", f"{ncpu},sockets={ncpu},cores=1,threads=1",
+        "-display", "none", "-vga", "none", "-nodefaults", "-no-user-config",
+        "-monitor", "none", "-no-reboot",
+        "-serial", f"file:{console}",
+        "-serial", f"file:{results}",
+        "-kernel", str(kernel), "-initrd", str(initrd),
+        "-append", CMDLINE,
+    ]
+    for node, cpus in zip(machine.nodes, machine.cpu_ranges()):
+        spec = f"node,nodeid={node.id}"
+        if legacy:
+            spec += f",mem={_size_arg(node.mem) if node.mem else '0M'}"
+        else:
+            args += ["-object", f"memory-backend-ram,id=mem{node.id},size={_size_arg(node.mem)}"]
+            spec += f",memdev=mem{node.id}"
+        if len(cpus):
+            spec += f",cpus={cpus.start}" + (f"-{cpus.stop - 1}" if len(cpus) > 1 else "")
+        args += ["-numa", spec]
+    n = len(machine.nodes)
+    for a in range(n):
+        for b in range(a + 1, n):
+            args += ["-numa", f"dist,src={a},dst={b},val={machine.distance(a, b)}"]
+            args += ["-numa", f"dist,src={b},dst={a},val={machine.distance(a, b)}"]
+    return args
+
+
+def expected_topology(machine) -> list[tuple[str, str]]:
+    """(sysfs file, expected content) pairs that /init checks before each trace."""
+    base = "/sys/devices/system/node"
+    n = len(machine.nodes)
+    out = [
+        (f"{base}/online", str(Nodemask(range(n)))),
+        (f"{base}/has_memory", str(Nodemask(x.id for x in machine.nodes if x.mem))),
+        (f"{base}/has_cpu", str(Nodemask(x.id for x in machine.nodes if x.cpus))),
+    ]
+    for node, cpus in zip(machine.nodes, machine.cpu_ranges()):
+        out.append((f"{base}/node{node.id}/cpulist", str(Nodemask(cpus))))
+        out.append((f"{base}/node{node.id}/distance",
+                    " ".join(str(machine.distance(node.id, b)) for b in range(n))))
+    return out
+
+
+def _boot_once(kernel: Kernel, machine, texts: list[str], workdir: Path,
+               single_thread: bool, log) -> tuple[BootOutput, str]:
+    initrd = workdir / "initramfs.cpio"
+    initrd.write_bytes(build_initramfs(texts, expected_topology(machine)))
+    console, results = workdir / "console.log", workdir / "results.log"
+    for f in (console, results):
+        f.write_bytes(b"")
+    args = qemu_args(machine, kernel.vmlinuz, initrd, console, results, single_thread)
+    timeout = BOOT_TIMEOUT + PER_TRACE_TIMEOUT * len(texts)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        out += f"\n(QEMU killed after {timeout:.0f} s)".encode()
+    con = console.read_text(errors="replace")
+    res = split_results(results.read_text(errors="replace"))
+    if log:
+        log(f"  boot of {kernel.release}: {time.monotonic() - t0:.1f} s, "
+            f"{len(res.outputs)}/{len(texts)} traces"
+            + ("" if res.done else " (incomplete)"))
+    if proc.returncode not in (0, None) and not res.done:
+        con += "\nQEMU: " + out.decode(errors="replace")
+    return res, con
+
+
+def _complete(res: BootOutput, n: int, console: str) -> bool:
+    if not res.done or any(s in console for s in _BAD_CONSOLE):
+        return False
+    return all(i in res.mismatch or (i in res.status and res.status[i] == 0) for i in range(n))
+
+
+def run_boot(kernel: Kernel, machine, texts: list[str], paths: list[str],
+             log=None, keep: Path | None = None) -> list[str]:
+    """Run TEXTS (all with MACHINE's header) in one boot; their outputs, in order.
+
+    A boot that does not reach its end (an oops, a hang) is tried again, the
+    later attempts with single-threaded TCG.
+    """
+    if shutil.which(QEMU) is None:
+        raise OracleError(f"{QEMU} not found (install the Debian package qemu-system-x86)")
+    check_machine(machine)
+    with tempfile.TemporaryDirectory(prefix="mempolicy-oracle-") as tmp:
+        work = Path(tmp)
+        for attempt in range(ATTEMPTS):
+            res, console = _boot_once(kernel, machine, texts, work, attempt > 0, log)
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                for f in ("console.log", "results.log"):
+                    shutil.copy(work / f, keep / f"{attempt}-{f}")
+            if res.mismatch:
+                i, msg = next(iter(sorted(res.mismatch.items())))
+                raise OracleError(f"{paths[i]}: the booted machine does not match the header: {msg}")
+            for i, st in sorted(res.status.items()):
+                if st == 2 and i in res.stderr:  # the runner refused the trace
+                    raise OracleError(f"{paths[i]}: runner: {' '.join(res.stderr[i])}")
+            if _complete(res, len(texts), console):
+                return [res.outputs[i] for i in range(len(texts))]
+            if log:
+                log(f"  boot incomplete (attempt {attempt + 1}/{ATTEMPTS}), trying again")
+        tail = "\n".join(console.strip().splitlines()[-15:])
+        print(tail, file=sys.stderr)
+        raise OracleError(
+            f"{ATTEMPTS} boots of Linux {kernel.release} did not run to the end "
+            f"(the last console lines are above)"
+        )

@@ -1,0 +1,1143 @@
+/*
+ * runner.c: execute one mempolicy trace (trace format 1.1) on the running
+ * kernel and print the canonical output lines "LINE COMMAND: RESULT".
+ *
+ * Build: gcc -static -O2 -o runner runner.c
+ * Usage: runner [--no-align] TRACEFILE
+ *
+ * The trace is assumed valid (the Python side validates it first); anything
+ * the runner cannot understand is reported on stderr with exit status 2.
+ *
+ * Once the trace starts, the runner allocates no user memory of its own:
+ * all buffers are static, prefaulted at start, and output goes straight to
+ * write(2), so the only pages the process faults in are the trace's own.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NR_MBIND 237
+#define NR_SET_MEMPOLICY 238
+#define NR_GET_MEMPOLICY 239
+#define NR_MIGRATE_PAGES 256
+#define NR_MOVE_PAGES 279
+#define NR_SET_MEMPOLICY_HOME_NODE 450
+
+#define PAGE 4096UL
+#define MASK_BITS 1024
+#define MASK_WORDS (MASK_BITS / 64)
+#define HL_MAXNODE 1025UL          /* maxnode of high-level commands */
+#define DEFAULT_BASE 0x200000000000UL
+#define DEFAULT_STRIDE 0x40000000UL
+
+#define MPOL_F_STATIC_NODES (1 << 15)
+#define MPOL_F_RELATIVE_NODES (1 << 14)
+#define MPOL_F_NUMA_BALANCING (1 << 13)
+#define MPOL_F_NODE 1
+#define MPOL_F_ADDR 2
+#define MPOL_F_MEMS_ALLOWED 4
+#define MPOL_MF_STRICT 1
+#define MPOL_MF_MOVE 2
+#define MPOL_MF_MOVE_ALL 4
+
+#define INO_ALIGN 2520            /* lcm(1..10), see the spec */
+#define INO_BATCH 1024            /* shmem's per-CPU inode batch */
+#define INO_ROOM 64               /* objects a trace may create per CPU */
+
+#define MAX_TEXT (1 << 20)
+#define MAX_TOKENS (1 << 18)
+#define MAX_CMDS (1 << 16)
+#define MAX_NAMES 4096
+#define MAX_PAGES 65536
+#define RAW_IN_BYTES 65536        /* raw MASK buffer for set_mempolicy/mbind */
+#define RAW_OUT_BYTES (1 << 20)   /* raw get_mempolicy buffer, guard page after */
+#define OUT_BYTES (1 << 20)
+#define MAPS_CHUNK 65536
+#define STACK_PREFAULT (512 * 1024)
+
+struct cmd {
+	int line;      /* trace line number, from 1 */
+	int tok;       /* index of the first token */
+	int ntok;      /* number of tokens */
+	int mmap_k;    /* k of an mmap line (its index among mmap lines) */
+	int exit_at;   /* for fork: index of the matching exit command, or -1 */
+};
+
+struct name {
+	char *name;
+	unsigned long start;   /* requested start address (mappings) */
+	unsigned long pages;
+	int fd;                /* memfd, or -1 */
+	int is_memfd;
+};
+
+static char text[MAX_TEXT + 1];
+static char *tokens[MAX_TOKENS];
+static struct cmd cmds[MAX_CMDS];
+static int ncmds;
+static struct name names[MAX_NAMES];
+static int nnames;
+
+static char out[OUT_BYTES];
+static size_t outlen;
+static char mapsbuf[MAPS_CHUNK * 2 + 1];
+static unsigned long mask_a[MASK_WORDS], mask_b[MASK_WORDS];
+static unsigned long raw_in[RAW_IN_BYTES / 8];
+static void *mp_pages[MAX_PAGES];
+static int mp_nodes[MAX_PAGES];
+static int mp_status[MAX_PAGES];
+static unsigned char *raw_out_end;  /* first byte of the unmapped guard page */
+
+static sigjmp_buf touch_env;
+static volatile sig_atomic_t touch_sig;
+static int in_child;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	char buf[512];
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (n > (int)sizeof buf - 2)
+		n = sizeof buf - 2;
+	buf[n++] = '\n';
+	if (write(2, "runner: ", 8) < 0 || write(2, buf, n) < 0)
+		_exit(2);
+	_exit(2);
+}
+
+static void out_raw(const char *s, size_t n)
+{
+	if (outlen + n > sizeof out)
+		n = sizeof out - outlen;
+	memcpy(out + outlen, s, n);
+	outlen += n;
+}
+
+static void out_str(const char *s)
+{
+	out_raw(s, strlen(s));
+}
+
+static void out_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out + outlen, sizeof out - outlen, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		outlen += (size_t)n < sizeof out - outlen ? (size_t)n : sizeof out - outlen - 1;
+}
+
+/* Write the buffered output and reset it. */
+static void flush_out(void)
+{
+	size_t off = 0;
+
+	while (off < outlen) {
+		ssize_t w = write(1, out + off, outlen - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(3);
+		}
+		off += w;
+	}
+	outlen = 0;
+}
+
+static const char *cmd_word(const struct cmd *c)
+{
+	return tokens[c->tok];
+}
+
+/* Start an output line "LINE COMMAND:". */
+static void begin_line(const struct cmd *c)
+{
+	if (strcmp(cmd_word(c), "raw") == 0 && c->ntok > 1)
+		out_fmt("%d raw-%s:", c->line, tokens[c->tok + 1]);
+	else
+		out_fmt("%d %s:", c->line, cmd_word(c));
+}
+
+static const char *errname(int e)
+{
+	const char *s = strerrorname_np(e);
+	static char buf[32];
+
+	if (s)
+		return s;
+	snprintf(buf, sizeof buf, "E%d", e);
+	return buf;
+}
+
+/* A whole one-line result. */
+static void result(const struct cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	begin_line(c);
+	out_raw(" ", 1);
+	va_start(ap, fmt);
+	n = vsnprintf(out + outlen, sizeof out - outlen, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		outlen += (size_t)n < sizeof out - outlen ? (size_t)n : sizeof out - outlen - 1;
+	out_raw("\n", 1);
+	flush_out();
+}
+
+static void result_rc(const struct cmd *c, long rc, int e)
+{
+	if (rc < 0)
+		result(c, "%s", errname(e));
+	else
+		result(c, "ok");
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+static int parse_u64(const char *s, unsigned long *v)
+{
+	unsigned long r = 0;
+	int base = 10, any = 0;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+	}
+	for (; *s; s++) {
+		int d;
+		if (*s >= '0' && *s <= '9')
+			d = *s - '0';
+		else if (base == 16 && *s >= 'a' && *s <= 'f')
+			d = *s - 'a' + 10;
+		else if (base == 16 && *s >= 'A' && *s <= 'F')
+			d = *s - 'A' + 10;
+		else
+			return -1;
+		r = r * base + d;
+		any = 1;
+	}
+	if (!any)
+		return -1;
+	*v = r;
+	return 0;
+}
+
+static unsigned long num(const char *s)
+{
+	unsigned long v;
+
+	if (parse_u64(s, &v))
+		die("bad number '%s'", s);
+	return v;
+}
+
+/* Parse a node list ("0-2,5" or "-") into a 1024-bit mask. */
+static void nodelist(const char *s, unsigned long *mask)
+{
+	char item[64];
+
+	memset(mask, 0, MASK_WORDS * 8);
+	if (strcmp(s, "-") == 0)
+		return;
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		unsigned long a, b;
+		char *dash;
+
+		if (n == 0 || n >= sizeof item)
+			die("bad node list");
+		memcpy(item, s, n);
+		item[n] = 0;
+		dash = strchr(item, '-');
+		if (dash) {
+			*dash = 0;
+			a = num(item);
+			b = num(dash + 1);
+		} else {
+			a = b = num(item);
+		}
+		if (b >= MASK_BITS || a > b)
+			die("bad node list");
+		for (; a <= b; a++)
+			mask[a / 64] |= 1UL << (a % 64);
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+}
+
+/* Append a mask in kernel list syntax ("0-2,5"); nothing when empty. */
+static void out_list(const unsigned long *mask, int bits)
+{
+	int i = 0, first = 1;
+
+	while (i < bits) {
+		int j;
+		if (!(mask[i / 64] >> (i % 64) & 1)) {
+			i++;
+			continue;
+		}
+		j = i;
+		while (j + 1 < bits && (mask[(j + 1) / 64] >> ((j + 1) % 64) & 1))
+			j++;
+		out_fmt(first ? "%d" : ",%d", i);
+		if (j > i)
+			out_fmt("-%d", j);
+		first = 0;
+		i = j + 1;
+	}
+}
+
+static struct name *find_name(const char *s)
+{
+	for (int i = 0; i < nnames; i++)
+		if (strcmp(names[i].name, s) == 0)
+			return &names[i];
+	die("unknown name '%s'", s);
+	return NULL;
+}
+
+static struct name *new_name(const char *s)
+{
+	if (nnames >= MAX_NAMES)
+		die("too many names");
+	names[nnames].name = (char *)s;
+	names[nnames].fd = -1;
+	return &names[nnames++];
+}
+
+/* "NAME+OFF" → address of NAME's start plus OFF * unit. */
+static unsigned long name_plus(const char *s, unsigned long unit)
+{
+	char buf[256];
+	const char *plus = strchr(s, '+');
+	size_t n = plus ? (size_t)(plus - s) : strlen(s);
+	unsigned long off = 0;
+
+	if (n >= sizeof buf)
+		die("bad address '%s'", s);
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (plus)
+		off = num(plus + 1);
+	return find_name(buf)->start + off * unit;
+}
+
+static const char *mode_names[] = {
+	"default", "preferred", "bind", "interleave", "local",
+	"preferred_many", "weighted_interleave",
+};
+
+static int parse_mode(const char *s)
+{
+	for (unsigned i = 0; i < sizeof mode_names / sizeof *mode_names; i++)
+		if (strcmp(s, mode_names[i]) == 0)
+			return i;
+	die("unknown mode '%s'", s);
+	return -1;
+}
+
+static int mode_flag(const char *s)
+{
+	if (strcmp(s, "static") == 0)
+		return MPOL_F_STATIC_NODES;
+	if (strcmp(s, "relative") == 0)
+		return MPOL_F_RELATIVE_NODES;
+	if (strcmp(s, "balancing") == 0)
+		return MPOL_F_NUMA_BALANCING;
+	return 0;
+}
+
+static void out_mode(int mode)
+{
+	int base = mode & ~(MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALANCING);
+
+	if (base >= 0 && base < (int)(sizeof mode_names / sizeof *mode_names))
+		out_str(mode_names[base]);
+	else
+		out_fmt("%d", base);
+	if (mode & MPOL_F_STATIC_NODES)
+		out_str("+static");
+	if (mode & MPOL_F_RELATIVE_NODES)
+		out_str("+relative");
+	if (mode & MPOL_F_NUMA_BALANCING)
+		out_str("+balancing");
+}
+
+/* Split the trace into commands; header lines and comments are skipped. */
+static void parse_trace(void)
+{
+	char *p = text;
+	int line = 0, ntokens = 0, nmmap = 0, in_header = 1;
+	int stack[MAX_CMDS > 4096 ? 4096 : MAX_CMDS], depth = 0;
+
+	while (*p) {
+		char *eol = strchr(p, '\n'), *hash;
+		int first = ntokens;
+
+		line++;
+		if (eol)
+			*eol = 0;
+		hash = strchr(p, '#');
+		if (hash)
+			*hash = 0;
+		for (char *q = p; *q;) {
+			while (*q == ' ' || *q == '\t' || *q == '\r')
+				*q++ = 0;
+			if (!*q)
+				break;
+			if (ntokens >= MAX_TOKENS)
+				die("trace too long");
+			tokens[ntokens++] = q;
+			while (*q && *q != ' ' && *q != '\t' && *q != '\r')
+				q++;
+		}
+		p = eol ? eol + 1 : p + strlen(p);
+		if (ntokens == first)
+			continue;
+		if (in_header && (strcmp(tokens[first], "node") == 0 ||
+				  strcmp(tokens[first], "distance") == 0)) {
+			ntokens = first;
+			continue;
+		}
+		in_header = 0;
+		if (ncmds >= MAX_CMDS)
+			die("too many commands");
+		cmds[ncmds] = (struct cmd){ line, first, ntokens - first, -1, -1 };
+		if (strcmp(tokens[first], "mmap") == 0)
+			cmds[ncmds].mmap_k = nmmap++;
+		if (strcmp(tokens[first], "fork") == 0) {
+			if (depth >= (int)(sizeof stack / sizeof *stack))
+				die("forks nested too deeply");
+			stack[depth++] = ncmds;
+		} else if (strcmp(tokens[first], "exit") == 0 && depth > 0) {
+			cmds[stack[--depth]].exit_at = ncmds;
+		}
+		ncmds++;
+	}
+}
+
+/* ---- the machine conditions ------------------------------------------ */
+
+static int pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0 || cpu >= CPU_SETSIZE) {
+		errno = EINVAL;
+		return -1;
+	}
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof set, &set);
+}
+
+static __attribute__((noinline)) void grow_stack(void)
+{
+	volatile char buf[STACK_PREFAULT];
+
+	for (size_t i = 0; i < sizeof buf; i += PAGE)
+		buf[i] = 0;
+}
+
+/* Fault in every page of every mapping the process has (COW broken). */
+static void prefault(void)
+{
+	static char maps[65536];
+	int fd = open("/proc/self/maps", O_RDONLY);
+	size_t len = 0;
+	char *p;
+
+	if (fd < 0)
+		die("cannot open /proc/self/maps");
+	for (;;) {
+		ssize_t r = read(fd, maps + len, sizeof maps - 1 - len);
+		if (r <= 0)
+			break;
+		len += r;
+	}
+	close(fd);
+	maps[len] = 0;
+	for (p = maps; *p;) {
+		unsigned long a, b;
+		char perms[8];
+		char *eol = strchr(p, '\n');
+
+		if (sscanf(p, "%lx-%lx %7s", &a, &b, perms) == 3 &&
+		    !strstr(p, "[vvar") && !strstr(p, "[vdso]") &&
+		    !strstr(p, "[vsyscall]") && perms[0] == 'r') {
+			for (unsigned long x = a; x < b; x += PAGE) {
+				volatile char *c = (volatile char *)x;
+				char v = *c;
+				if (perms[1] == 'w')
+					*c = v;
+			}
+		}
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+}
+
+/*
+ * On each online CPU, create and close memfds until the next inode number
+ * is a multiple of INO_ALIGN (and leaves room before the end of the
+ * per-CPU batch), so that the k-th shared object a trace creates on a CPU
+ * has inode number == k (mod INO_ALIGN).
+ */
+static void align_inodes(void)
+{
+	cpu_set_t orig;
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+
+	CPU_ZERO(&orig);
+	sched_getaffinity(0, sizeof orig, &orig);
+	for (int cpu = 0; cpu < ncpu && cpu < CPU_SETSIZE; cpu++) {
+		if (pin_cpu(cpu))
+			continue;
+		for (long tries = 0;; tries++) {
+			struct stat st;
+			int fd = memfd_create("align", 0);
+			unsigned long next;
+
+			if (fd < 0 || fstat(fd, &st))
+				die("memfd_create for inode alignment failed");
+			close(fd);
+			next = st.st_ino + 1;
+			if (next % INO_ALIGN == 0 && next % INO_BATCH != 0 &&
+			    next % INO_BATCH <= INO_BATCH - INO_ROOM)
+				break;
+			if (tries > 100L * INO_ALIGN)
+				die("inode alignment does not converge on CPU %d", cpu);
+		}
+	}
+	sched_setaffinity(0, sizeof orig, &orig);
+}
+
+static void touch_handler(int sig)
+{
+	touch_sig = sig;
+	siglongjmp(touch_env, 1);
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+#define ARG(i) (i < c->ntok ? tokens[c->tok + (i)] : (die("line %d: missing argument", c->line), ""))
+
+static int has_word(const struct cmd *c, int from, const char *w)
+{
+	for (int i = from; i < c->ntok; i++)
+		if (strcmp(tokens[c->tok + i], w) == 0)
+			return 1;
+	return 0;
+}
+
+static void do_mmap(const struct cmd *c)
+{
+	struct name *n = new_name(ARG(1));
+	unsigned long addr = DEFAULT_BASE + (unsigned long)c->mmap_k * DEFAULT_STRIDE;
+	int shared = 0, private = 0, fd = -1, file = 0, flags = MAP_FIXED_NOREPLACE;
+	unsigned long off = 0;
+	void *r;
+
+	n->pages = num(ARG(2));
+	for (int i = 3; i < c->ntok; i++) {
+		const char *w = tokens[c->tok + i];
+		if (strcmp(w, "shared") == 0)
+			shared = 1;
+		else if (strcmp(w, "private") == 0)
+			private = 1;
+		else if (w[0] == '@')
+			addr = num(w + 1);
+		else if (strncmp(w, "file=", 5) == 0)
+			fd = find_name(w + 5)->fd, file = 1;
+		else if (strncmp(w, "off=", 4) == 0)
+			off = num(w + 4);
+		else
+			die("line %d: bad mmap option '%s'", c->line, w);
+	}
+	n->start = addr;
+	if (file)
+		shared = !private;
+	flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+	if (!file)
+		flags |= MAP_ANONYMOUS;
+	r = mmap((void *)addr, n->pages * PAGE, PROT_READ | PROT_WRITE, flags, fd, off * PAGE);
+	if (r == MAP_FAILED) {
+		result(c, "%s", errname(errno));
+		return;
+	}
+	if ((unsigned long)r != addr) {
+		/* A kernel without MAP_FIXED_NOREPLACE: treat as EEXIST. */
+		munmap(r, n->pages * PAGE);
+		result(c, "EEXIST");
+		return;
+	}
+	result(c, "ok");
+}
+
+static void do_memfd(const struct cmd *c)
+{
+	struct name *n = new_name(ARG(1));
+	int fd;
+
+	n->is_memfd = 1;
+	n->pages = num(ARG(2));
+	fd = memfd_create(n->name, 0);
+	if (fd < 0) {
+		result(c, "%s", errname(errno));
+		return;
+	}
+	if (ftruncate(fd, n->pages * PAGE)) {
+		int e = errno;
+		close(fd);
+		result(c, "%s", errname(e));
+		return;
+	}
+	n->fd = fd;
+	result(c, "ok");
+}
+
+static void range(const struct cmd *c, int at, unsigned long *start, unsigned long *len)
+{
+	struct name *n = find_name(ARG(at));
+
+	*start = n->start + num(ARG(at + 1)) * PAGE;
+	*len = num(ARG(at + 2)) * PAGE;
+}
+
+static void do_munmap(const struct cmd *c)
+{
+	unsigned long s, l;
+	long rc;
+
+	range(c, 1, &s, &l);
+	rc = munmap((void *)s, l);
+	result_rc(c, rc, errno);
+}
+
+static void do_mprotect(const struct cmd *c)
+{
+	unsigned long s, l;
+	const char *p = ARG(4);
+	int prot;
+	long rc;
+
+	range(c, 1, &s, &l);
+	if (strcmp(p, "ro") == 0)
+		prot = PROT_READ;
+	else if (strcmp(p, "rw") == 0)
+		prot = PROT_READ | PROT_WRITE;
+	else
+		die("line %d: bad protection '%s'", c->line, p);
+	rc = mprotect((void *)s, l, prot);
+	result_rc(c, rc, errno);
+}
+
+/* MODE NODES [FLAG...] starting at token i; other words go to *mflags. */
+static int mode_and_mask(const struct cmd *c, int i, unsigned long *mask, unsigned *mflags)
+{
+	int mode = parse_mode(ARG(i));
+
+	nodelist(ARG(i + 1), mask);
+	for (int j = i + 2; j < c->ntok; j++) {
+		const char *w = tokens[c->tok + j];
+		int f = mode_flag(w);
+		if (f)
+			mode |= f;
+		else if (mflags && strcmp(w, "strict") == 0)
+			*mflags |= MPOL_MF_STRICT;
+		else if (mflags && strcmp(w, "move") == 0)
+			*mflags |= MPOL_MF_MOVE;
+		else if (mflags && strcmp(w, "move_all") == 0)
+			*mflags |= MPOL_MF_MOVE_ALL;
+		else
+			die("line %d: bad flag '%s'", c->line, w);
+	}
+	return mode;
+}
+
+static void do_set_mempolicy(const struct cmd *c)
+{
+	int mode = mode_and_mask(c, 1, mask_a, NULL);
+	long rc = syscall(NR_SET_MEMPOLICY, mode, mask_a, HL_MAXNODE);
+
+	result_rc(c, rc, errno);
+}
+
+static void do_mbind(const struct cmd *c)
+{
+	unsigned long s, l;
+	unsigned mflags = 0;
+	int mode;
+	long rc;
+
+	range(c, 1, &s, &l);
+	mode = mode_and_mask(c, 4, mask_a, &mflags);
+	rc = syscall(NR_MBIND, s, l, mode, mask_a, HL_MAXNODE, mflags);
+	result_rc(c, rc, errno);
+}
+
+static void do_home_node(const struct cmd *c)
+{
+	unsigned long s, l;
+	long rc;
+
+	range(c, 1, &s, &l);
+	rc = syscall(NR_SET_MEMPOLICY_HOME_NODE, s, l, num(ARG(4)), 0UL);
+	result_rc(c, rc, errno);
+}
+
+static void do_get_mempolicy(const struct cmd *c)
+{
+	unsigned long addr = 0, flags = 0;
+	int mode = 0;
+	long rc;
+
+	for (int i = 1; i < c->ntok; i++) {
+		const char *w = tokens[c->tok + i];
+		if (strncmp(w, "at=", 3) == 0) {
+			addr = name_plus(w + 3, PAGE);
+			flags |= MPOL_F_ADDR;
+		} else if (strcmp(w, "node") == 0) {
+			flags |= MPOL_F_NODE;
+		} else if (strcmp(w, "mems_allowed") == 0) {
+			flags |= MPOL_F_MEMS_ALLOWED;
+		} else {
+			die("line %d: bad get_mempolicy option '%s'", c->line, w);
+		}
+	}
+	memset(mask_a, 0, sizeof mask_a);
+	rc = syscall(NR_GET_MEMPOLICY, &mode, mask_a, HL_MAXNODE, addr, flags);
+	if (rc < 0) {
+		result(c, "%s", errname(errno));
+		return;
+	}
+	begin_line(c);
+	if (flags & MPOL_F_NODE) {
+		out_fmt(" node=%d", mode);
+	} else if (flags & MPOL_F_MEMS_ALLOWED) {
+		out_str(" nodes=");
+		out_list(mask_a, MASK_BITS);
+	} else {
+		out_str(" mode=");
+		out_mode(mode);
+		out_str(" nodes=");
+		out_list(mask_a, MASK_BITS);
+	}
+	out_raw("\n", 1);
+	flush_out();
+}
+
+static void do_touch(const struct cmd *c)
+{
+	unsigned long s, l;
+	volatile int rd = has_word(c, 4, "read");
+	struct sigaction sa;
+
+	range(c, 1, &s, &l);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = touch_handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	touch_sig = 0;
+	if (sigsetjmp(touch_env, 1) == 0) {
+		for (unsigned long a = s; a < s + l; a += PAGE) {
+			volatile char *p = (volatile char *)a;
+			if (rd)
+				(void)*p;
+			else
+				*p = 1;
+		}
+	}
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	if (touch_sig == SIGSEGV)
+		result(c, "SIGSEGV");
+	else if (touch_sig == SIGBUS)
+		result(c, "SIGBUS");
+	else
+		result(c, "ok");
+}
+
+static void out_status(unsigned long n)
+{
+	for (unsigned long i = 0; i < n; i++) {
+		if (mp_status[i] >= 0)
+			out_fmt(" %d", mp_status[i]);
+		else
+			out_fmt(" %s", errname(-mp_status[i]));
+	}
+}
+
+/* where (move == 0) and move_pages (move == 1). */
+static void do_pages(const struct cmd *c, int move)
+{
+	unsigned long s, l, n;
+	int node = 0, flags = 0;
+	long rc;
+
+	range(c, 1, &s, &l);
+	n = l / PAGE;
+	if (n > MAX_PAGES)
+		die("line %d: too many pages", c->line);
+	if (move) {
+		node = (int)num(ARG(4));
+		flags = has_word(c, 5, "all") ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE;
+	}
+	for (unsigned long i = 0; i < n; i++) {
+		mp_pages[i] = (void *)(s + i * PAGE);
+		mp_nodes[i] = node;
+		mp_status[i] = -12345;
+	}
+	rc = syscall(NR_MOVE_PAGES, 0, n, mp_pages, move ? mp_nodes : NULL, mp_status, flags);
+	if (rc < 0) {
+		result(c, "%s", errname(errno));
+		return;
+	}
+	begin_line(c);
+	out_status(n);
+	out_raw("\n", 1);
+	flush_out();
+}
+
+static void do_migrate_pages(const struct cmd *c)
+{
+	long rc;
+
+	nodelist(ARG(1), mask_a);
+	nodelist(ARG(2), mask_b);
+	rc = syscall(NR_MIGRATE_PAGES, 0, HL_MAXNODE, mask_a, mask_b);
+	if (rc < 0)
+		result(c, "%s", errname(errno));
+	else
+		result(c, "%ld", rc);
+}
+
+/* Remove the " active=N" field from a numa_maps line (in place). */
+static void drop_active(char *s)
+{
+	char *a = strstr(s, " active=");
+
+	if (a) {
+		char *e = a + 1;
+		while (*e && *e != ' ')
+			e++;
+		memmove(a, e, strlen(e) + 1);
+	}
+}
+
+/* Print one numa_maps line if its VMA starts inside [lo, hi). */
+static int numa_maps_line(const struct cmd *c, const struct name *n, char *s, int count)
+{
+	unsigned long lo = n->start, hi = n->start + n->pages * PAGE, a = 0;
+	char *sp = strchr(s, ' ');
+
+	if (!sp)
+		return count;
+	*sp = 0;
+	for (char *h = s; *h; h++) {
+		int d = *h >= '0' && *h <= '9' ? *h - '0' : *h >= 'a' && *h <= 'f' ? *h - 'a' + 10 : -1;
+		if (d < 0)
+			return count;
+		a = a * 16 + d;
+	}
+	if (a < lo || a >= hi)
+		return count;
+	drop_active(sp + 1);
+	if (count)
+		out_raw("\n", 1), begin_line(c);
+	out_fmt(" %s+%lu %s", n->name, (a - lo) / PAGE, sp + 1);
+	flush_out();
+	return count + 1;
+}
+
+static void do_numa_maps(const struct cmd *c)
+{
+	const struct name *n = find_name(ARG(1));
+	int fd = open("/proc/self/numa_maps", O_RDONLY);
+	size_t have = 0;
+	int eof = 0, count = 0;
+
+	if (fd < 0) {
+		result(c, "%s", errname(errno));
+		return;
+	}
+	begin_line(c);
+	for (;;) {
+		char *nl;
+
+		mapsbuf[have] = 0;
+		nl = memchr(mapsbuf, '\n', have);
+		if (nl) {
+			size_t used = nl - mapsbuf + 1;
+			*nl = 0;
+			count = numa_maps_line(c, n, mapsbuf, count);
+			memmove(mapsbuf, mapsbuf + used, have - used);
+			have -= used;
+			continue;
+		}
+		if (eof) {
+			if (have)
+				count = numa_maps_line(c, n, mapsbuf, count);
+			break;
+		}
+		if (have >= MAPS_CHUNK)
+			die("numa_maps line too long");
+		{
+			ssize_t r = read(fd, mapsbuf + have, MAPS_CHUNK);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				eof = 1;
+			else
+				have += r;
+		}
+	}
+	close(fd);
+	out_raw("\n", 1);
+	flush_out();
+}
+
+/* Comma-separated hex words (or "null") into buf; returns NULL for null. */
+static unsigned long *raw_mask(const char *s)
+{
+	char item[64];
+	size_t w = 0;
+
+	if (strcmp(s, "null") == 0)
+		return NULL;
+	memset(raw_in, 0, sizeof raw_in);
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		if (n == 0 || n >= sizeof item)
+			die("bad raw mask");
+		memcpy(item, s, n);
+		item[n] = 0;
+		if (w >= sizeof raw_in / 8)
+			die("raw mask too long");
+		raw_in[w++] = num(item);
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+	return raw_in;
+}
+
+static void do_raw(const struct cmd *c)
+{
+	const char *call = ARG(1);
+	long rc;
+
+	if (strcmp(call, "set_mempolicy") == 0) {
+		int mode = (int)num(ARG(2));
+		unsigned long *m = raw_mask(ARG(3));
+		rc = syscall(NR_SET_MEMPOLICY, mode, m, num(ARG(4)));
+		result_rc(c, rc, errno);
+	} else if (strcmp(call, "mbind") == 0) {
+		unsigned long s = find_name(ARG(2))->start + num(ARG(3));
+		unsigned long len = num(ARG(4));
+		int mode = (int)num(ARG(5));
+		unsigned long *m = raw_mask(ARG(6));
+		unsigned long maxnode = num(ARG(7));
+		unsigned flags = (unsigned)num(ARG(8));
+		rc = syscall(NR_MBIND, s, len, mode, m, maxnode, flags);
+		result_rc(c, rc, errno);
+	} else if (strcmp(call, "get_mempolicy") == 0) {
+		const char *bits = ARG(2);
+		unsigned long maxnode = num(ARG(3));
+		const char *a = ARG(4);
+		unsigned long flags = num(ARG(5));
+		unsigned long addr = (a[0] >= '0' && a[0] <= '9') ? num(a) : name_plus(a, 1);
+		unsigned long *buf = NULL, words = 0;
+		int mode = 0;
+
+		if (strcmp(bits, "null") != 0) {
+			words = (num(bits) + 63) / 64;
+			if (words > RAW_OUT_BYTES / 8)
+				die("line %d: raw get_mempolicy buffer too large", c->line);
+			buf = (unsigned long *)(raw_out_end - words * 8);
+			memset(buf, 0, words * 8);
+		}
+		rc = syscall(NR_GET_MEMPOLICY, &mode, buf, maxnode, addr, flags);
+		if (rc < 0) {
+			result(c, "%s", errname(errno));
+			return;
+		}
+		begin_line(c);
+		out_fmt(" rc=%ld mode=%d mask=", rc, mode);
+		if (!buf) {
+			out_str("null");
+		} else {
+			long top = (long)words - 1;
+			while (top > 0 && buf[top] == 0)
+				top--;
+			if (top < 0) {
+				out_str("0x0");
+			} else {
+				out_fmt("0x%lx", buf[top]);
+				for (long i = top - 1; i >= 0; i--)
+					out_fmt("%016lx", buf[i]);
+			}
+		}
+		out_raw("\n", 1);
+		flush_out();
+	} else {
+		die("line %d: unknown raw call '%s'", c->line, call);
+	}
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static void run(void)
+{
+	for (int i = 0; i < ncmds; i++) {
+		const struct cmd *c = &cmds[i];
+		const char *w = cmd_word(c);
+
+		if (strcmp(w, "cpu") == 0) {
+			long rc = pin_cpu((int)num(ARG(1)));
+			result_rc(c, rc, errno);
+		} else if (strcmp(w, "mmap") == 0) {
+			do_mmap(c);
+		} else if (strcmp(w, "memfd") == 0) {
+			do_memfd(c);
+		} else if (strcmp(w, "munmap") == 0) {
+			do_munmap(c);
+		} else if (strcmp(w, "mprotect") == 0) {
+			do_mprotect(c);
+		} else if (strcmp(w, "set_mempolicy") == 0) {
+			do_set_mempolicy(c);
+		} else if (strcmp(w, "mbind") == 0) {
+			do_mbind(c);
+		} else if (strcmp(w, "home_node") == 0) {
+			do_home_node(c);
+		} else if (strcmp(w, "get_mempolicy") == 0) {
+			do_get_mempolicy(c);
+		} else if (strcmp(w, "touch") == 0) {
+			do_touch(c);
+		} else if (strcmp(w, "where") == 0) {
+			do_pages(c, 0);
+		} else if (strcmp(w, "move_pages") == 0) {
+			do_pages(c, 1);
+		} else if (strcmp(w, "migrate_pages") == 0) {
+			do_migrate_pages(c);
+		} else if (strcmp(w, "numa_maps") == 0) {
+			do_numa_maps(c);
+		} else if (strcmp(w, "fork") == 0) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				in_child++;
+				result(c, "ok");
+				continue;
+			}
+			if (pid < 0)
+				result(c, "%s", errname(errno));
+			else
+				while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+					;
+			if (c->exit_at < 0)
+				_exit(0);   /* the child ran to the end of the trace */
+			i = c->exit_at;
+		} else if (strcmp(w, "exit") == 0) {
+			result(c, "ok");
+			if (in_child)
+				_exit(0);
+		} else if (strcmp(w, "raw") == 0) {
+			do_raw(c);
+		} else {
+			die("line %d: unknown command '%s'", c->line, w);
+		}
+	}
+	if (in_child)
+		_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL;
+	int align = 1, fd;
+	size_t len = 0;
+	unsigned char *guard;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--no-align") == 0)
+			align = 0;
+		else
+			path = argv[i];
+	}
+	if (!path)
+		die("usage: runner [--no-align] TRACEFILE");
+
+	/* Address randomisation off, as on the oracle machine. */
+	if (!(personality(0xffffffff) & ADDR_NO_RANDOMIZE)) {
+		personality(personality(0xffffffff) | ADDR_NO_RANDOMIZE);
+		execv("/proc/self/exe", argv);
+	}
+	if (pin_cpu(0))
+		die("cannot pin to CPU 0");
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		die("cannot open %s", path);
+	for (;;) {
+		ssize_t r = read(fd, text + len, MAX_TEXT - len);
+		if (r <= 0)
+			break;
+		len += r;
+	}
+	close(fd);
+	if (len >= MAX_TEXT)
+		die("trace too large");
+	text[len] = 0;
+	parse_trace();
+
+	/* Buffer for raw get_mempolicy, followed by an unmapped page. */
+	guard = mmap(NULL, RAW_OUT_BYTES + PAGE, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (guard == MAP_FAILED)
+		die("mmap failed");
+	munmap(guard + RAW_OUT_BYTES, PAGE);
+	raw_out_end = guard + RAW_OUT_BYTES;
+
+	/* Warm up everything the commands use, then fault in all memory. */
+	strerrorname_np(EINVAL);
+	out_fmt("%d %s %lu %lx", 1, "x", 1UL, 1UL);
+	outlen = 0;
+	if (align)
+		align_inodes();
+	grow_stack();
+	prefault();
+
+	run();
+	return 0;
+}
