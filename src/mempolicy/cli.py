@@ -40,9 +40,9 @@ def _trace_run(argv: list[str]) -> int:
         except UnicodeDecodeError:
             print(f"{f}:1: not a text file", file=sys.stderr)
             return 2
-    for t in traces:
+    for i, t in enumerate(traces):
         if len(traces) > 1:
-            print(f"==> {t.path} <==")
+            print(("\n" if i else "") + f"==> {t.path} <==")
         sys.stdout.write("".join(line + "\n" for line in run_trace(t, args.protocol)))
     return 0
 

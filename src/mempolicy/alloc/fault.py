@@ -61,7 +61,7 @@ def vma_alloc_folio(kernel, task, vma: VMA, addr: int) -> Folio:
         mpol_cond_put(pol)
     if nid is None:
         raise OutOfMemory()
-    folio = Folio(nid, anon=True)
+    folio = Folio(nid, anon=True, index=vma.linear_page_index(addr))
     kernel.stat_fault(pol)
     return folio
 

@@ -149,8 +149,13 @@ def find_next_best_node(topo: Topology, node: int, used: set[int], node_load: li
     return best
 
 
-def build_all_zonelists(topo: Topology, cpus_visible: bool = True) -> list[list[int]]:
-    """Each node's fallback order, as ``__build_all_zonelists`` makes them at boot."""
+def build_all_zonelists(topo: Topology, cpus_visible: bool = False) -> list[list[int]]:
+    """Each node's fallback order, as ``__build_all_zonelists`` makes them at boot.
+
+    The kernel builds them before the secondary CPUs are up, so no node has
+    CPUs yet and PENALTY_FOR_NODE_WITH_CPUS never applies (``cpus_visible``
+    False, as measured on Linux 7.3).
+    """
     node_load = [0] * topo.nr_node_ids
     out = []
     for local in range(topo.nr_node_ids):

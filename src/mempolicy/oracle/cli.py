@@ -18,6 +18,8 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
                    help=f"Linux version to boot (default {DEFAULT_KERNEL})")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="report fetches and boots on standard error")
+    p.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="boots to run at once (default: one per core, at most 4)")
     p.add_argument("--keep", metavar="DIR", type=Path,
                    help="keep each boot's serial logs in DIR")
     p.add_argument("files", nargs="+", metavar="FILE", help="trace files")
@@ -39,7 +41,7 @@ def _read(files: list[str]) -> list[tuple[str, str]]:
 
 
 def _oracle(args, items: list[tuple[str, str]]) -> list[str]:
-    return run_traces(items, args.kernel, log=_log(args.verbose), keep=args.keep)
+    return run_traces(items, args.kernel, log=_log(args.verbose), keep=args.keep, jobs=args.jobs)
 
 
 def _guard(fn, argv) -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.oracle.errors import OracleError
-from mempolicy.oracle.initramfs import BootOutput, build_initramfs, split_results
+from mempolicy.oracle.initramfs import (BootOutput, build_initramfs, build_runner, find_busybox,
+                                        split_results)
 from mempolicy.oracle.kernels import Kernel
 
 QEMU = "qemu-system-x86_64"
@@ -45,6 +46,16 @@ def check_machine(machine) -> None:
             raise OracleError(f"node {n.id}: QEMU needs mem= in whole MiB, not {n.mem} bytes")
     if machine.nr_cpus > 255:
         raise OracleError(f"{machine.nr_cpus} CPUs: the oracle's PC machine has at most 255")
+
+
+def preflight(machines) -> None:
+    """Check the tools and the machines before anything is fetched or booted."""
+    if shutil.which(QEMU) is None:
+        raise OracleError(f"{QEMU} not found (install the Debian package qemu-system-x86)")
+    for m in machines:
+        check_machine(m)
+    find_busybox()
+    build_runner()
 
 
 def qemu_args(machine, kernel: Path, initrd: Path, console: Path, results: Path,
@@ -130,10 +141,21 @@ def _boot_once(kernel: Kernel, machine, texts: list[str], workdir: Path,
     return res, con
 
 
-def _complete(res: BootOutput, n: int, console: str) -> bool:
+def _check(res: BootOutput, n: int, console: str, paths: list[str]) -> bool:
+    """True when the boot ran every trace; OracleError for a trace that cannot run."""
+    if res.mismatch:
+        i, msg = min(res.mismatch.items())
+        raise OracleError(f"{paths[i]}: the booted machine does not match the header: {msg}")
+    for i, st in sorted(res.status.items()):
+        if st == 2 and i in res.stderr:  # the runner refused the trace
+            raise OracleError(f"{paths[i]}: runner: {' '.join(res.stderr[i])}")
+        if st != 0 and ("Out of memory" in console or "oom-kill" in console):
+            last = (res.outputs[i].splitlines() or ["its start"])[-1]
+            raise OracleError(f"{paths[i]}: the kernel ran out of memory and killed the runner "
+                              f"after '{last}'")
     if not res.done or any(s in console for s in _BAD_CONSOLE):
         return False
-    return all(i in res.mismatch or (i in res.status and res.status[i] == 0) for i in range(n))
+    return all(res.status.get(i) == 0 for i in range(n))
 
 
 def run_boot(kernel: Kernel, machine, texts: list[str], paths: list[str],
@@ -143,9 +165,7 @@ def run_boot(kernel: Kernel, machine, texts: list[str], paths: list[str],
     A boot that does not reach its end (an oops, a hang) is tried again, the
     later attempts with single-threaded TCG.
     """
-    if shutil.which(QEMU) is None:
-        raise OracleError(f"{QEMU} not found (install the Debian package qemu-system-x86)")
-    check_machine(machine)
+    preflight([machine])
     with tempfile.TemporaryDirectory(prefix="mempolicy-oracle-") as tmp:
         work = Path(tmp)
         for attempt in range(ATTEMPTS):
@@ -154,13 +174,7 @@ def run_boot(kernel: Kernel, machine, texts: list[str], paths: list[str],
                 keep.mkdir(parents=True, exist_ok=True)
                 for f in ("console.log", "results.log"):
                     shutil.copy(work / f, keep / f"{attempt}-{f}")
-            if res.mismatch:
-                i, msg = next(iter(sorted(res.mismatch.items())))
-                raise OracleError(f"{paths[i]}: the booted machine does not match the header: {msg}")
-            for i, st in sorted(res.status.items()):
-                if st == 2 and i in res.stderr:  # the runner refused the trace
-                    raise OracleError(f"{paths[i]}: runner: {' '.join(res.stderr[i])}")
-            if _complete(res, len(texts), console):
+            if _check(res, len(texts), console, paths):
                 return [res.outputs[i] for i in range(len(texts))]
             if log:
                 log(f"  boot incomplete (attempt {attempt + 1}/{ATTEMPTS}), trying again")

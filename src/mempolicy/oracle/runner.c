@@ -615,13 +615,12 @@ static void do_memfd(const struct cmd *c)
 		result(c, "%s", errname(errno));
 		return;
 	}
+	/* The memfd stays even when ftruncate fails: it was created. */
+	n->fd = fd;
 	if (ftruncate(fd, n->pages * PAGE)) {
-		int e = errno;
-		close(fd);
-		result(c, "%s", errname(e));
+		result(c, "%s", errname(errno));
 		return;
 	}
-	n->fd = fd;
 	result(c, "ok");
 }
 

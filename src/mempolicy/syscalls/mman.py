@@ -38,12 +38,27 @@ def _err(e: int):
 
 
 def memfd_create(kernel, task, name: str, size_pages: int) -> ShmemFile:
-    """memfd_create(name) then ftruncate to ``size_pages`` pages; returns the open file."""
-    if size_pages * PAGE_SIZE > MAX_LFS_FILESIZE:
-        _err(errno.EFBIG)
-    inode = ShmemInode(kernel, kernel.next_shmem_ino(task.cpu), size_pages,
-                       f"/memfd:{name} (deleted)")
-    return ShmemFile(inode)
+    """memfd_create(name) then ftruncate to ``size_pages`` pages; returns the open file.
+
+    The inode (and so an inode number, the interleave bias) exists before
+    ftruncate runs: a failed ftruncate raises ``MemfdSizeError`` carrying the
+    file, which stays open with size 0.
+    """
+    inode = ShmemInode(kernel, kernel.next_shmem_ino(task.cpu), 0, f"/memfd:{name} (deleted)")
+    file = ShmemFile(inode)
+    length = size_pages * PAGE_SIZE
+    if length > MAX_LFS_FILESIZE:          # a negative loff_t
+        raise MemfdSizeError(errno.EINVAL, file)
+    inode.size_pages = size_pages
+    return file
+
+
+class MemfdSizeError(KernelError):
+    """ftruncate of a new memfd failed; ``file`` is the memfd, still open."""
+
+    def __init__(self, err: int, file: ShmemFile) -> None:
+        super().__init__(err)
+        self.file = file
 
 
 def sys_mmap(kernel, task, addr: int, length: int, shared: bool, file: ShmemFile | None,
@@ -180,16 +195,17 @@ def sys_mprotect(kernel, task, start: int, length: int, writable: bool) -> int:
         vma = mm.find_vma(start)
         if vma is None or vma.start > start:
             _err(errno.ENOMEM)
-        tmp = start
+        tmp = vma.start
         while vma is not None and vma.start < end:
             if vma.start != tmp:
                 _err(errno.ENOMEM)
             newflags = (vma.flags & ~VM_WRITE) | (VM_WRITE if writable else 0)
             if newflags & VM_WRITE and not newflags & VM_MAYWRITE:
                 _err(errno.EACCES)
+            nstart = max(start, vma.start)
             vmend = min(end, vma.end)
             if newflags != vma.flags:
-                vma = mm.vma_modify(vma, tmp, vmend, vma.vm_policy, newflags)
+                vma = mm.vma_modify(vma, nstart, vmend, vma.vm_policy, newflags)
                 vma.flags = newflags
             tmp = vma.end
             if tmp >= end:

@@ -37,8 +37,13 @@ MAXNODE = 1025           # high-level commands pass a 1024-bit mask
 MASK_BYTES = 128
 
 
+# Where Python's table names an errno by an alias, use the kernel's name.
+_KERNEL_ERRNO_NAMES = {_errno.EOPNOTSUPP: "EOPNOTSUPP", _errno.EAGAIN: "EAGAIN",
+                       _errno.EDEADLK: "EDEADLK"}
+
+
 def errname(e: int) -> str:
-    return _errno.errorcode.get(e, f"E{e}")
+    return _KERNEL_ERRNO_NAMES.get(e) or _errno.errorcode.get(e, f"E{e}")
 
 
 def mode_string(pval: int) -> str:
@@ -115,11 +120,15 @@ class TraceRunner:
         return "ok"
 
     def do_memfd(self, a) -> str:
-        f = mman.memfd_create(self.kernel, self.task, a["name"], a["pages"])
+        try:
+            f = mman.memfd_create(self.kernel, self.task, a["name"], a["pages"])
+            err = None
+        except mman.MemfdSizeError as e:
+            f, err = e.file, e.errno
         self.memfds[a["name"]] = f
         if self.fork_memfds:
             self.fork_memfds[-1].append(a["name"])
-        return "ok"
+        return errname(err) if err else "ok"
 
     def do_munmap(self, a) -> str:
         mman.sys_munmap(self.kernel, self.task, self.addr(a["name"], a["off"]), a["pages"] * PAGE_SIZE)
