@@ -12,6 +12,7 @@ Where the model differs: every resident page is on the active LRU list, so
 
 from __future__ import annotations
 
+from mempolicy.alloc.mpol_alloc import alloc_pages
 from mempolicy.alloc.page_alloc import Folio
 from mempolicy.core.mempolicy import mpol_cond_put, mpol_get, mpol_put, mpol_to_str
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref
@@ -69,6 +70,17 @@ def show_numa_map(kernel, task, vma: VMA, task_mempolicy) -> str:
 def numa_maps(kernel, reader, task) -> list[str]:
     """The whole file as ``reader`` reads it for ``task``: m_start takes mmap_lock for
     reading and a reference on the task policy (hold_task_mempolicy)."""
+    # proc_maps_open(): the numa_maps_private (8 KiB of per-node counters and
+    # more) is a large kmalloc, i.e. an order-2 page allocation by the reader
+    priv = alloc_pages(kernel, reader)
+    try:
+        return _numa_maps(kernel, task)
+    finally:
+        if priv is not None:
+            kernel.pages.free_page(priv)
+
+
+def _numa_maps(kernel, task) -> list[str]:
     mm = task.mm
     mm.mmap_lock.read_lock()
     with task.alloc_lock:

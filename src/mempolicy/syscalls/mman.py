@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 
 from mempolicy.alloc.fault import unmap_page
+from mempolicy.alloc.mmu_gather import MmuGather
+from mempolicy.alloc.page_alloc import Folio
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.scopes.mm import (
     MM,
@@ -132,36 +134,46 @@ def _drop_file(vma: VMA) -> None:
         vma.vm_file.inode.put()
 
 
-def free_pgtables(kernel, mm: MM, start: int, end: int) -> None:
+def free_pgtables(kernel, mm: MM, start: int, end: int, tlb: MmuGather | None = None) -> None:
     """Free page-table pages over [start, end) that no VMA uses any more."""
     for shift in (PMD_SHIFT, PUD_SHIFT, PGDIR_SHIFT):
         tables = mm.pgtables[shift]
         size = 1 << shift
         for idx in range(start >> shift, ((end - 1) >> shift) + 1):
             if idx in tables and not mm.vmas_in(idx * size, (idx + 1) * size):
+                if tlb is not None:
+                    tlb.remove_table()
                 kernel.pages.free_page(tables.pop(idx))
 
 
-def unmap_region(kernel, mm: MM, start: int, end: int) -> None:
-    """Drop the ptes of [start, end)."""
+def unmap_region(kernel, mm: MM, start: int, end: int, tlb: MmuGather | None = None) -> None:
+    """Drop the ptes of [start, end), gathering the freed pages in ``tlb``."""
     lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
     if hi - lo <= len(mm.ptes):
         vpns = [v for v in range(lo, hi) if v in mm.ptes]
     else:
-        vpns = [v for v in mm.ptes if lo <= v < hi]
+        vpns = sorted(v for v in mm.ptes if lo <= v < hi)
     for vpn in vpns:
+        if tlb is not None and isinstance(mm.ptes[vpn], Folio):
+            tlb.remove_page()
         unmap_page(kernel, mm, vpn)
 
 
-def do_vmi_munmap(kernel, mm: MM, start: int, end: int) -> None:
+def do_vmi_munmap(kernel, task, mm: MM, start: int, end: int) -> None:
+    tlb = MmuGather(kernel, task)
+    vmas = []
     for vma in mm.vmas_in(start, end):
         if vma.start < start:
             vma = mm.split_vma(vma, start)
         if vma.end > end:
             mm.split_vma(vma, end)
-        unmap_region(kernel, mm, vma.start, vma.end)
+        vmas.append(vma)
+    for vma in vmas:
+        unmap_region(kernel, mm, vma.start, vma.end, tlb)
+    for vma in vmas:
         mm.remove_vma(vma)
-    free_pgtables(kernel, mm, start, end)
+    free_pgtables(kernel, mm, start, end, tlb)
+    tlb.finish()
 
 
 def sys_munmap(kernel, task, addr: int, length: int) -> int:
@@ -173,7 +185,7 @@ def sys_munmap(kernel, task, addr: int, length: int) -> int:
         _err(errno.EINVAL)
     mm.mmap_lock.write_lock()
     try:
-        do_vmi_munmap(kernel, mm, addr, addr + length)
+        do_vmi_munmap(kernel, task, mm, addr, addr + length)
     finally:
         mm.mmap_lock.write_unlock()
     return 0
