@@ -167,18 +167,11 @@ def test_load_trace_reads_a_file(tmp_path):
         load_trace(tmp_path / "missing.trace")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "parser bug: _num/_nodes use str.isdigit() and int(), which accept any Unicode decimal "
-    "digit ('\\u0663' is 3); trace-format.md: 'Numbers are decimal, or hexadecimal with 0x'"))
 def test_non_ascii_digits_are_a_bad_number():
     e = error_of("mmap A \u0663\n")
     assert e.lineno == 1 and "bad number" in e.message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "parser bug: parse_trace numbers lines with str.splitlines(), which also breaks at "
-    "\\x0b, \\x0c, \\x1c-\\x1e, \\x85, \\u2028 and \\u2029, so LINE no longer counts newline-"
-    "terminated lines (trace-format.md: one command per line, LINE is the trace line number)"))
 def test_form_feed_does_not_start_a_new_line():
     # "\x0c" is whitespace at the end of line 1; frob is on line 2
     e = error_of("mmap A 1\x0c\nfrob\n")

@@ -4,6 +4,10 @@
     mempolicy trace oracle [--kernel V] FILE... run traces on real Linux under QEMU
     mempolicy trace diff FILE...                model against kernel, per trace
     mempolicy trace record FILE...              write FILE.expected from the kernel
+    mempolicy check [...]                       the refcount protocol under concurrency
+    mempolicy numactl [...]                     numactl, on Linux or on the model (--sim)
+    mempolicy numastat [...]                    numastat views
+    mempolicy plot [...]                        where pages landed, as a PNG
 
 User mistakes (a malformed trace, a missing file) print one line on stderr
 and exit with status 2; there is never a traceback for them.
@@ -81,8 +85,33 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"mempolicy trace: unknown subcommand {sub!r}", file=sys.stderr)
         return 2
+    if argv[0] in COMMANDS:
+        import importlib
+
+        try:
+            mod = importlib.import_module(COMMANDS[argv[0]])
+        except ModuleNotFoundError as e:
+            if not (e.name or "").startswith("mempolicy"):
+                raise
+            print(f"mempolicy {argv[0]}: not available in this version", file=sys.stderr)
+            return 2
+        try:
+            return mod.main(argv[1:])
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            return 0
     print(f"mempolicy: unknown command {argv[0]!r}\n\n{usage}", file=sys.stderr)
     return 2
+
+
+# Front ends living in their own modules: ``mempolicy NAME ARGS`` calls ``module.main(ARGS)``.
+COMMANDS = {
+    "check": "mempolicy.check.cli",
+    "numactl": "mempolicy.frontends.numactl",
+    "numastat": "mempolicy.frontends.numastat",
+    "plot": "mempolicy.frontends.plot",
+}
 
 
 if __name__ == "__main__":

@@ -189,7 +189,7 @@ def nodelist_parse(text: str) -> Nodemask:
     bits = 0
     for item in text.split(","):
         lo, sep, hi = item.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
+        if not (lo.isascii() and lo.isdigit()) or (sep and not (hi.isascii() and hi.isdigit())):
             raise ValueError(f"bad node list item {item!r}")
         a = int(lo)
         b = int(hi) if sep else a

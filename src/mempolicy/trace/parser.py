@@ -15,6 +15,8 @@ from mempolicy.uapi import FLAG_NAMES, MODE_BY_NAME, PAGE_SIZE
 
 U64 = (1 << 64) - 1
 MAX_PAGES_QUERY = 65536
+MAX_CPUS_PER_NODE = 256
+MAX_NODES = 64
 DEFAULT_NODES = 4
 DEFAULT_MEM = 512 << 20
 DEFAULT_DISTANCE = 20
@@ -91,17 +93,12 @@ class Trace:
 
 
 def _num(tok: str, what: str) -> int:
-    try:
-        if tok.lower().startswith("0x"):
-            if len(tok) == 2:
-                raise ValueError
-            v = int(tok[2:], 16)
-        else:
-            if not tok.isdigit():
-                raise ValueError
-            v = int(tok, 10)
-    except ValueError:
-        raise ValueError(f"bad number {tok!r} for {what}") from None
+    if tok[:2] in ("0x", "0X") and len(tok) > 2 and set(tok[2:]) <= _HEX:
+        v = int(tok[2:], 16)
+    elif _isdec(tok):
+        v = int(tok, 10)
+    else:
+        raise ValueError(f"bad number {tok!r} for {what}")
     if v > U64:
         raise ValueError(f"{what} {tok} does not fit in 64 bits")
     return v
@@ -122,7 +119,7 @@ def _nodes(tok: str) -> Nodemask:
     prev = -1
     for item in items:
         lo, sep, hi = item.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
+        if not _isdec(lo) or (sep and not _isdec(hi)):
             raise ValueError(f"bad node list {tok!r}")
         a = int(lo)
         b = int(hi) if sep else a
@@ -145,6 +142,15 @@ def _mask_words(tok: str) -> list[int] | None:
     if tok == "null":
         return None
     return [_num(w, "mask word") for w in tok.split(",")]
+
+
+_DEC = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _isdec(tok: str) -> bool:
+    """ASCII decimal digits only (str.isdigit() also takes other scripts' digits)."""
+    return bool(tok) and set(tok) <= _DEC
 
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -379,7 +385,8 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     names = _Names()
     st = {"mmaps": 0}
     in_header = True
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        raw = raw.rstrip("\r")
         line = raw.split("#", 1)[0]
         words = line.split()
         if not words:
@@ -394,15 +401,20 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
                     nid = _num(rest[0], "node id")
                     if nid != len(nodes):
                         raise ValueError(f"node {nid} out of order (expected node {len(nodes)})")
-                    if nid > 1023:
-                        raise ValueError("too many nodes")
+                    if nid >= MAX_NODES:
+                        raise ValueError(f"at most {MAX_NODES} nodes")
                     kv = {}
                     for w in rest[1:]:
                         k, eq, v = w.partition("=")
                         if not eq or k not in ("mem", "cpus") or k in kv:
                             raise ValueError(f"unexpected word {w!r} (node ID mem=SIZE cpus=COUNT)")
                         kv[k] = v
-                    nodes.append(NodeSpec(nid, _size(kv["mem"]), _num(kv["cpus"], "cpu count")))
+                    if "mem" not in kv or "cpus" not in kv:
+                        raise ValueError("a node line needs mem=SIZE and cpus=COUNT")
+                    cpus = _num(kv["cpus"], "cpu count")
+                    if cpus > MAX_CPUS_PER_NODE:
+                        raise ValueError(f"cpus={cpus} is more than {MAX_CPUS_PER_NODE}")
+                    nodes.append(NodeSpec(nid, _size(kv["mem"]), cpus))
                 else:
                     _expect(rest, 3)
                     x, y, v = (_num(t, "distance") for t in rest)
