@@ -4,6 +4,7 @@
     mempolicy trace oracle [--kernel V] FILE... run traces on real Linux under QEMU
     mempolicy trace diff FILE...                model against kernel, per trace
     mempolicy trace record FILE...              write FILE.expected from the kernel
+    mempolicy trace fuzz [--seed S] [--count N] [--out DIR]   random valid traces
     mempolicy check [...]                       the refcount protocol under concurrency
     mempolicy numactl [...]                     numactl, on Linux or on the model (--sim)
     mempolicy numastat [...]                    numastat views
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
                 return _trace_run(rest)
             if sub in ("oracle", "diff", "record"):
                 return _oracle(sub, rest)
+            if sub == "fuzz":
+                from mempolicy.trace.fuzz import main as fuzz_main
+
+                return fuzz_main(rest)
         except KeyboardInterrupt:
             return 130
         except BrokenPipeError:
