@@ -13,6 +13,8 @@ design: one object stored in several places with a reference each).
 
 from __future__ import annotations
 
+import threading
+
 from mempolicy.alloc.mpol_alloc import WeightedInterleaveState
 from mempolicy.alloc.page_alloc import PageAllocator
 from mempolicy.alloc.topology import Topology
@@ -35,6 +37,7 @@ class Kernel:
         self.wi_state = WeightedInterleaveState(topo.nr_node_ids)
         self.tasks: dict[int, object] = {}
         self._next_pid = 1
+        self._pidmap_lock = threading.Lock()
         self._shm_objects_per_cpu: dict[int, int] = {}
         self.fault_stats = {"faults": 0, "shared": 0}
 
@@ -50,8 +53,9 @@ class Kernel:
         return k, t
 
     def alloc_pid(self) -> int:
-        pid = self._next_pid
-        self._next_pid += 1
+        with self._pidmap_lock:
+            pid = self._next_pid
+            self._next_pid += 1
         return pid
 
     def next_shmem_ino(self, cpu: int) -> int:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol
 from mempolicy.alloc.page_alloc import Folio, ZeroPage
-from mempolicy.core.mempolicy import mpol_cond_put
+from mempolicy.check import hooks as _chk
+from mempolicy.core.mempolicy import mpol_cond_put, mpol_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
 from mempolicy.uapi import PAGE_SHIFT
 
@@ -49,7 +50,12 @@ def pgtable_alloc(kernel, task, mm, addr: int) -> None:
             nid = alloc_pages(kernel, task)
             if nid is None:
                 raise OutOfMemory()
-            tables[idx] = nid
+            with mm.page_table_lock:            # __pte_alloc: another fault may have populated it
+                if idx not in tables:
+                    tables[idx] = nid
+                    nid = None
+            if nid is not None:
+                kernel.pages.free_page(nid)
 
 
 def vma_alloc_folio(kernel, task, vma: VMA, addr: int) -> Folio:
@@ -57,13 +63,26 @@ def vma_alloc_folio(kernel, task, vma: VMA, addr: int) -> Folio:
     pol, ilx = get_vma_policy(task, vma, addr)
     try:
         nid = alloc_pages_mpol(kernel, task, pol, ilx, task.numa_node_id())
+        if nid is not None:
+            kernel.stat_fault(pol)
     finally:
-        mpol_cond_put(pol)
+        if _chk.mutants:
+            _mutant_cond_put(pol)
+        else:
+            mpol_cond_put(pol)
     if nid is None:
         raise OutOfMemory()
-    folio = Folio(nid, anon=True, index=vma.linear_page_index(addr))
-    kernel.stat_fault(pol)
-    return folio
+    return Folio(nid, anon=True, index=vma.linear_page_index(addr))
+
+
+def _mutant_cond_put(pol) -> None:
+    """mpol_cond_put as a mutant of ``mempolicy.check.mutants`` gets it wrong."""
+    if "missing-cond-put" in _chk.mutants:
+        return
+    if "cond-put-as-put" in _chk.mutants:
+        mpol_put(pol)
+        return
+    mpol_cond_put(pol)
 
 
 def shmem_get_pgoff_policy(task, inode, index: int):
@@ -79,13 +98,23 @@ def shmem_alloc_folio(kernel, task, inode, index: int) -> Folio:
     pol, ilx = shmem_get_pgoff_policy(task, inode, index)
     try:
         nid = alloc_pages_mpol(kernel, task, pol, ilx, task.numa_node_id())
+        if nid is not None:
+            kernel.stat_fault(pol)
     finally:
-        mpol_cond_put(pol)
+        if _chk.mutants:
+            _mutant_cond_put(pol)
+        else:
+            mpol_cond_put(pol)
     if nid is None:
         raise OutOfMemory()
     folio = Folio(nid, anon=False, mapping=inode, index=index)
-    inode.pages[index] = folio
-    kernel.stat_fault(pol)
+    with inode.i_pages_lock:                    # shmem_add_to_page_cache: -EEXIST if another fault won
+        other = inode.pages.get(index)
+        if other is None:
+            inode.pages[index] = folio
+    if other is not None:
+        kernel.pages.free_page(nid)
+        return other
     return folio
 
 
@@ -94,6 +123,18 @@ def shmem_get_folio(kernel, task, inode, index: int) -> Folio:
     if folio is None:
         folio = shmem_alloc_folio(kernel, task, inode, index)
     return folio
+
+
+def finish_fault(kernel, mm, vpn: int, page, dirty: bool) -> None:
+    """Install a faulted page's pte under the page-table lock, unless another fault of
+    the same mm installed one first; then a new anonymous page goes back (the
+    ``!pte_none()`` check of do_anonymous_page and finish_fault)."""
+    with mm.page_table_lock:
+        if vpn not in mm.ptes:
+            map_page(mm, vpn, page, dirty)
+            return
+    if isinstance(page, Folio) and page.anon and page.mapcount == 0:
+        kernel.pages.free_page(page.nid)
 
 
 def map_page(mm, vpn: int, page, dirty: bool) -> None:
@@ -135,9 +176,28 @@ def do_fault_around(mm, vma: VMA, addr: int) -> None:
             map_page(mm, vpn, folio, False)
 
 
-def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
-    """Fault in the page at ``addr`` for a read or a write; FaultSignal when fatal."""
+def do_user_addr_fault(kernel, task, addr: int, write: bool) -> None:
+    """A user page fault: handle_mm_fault under mmap_read_lock (lock_mm_and_find_vma).
+
+    The kernel tries the per-VMA lock first; the model always takes mmap_lock
+    for reading, which gives the same exclusion against mbind and exit.
+    """
     mm = task.mm
+    mm.mmap_lock.read_lock()
+    try:
+        handle_mm_fault(kernel, task, addr, write)
+    finally:
+        mm.mmap_lock.read_unlock()
+
+
+def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
+    """Fault in the page at ``addr`` for a read or a write; FaultSignal when fatal.
+
+    The caller holds mmap_lock (do_user_addr_fault, get_user_pages).
+    """
+    mm = task.mm
+    if _chk.sched is not None:
+        _chk.sched.assert_held(mm.mmap_lock, "read", "handle_mm_fault")
     vma = mm.vma_lookup(addr)
     if vma is None:
         raise FaultSignal("SIGSEGV")
@@ -154,10 +214,10 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     inode = vma.inode
     if inode is None:                                   # do_anonymous_page
         if not write:
-            map_page(mm, vpn, kernel.pages.zero_page, False)
+            finish_fault(kernel, mm, vpn, kernel.pages.zero_page, False)
             return
         mm.anon_vma_prepare(vma)
-        map_page(mm, vpn, vma_alloc_folio(kernel, task, vma, addr), True)
+        finish_fault(kernel, mm, vpn, vma_alloc_folio(kernel, task, vma, addr), True)
         return
 
     index = vma.linear_page_index(addr)
@@ -167,17 +227,17 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
         do_fault_around(mm, vma, addr)
         if vpn in mm.ptes:
             return
-        map_page(mm, vpn, shmem_get_folio(kernel, task, inode, index), False)
+        finish_fault(kernel, mm, vpn, shmem_get_folio(kernel, task, inode, index), False)
         return
     if vma.is_shared:                                   # do_shared_fault
         folio = shmem_get_folio(kernel, task, inode, index)
         folio.dirty = True
-        map_page(mm, vpn, folio, True)
+        finish_fault(kernel, mm, vpn, folio, True)
         return
     # do_cow_fault: read the cache page, copy it to a new anonymous page
     shmem_get_folio(kernel, task, inode, index)
     mm.anon_vma_prepare(vma)
-    map_page(mm, vpn, vma_alloc_folio(kernel, task, vma, addr), True)
+    finish_fault(kernel, mm, vpn, vma_alloc_folio(kernel, task, vma, addr), True)
 
 
 def do_wp_page(kernel, task, vma: VMA, addr: int, page) -> None:

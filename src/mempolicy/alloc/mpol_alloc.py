@@ -10,6 +10,7 @@ used when there is no index: page tables and other kernel allocations).
 
 from __future__ import annotations
 
+from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import Mempolicy
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.uapi import (
@@ -132,8 +133,16 @@ def alloc_pages_preferred_many(kernel, task, nid: int, nodemask: Nodemask | None
 
 
 def alloc_pages_mpol(kernel, task, pol: Mempolicy, ilx: int, nid: int) -> int | None:
-    """The node a page is allocated on under ``pol`` (None: out of memory)."""
+    """The node a page is allocated on under ``pol`` (None: out of memory).
+
+    With a nodemask (BIND, PREFERRED_MANY) the allocator reads ``pol->nodes``
+    by reference and may sleep in reclaim first: a schedule point, after which
+    the checker makes the model read the nodemask through the policy again.
+    """
     nid, nodemask = policy_nodemask(task, pol, ilx, nid, kernel.wi_state)
+    if nodemask is not None and _chk.sched is not None:
+        _chk.sched.might_sleep(pol, "__alloc_pages may enter reclaim")
+        nodemask = pol.nodes
     if pol.mode == MPOL_PREFERRED_MANY:
         return alloc_pages_preferred_many(kernel, task, nid, nodemask)
     if nid >= kernel.topo.nr_node_ids:       # interleave over no node

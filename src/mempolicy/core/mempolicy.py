@@ -22,6 +22,7 @@ from mempolicy.core.nodemask import (
     bitmap_remap,
     mpol_relative_nodemask,
 )
+from mempolicy.check import hooks as _chk
 from mempolicy.core.slab import PolicyCache, SanitizerError
 from mempolicy.uapi import (
     MPOL_BIND,
@@ -55,6 +56,10 @@ class KernelError(Exception):
 # Hook for the concurrency checker: called at each atomic refcount operation.
 # None in ordinary runs, so the hot path costs one global load.
 refcount_hook = None
+
+# atomic_t for real threads: ``mempolicy check --stress`` sets a lock here so that
+# inc and dec-and-test are indivisible; None (one thread at a time) otherwise.
+atomic_lock = None
 
 
 class _MempolicyFields:
@@ -158,7 +163,11 @@ def mpol_get(pol: Mempolicy | None) -> None:
         raise SanitizerError(f"mpol_get on a freed policy: {pol.describe()}")
     if refcount_hook is not None:
         refcount_hook("inc", pol)
-    pol._refcnt += 1
+    if atomic_lock is None:
+        pol._refcnt += 1
+    else:
+        with atomic_lock:
+            pol._refcnt += 1
 
 
 def __mpol_put(pol: Mempolicy) -> None:
@@ -167,10 +176,16 @@ def __mpol_put(pol: Mempolicy) -> None:
         raise SanitizerError(f"mpol_put on a freed policy (double put): {pol.describe()}")
     if refcount_hook is not None:
         refcount_hook("dec", pol)
-    pol._refcnt -= 1
-    if pol._refcnt > 0:
+    if atomic_lock is None:
+        pol._refcnt -= 1
+        refcnt = pol._refcnt
+    else:
+        with atomic_lock:                     # atomic_dec_and_test
+            pol._refcnt -= 1
+            refcnt = pol._refcnt
+    if refcnt > 0:
         return
-    if pol._refcnt < 0:
+    if refcnt < 0:
         raise SanitizerError(f"refcount below zero: {pol!r} allocated at {pol._alloc_site}")
     if pol._cache is None:
         raise SanitizerError(f"static policy {mpol_to_str(pol)} dropped to refcount 0")
@@ -191,6 +206,8 @@ def mpol_needs_cond_ref(pol: Mempolicy | None) -> bool:
 
 def mpol_cond_put(pol: Mempolicy | None) -> None:
     """Drop the extra reference a shared-policy lookup took, and only that."""
+    if _chk.mutants and "shared-noref-nocondput" in _chk.mutants:
+        return
     if mpol_needs_cond_ref(pol):
         __mpol_put(pol)
 

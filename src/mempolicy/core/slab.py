@@ -13,11 +13,18 @@ frees at once, which only makes use-after-free easier to see.
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
+
+from mempolicy.check import hooks as _chk
 
 
 class SanitizerError(RuntimeError):
     """A reference-counting bug: use after free, double put, refcount < 0, leak."""
+
+
+# modules on the stack that are not the model kernel: the cache itself, the checker, the CLI
+_NOT_KERNEL = ("mempolicy.core.slab", "mempolicy.check", "mempolicy.cli")
 
 
 def call_site(skip: int = 2, depth: int = 4) -> str:
@@ -26,7 +33,7 @@ def call_site(skip: int = 2, depth: int = 4) -> str:
     f = sys._getframe(skip)
     while f is not None and len(names) < depth:
         mod = f.f_globals.get("__name__", "")
-        if mod.startswith("mempolicy.") and not mod.startswith("mempolicy.core.slab"):
+        if mod.startswith("mempolicy.") and not mod.startswith(_NOT_KERNEL):
             names.append(f.f_code.co_name)
         f = f.f_back
     return "<-".join(names) or "?"
@@ -51,24 +58,32 @@ class PolicyCache:
         self.track_sites = track_sites
         self.live: dict[int, object] = {}
         self._serial = 0
+        self.lock = threading.Lock()      # the cache's own lock: callers may be real threads
 
     def alloc(self, obj) -> None:
         """Account a new object (kmem_cache_alloc)."""
-        self._serial += 1
-        obj._serial = self._serial
-        obj._alloc_site = call_site(3) if self.track_sites else "?"
-        obj._free_site = None
-        self.stats.allocated += 1
-        self.live[id(obj)] = obj
+        site = call_site(3) if self.track_sites else "?"
+        with self.lock:
+            self._serial += 1
+            obj._serial = self._serial
+            obj._alloc_site = site
+            obj._free_site = None
+            self.stats.allocated += 1
+            self.live[id(obj)] = obj
+        if _chk.sched is not None:
+            _chk.sched.slab_event("alloc", obj)
 
     def free(self, obj) -> None:
         """Return an object (kmem_cache_free); poisons it so later use raises."""
-        if self.live.pop(id(obj), None) is None:
-            raise SanitizerError(
-                f"double free of policy #{getattr(obj, '_serial', '?')}"
-                f" allocated at {getattr(obj, '_alloc_site', '?')}")
+        with self.lock:
+            if self.live.pop(id(obj), None) is None:
+                raise SanitizerError(
+                    f"double free of policy #{getattr(obj, '_serial', '?')}"
+                    f" allocated at {getattr(obj, '_alloc_site', '?')}")
+            self.stats.freed += 1
         obj._free_site = call_site(3) if self.track_sites else "?"
-        self.stats.freed += 1
+        if _chk.sched is not None:
+            _chk.sched.slab_event("free", obj)
 
     def leaks(self) -> list:
         """Objects still allocated, oldest first."""

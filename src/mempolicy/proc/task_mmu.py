@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from mempolicy.alloc.mpol_alloc import alloc_pages
 from mempolicy.alloc.page_alloc import Folio
+from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import mpol_cond_put, mpol_get, mpol_put, mpol_to_str
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref
 from mempolicy.uapi import PAGE_SHIFT
@@ -38,7 +39,7 @@ def show_numa_map(kernel, task, vma: VMA, task_mempolicy) -> str:
     pages = anon = dirty = mapmax = 0
     nodes: dict[int, int] = {}
     lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
-    vpns = range(lo, hi) if hi - lo <= len(mm.ptes) else sorted(v for v in mm.ptes if lo <= v < hi)
+    vpns = range(lo, hi) if hi - lo <= len(mm.ptes) else sorted(v for v in list(mm.ptes) if lo <= v < hi)
     for vpn in vpns:
         folio = mm.ptes.get(vpn)
         if not isinstance(folio, Folio) or folio.nid not in kernel.topo.n_memory:
@@ -83,11 +84,16 @@ def numa_maps(kernel, reader, task) -> list[str]:
 def _numa_maps(kernel, task) -> list[str]:
     mm = task.mm
     mm.mmap_lock.read_lock()
-    with task.alloc_lock:
+    held = not (_chk.mutants and "numa-maps-no-task-lock" in _chk.mutants)
+    if held:                                    # hold_task_mempolicy
+        with task.alloc_lock:
+            task_mempolicy = task.get_task_policy()
+            mpol_get(task_mempolicy)
+    else:
         task_mempolicy = task.get_task_policy()
-        mpol_get(task_mempolicy)
     try:
         return [show_numa_map(kernel, task, vma, task_mempolicy) for vma in list(mm.vmas)]
     finally:
-        mpol_put(task_mempolicy)
+        if held:
+            mpol_put(task_mempolicy)            # release_task_mempolicy
         mm.mmap_lock.read_unlock()

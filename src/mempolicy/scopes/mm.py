@@ -15,9 +15,11 @@ reference); any other VMA returns ``vm_policy`` with no reference.
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_right
 
-from mempolicy.core.mempolicy import Mempolicy, mpol_dup, mpol_equal, mpol_put
+from mempolicy.check import hooks as _chk
+from mempolicy.core.mempolicy import Mempolicy, mpol_dup, mpol_equal, mpol_put, mpol_rebind_policy
 from mempolicy.scopes.shmem import RWLock, ShmemFile
 from mempolicy.uapi import (
     MPOL_INTERLEAVE,
@@ -90,7 +92,10 @@ def __get_vma_policy(vma: VMA, addr: int) -> tuple[Mempolicy | None, int]:
     if inode is not None:                               # shmem_get_policy
         index = vma.linear_page_index(addr)
         return inode.policy.mpol_shared_policy_lookup(index), inode.i_ino
-    return vma.vm_policy, 0
+    pol = vma.vm_policy
+    if _chk.sched is not None:
+        _chk.sched.load("vma", vma, pol)
+    return pol, 0
 
 
 def get_vma_policy(task, vma: VMA, addr: int, order: int = 0) -> tuple[Mempolicy, int]:
@@ -106,7 +111,10 @@ def get_vma_policy(task, vma: VMA, addr: int, order: int = 0) -> tuple[Mempolicy
 
 def vma_dup_policy(kernel, src: VMA, dst: VMA) -> None:
     """Give ``dst`` its own copy of ``src``'s policy (split, fork)."""
-    dst.vm_policy = mpol_dup(src.vm_policy, kernel.policy_cache)
+    pol = src.vm_policy
+    if _chk.sched is not None:
+        _chk.sched.load("vma", src, pol)
+    dst.vm_policy = mpol_dup(pol, kernel.policy_cache)
 
 
 def anon_vma_compatible(a: VMA, b: VMA) -> bool:
@@ -128,6 +136,7 @@ class MM:
         # page-table pages: level shift -> {index: node}
         self.pgtables: dict[int, dict[int, int]] = {PGDIR_SHIFT: {}, PUD_SHIFT: {}, PMD_SHIFT: {}}
         self.mmap_lock = RWLock("mmap_lock")
+        self.page_table_lock = threading.Lock()    # populating page-table pages
 
     # -- lookup ----------------------------------------------------------------
     def find_vma(self, addr: int) -> VMA | None:
@@ -296,3 +305,16 @@ class MM:
     def anon_vma_prepare(self, vma: VMA) -> None:
         if vma.anon_vma is None:
             vma.anon_vma = self.find_mergeable_anon_vma(vma) or AnonVma()
+
+
+def mpol_rebind_mm(mm: MM, new) -> None:
+    """Rebind every VMA policy of ``mm`` to a new cpuset, under mmap_write_lock."""
+    mm.mmap_lock.write_lock()
+    try:
+        for vma in mm.vmas:
+            pol = vma.vm_policy
+            if pol is not None and _chk.sched is not None:
+                _chk.sched.modify(pol, "mpol_rebind_policy")
+            mpol_rebind_policy(pol, new)
+    finally:
+        mm.mmap_lock.write_unlock()

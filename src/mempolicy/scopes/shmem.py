@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_right
 
+from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import (
     Mempolicy,
     mpol_dup,
@@ -28,39 +29,96 @@ MAX_LFS_FILESIZE_PAGES = (1 << 63) >> 12
 
 
 class RWLock:
-    """A reader-writer lock (``rwlock_t`` / ``mmap_lock``) that counts its holders."""
+    """A reader-writer lock (``rwlock_t`` / ``mmap_lock``) that counts its holders.
+
+    Under the checker (``hooks.sched`` set) acquire and release go to the
+    controlled scheduler, which keeps the same counts and blocks a task by
+    running another one instead of blocking the thread.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.readers = 0
         self.writer = False
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiters = 0                        # threads sleeping in _cond.wait()
+
+    def _wait(self) -> None:
+        self._waiters += 1
+        self._cond.wait()
+        self._waiters -= 1
 
     def read_lock(self) -> None:
-        with self._cond:
+        if _chk.sched is not None:
+            return _chk.sched.lock_acquire(self, "read")
+        with self._lock:
             while self.writer:
-                self._cond.wait()
+                self._wait()
             self.readers += 1
 
     def read_unlock(self) -> None:
-        with self._cond:
+        if _chk.sched is not None:
+            return _chk.sched.lock_release(self, "read")
+        with self._lock:
             if self.readers <= 0:
                 raise RuntimeError(f"{self.name}: read_unlock without read_lock")
             self.readers -= 1
-            self._cond.notify_all()
+            if self._waiters and not self.readers:
+                self._cond.notify_all()
 
     def write_lock(self) -> None:
-        with self._cond:
+        if _chk.sched is not None:
+            return _chk.sched.lock_acquire(self, "write")
+        with self._lock:
             while self.writer or self.readers:
-                self._cond.wait()
+                self._wait()
             self.writer = True
 
     def write_unlock(self) -> None:
-        with self._cond:
+        if _chk.sched is not None:
+            return _chk.sched.lock_release(self, "write")
+        with self._lock:
             if not self.writer:
                 raise RuntimeError(f"{self.name}: write_unlock without write_lock")
             self.writer = False
-            self._cond.notify_all()
+            if self._waiters:
+                self._cond.notify_all()
+
+
+class SpinLock:
+    """A ``spinlock_t`` (``task_lock()``'s alloc_lock), usable with ``with``.
+
+    Under the checker acquire and release go to the controlled scheduler.
+    """
+
+    __slots__ = ("name", "locked", "_lock")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.locked = False
+        self._lock = threading.Lock()
+
+    def lock(self) -> None:
+        if _chk.sched is not None:
+            return _chk.sched.lock_acquire(self, "spin")
+        self._lock.acquire()
+        self.locked = True
+
+    def unlock(self) -> None:
+        if _chk.sched is not None:
+            return _chk.sched.lock_release(self, "spin")
+        if not self.locked:
+            raise RuntimeError(f"{self.name}: unlock without lock")
+        self.locked = False
+        self._lock.release()
+
+    def __enter__(self) -> "SpinLock":
+        self.lock()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
 
 
 class SpNode:
@@ -102,6 +160,8 @@ class SharedPolicy:
         i = bisect_right(self._starts, new.start)
         self.nodes.insert(i, new)
         self._starts.insert(i, new.start)
+        if _chk.sched is not None:
+            _chk.sched.store("shared", self, new.policy, new)
 
     def sp_delete(self, i: int) -> None:
         n = self.nodes.pop(i)
@@ -117,15 +177,24 @@ class SharedPolicy:
         """The policy at page ``idx`` with an extra reference, or None."""
         if not self.nodes:
             return None
-        self.lock.read_lock()
+        nolock = noref = False
+        if _chk.mutants:
+            nolock = "shared-tree-no-lock" in _chk.mutants
+            noref = "shared-lookup-noref" in _chk.mutants or "shared-noref-nocondput" in _chk.mutants
+        if not nolock:
+            self.lock.read_lock()
         try:
             i = self.sp_lookup(idx, idx + 1)
             pol = None
             if i is not None:
                 pol = self.nodes[i].policy
-                mpol_get(pol)
+                if _chk.sched is not None:
+                    _chk.sched.load("shared", self, pol, self.nodes[i])
+                if not noref:
+                    mpol_get(pol)
         finally:
-            self.lock.read_unlock()
+            if not nolock:
+                self.lock.read_unlock()
         return pol
 
     def sp_alloc(self, start: int, end: int, pol: Mempolicy) -> SpNode:
@@ -139,6 +208,8 @@ class SharedPolicy:
             newpol = pol
         else:
             newpol = mpol_dup(pol, self.cache)
+        if _chk.sched is not None:
+            _chk.sched.modify(newpol, "flags |= MPOL_F_SHARED")
         newpol.flags |= MPOL_F_SHARED
         return SpNode(start, end, newpol)
 
@@ -162,6 +233,8 @@ class SharedPolicy:
                             copy = n.policy
                         else:
                             copy = mpol_dup(n.policy, self.cache)
+                            if _chk.mutants and "sp-split-copies-refcnt" in _chk.mutants:
+                                copy._refcnt = n.policy._refcnt    # *new = *old without atomic_set(1)
                         tail = SpNode(end, n.end, copy)
                         n.end = start
                         self.sp_insert(tail)
@@ -212,14 +285,18 @@ class ShmemInode:
         self.pages: dict[int, object] = {}       # index -> Folio
         self.policy = SharedPolicy(kernel.policy_cache, kernel.protocol)
         self.users = 0                           # open files and mappings
+        self.i_pages_lock = threading.Lock()     # the page cache's xa_lock
 
     def get(self) -> None:
-        self.users += 1
+        with self.i_pages_lock:                  # an atomic count (i_count, f_count)
+            self.users += 1
 
     def put(self) -> None:
         """Drop a user; the last one evicts the inode (memfds are unlinked)."""
-        self.users -= 1
-        if self.users == 0:
+        with self.i_pages_lock:
+            self.users -= 1
+            last = self.users == 0
+        if last:
             for folio in self.pages.values():
                 self.kernel.pages.free_page(folio.nid)
             self.pages.clear()

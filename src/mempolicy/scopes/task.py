@@ -9,10 +9,10 @@ numa_policy_init() has run.
 
 from __future__ import annotations
 
-import threading
-
-from mempolicy.core.mempolicy import Mempolicy, mpol_put
+from mempolicy.check import hooks as _chk
+from mempolicy.core.mempolicy import Mempolicy, mpol_put, mpol_rebind_policy
 from mempolicy.core.nodemask import Nodemask
+from mempolicy.scopes.shmem import SpinLock
 from mempolicy.uapi import MAX_NUMNODES
 
 
@@ -29,7 +29,7 @@ class Task:
         self.il_prev = MAX_NUMNODES - 1
         self.il_weight = 0
         self.mems_allowed: Nodemask = kernel.topo.n_memory
-        self.alloc_lock = threading.Lock()       # task_lock()
+        self.alloc_lock = SpinLock("task_lock")  # task_lock()
         self.exited = False
         self.runner_pgtables: list = []          # see syscalls.process.RUNNER_FORK_PGTABLES
 
@@ -43,8 +43,11 @@ class Task:
 
     def get_task_policy(self) -> Mempolicy:
         """The task policy, or the static per-node preferred policy of the local node."""
-        if self.mempolicy is not None:
-            return self.mempolicy
+        pol = self.mempolicy
+        if _chk.sched is not None:
+            _chk.sched.load("task", self, pol)
+        if pol is not None:
+            return pol
         return self.kernel.preferred_node_policy[self.numa_node_id()]
 
     def __repr__(self) -> str:
@@ -53,7 +56,23 @@ class Task:
 
 def mpol_put_task_policy(task: Task) -> None:
     """At exit: detach the task policy under task_lock, then put it."""
-    with task.alloc_lock:
-        pol = task.mempolicy
-        task.mempolicy = None
+    nolock = _chk.mutants and "exit-no-task-lock" in _chk.mutants
+    if not nolock:
+        task.alloc_lock.lock()
+    pol = task.mempolicy
+    task.mempolicy = None
+    if _chk.sched is not None:
+        _chk.sched.store("task", task, None)
+    if not nolock:
+        task.alloc_lock.unlock()
     mpol_put(pol)
+
+
+def mpol_rebind_task(tsk: Task, new: Nodemask) -> None:
+    """Rebind the task policy to a new cpuset (caller holds task_lock(tsk))."""
+    pol = tsk.mempolicy
+    if _chk.sched is not None:
+        _chk.sched.load("task", tsk, pol)
+        if pol is not None:
+            _chk.sched.modify(pol, "mpol_rebind_policy")
+    mpol_rebind_policy(pol, new)

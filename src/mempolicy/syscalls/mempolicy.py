@@ -12,9 +12,10 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from mempolicy.alloc.fault import FaultSignal, handle_mm_fault
+from mempolicy.alloc.fault import FaultSignal, do_user_addr_fault
 from mempolicy.alloc.mpol_alloc import alloc_pages_mpol
 from mempolicy.alloc.page_alloc import Folio
+from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import (
     KernelError,
     Mempolicy,
@@ -120,6 +121,9 @@ def copy_nodes_to_user(buf_bytes: int, maxnode: int, nodes: Nodemask, nr_node_id
 
 def do_set_mempolicy(kernel, task, mode: int, flags: int, nodes: Nodemask) -> None:
     new = mpol_new(kernel.policy_cache, mode, flags, nodes)
+    early = _chk.mutants and "set-mempolicy-put-before-publish" in _chk.mutants
+    if early:
+        mpol_put(task.mempolicy)                        # the old policy freed while still published
     with task.alloc_lock:                               # task_lock(current)
         try:
             mpol_set_nodemask(new, nodes, task.mems_allowed, kernel.topo.n_memory)
@@ -128,10 +132,13 @@ def do_set_mempolicy(kernel, task, mode: int, flags: int, nodes: Nodemask) -> No
             raise
         old = task.mempolicy
         task.mempolicy = new
+        if _chk.sched is not None:
+            _chk.sched.store("task", task, new)
         if new is not None and new.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
             task.il_prev = MAX_NUMNODES - 1
             task.il_weight = 0
-    mpol_put(old)
+    if not early:
+        mpol_put(old)
 
 
 def kernel_set_mempolicy(kernel, task, mode: int, nmask: int | None, maxnode: int) -> int:
@@ -155,7 +162,7 @@ def lookup_node(kernel, task, addr: int) -> int:
     """get_user_pages_fast() of one page for reading: faults it in, returns its node."""
     addr &= PAGE_MASK
     try:
-        handle_mm_fault(kernel, task, addr, write=False)
+        do_user_addr_fault(kernel, task, addr, write=False)
     except FaultSignal:
         return -errno.EFAULT
     return task.mm.ptes[addr >> PAGE_SHIFT].nid
@@ -171,6 +178,8 @@ def do_get_mempolicy(kernel, task, addr: int, flags: int) -> tuple[int, Nodemask
             return 0, task.mems_allowed
     mm = task.mm
     pol = task.mempolicy
+    if _chk.sched is not None:
+        _chk.sched.load("task", task, pol)
     locked = False
     if flags & MPOL_F_ADDR:
         mm.mmap_lock.read_lock()
@@ -188,8 +197,9 @@ def do_get_mempolicy(kernel, task, addr: int, flags: int) -> tuple[int, Nodemask
     try:
         if flags & MPOL_F_NODE:
             if flags & MPOL_F_ADDR:
-                pol_refcount = pol
-                mpol_get(pol)
+                if not (_chk.mutants and "get-mempolicy-no-ref" in _chk.mutants):
+                    pol_refcount = pol
+                    mpol_get(pol)
                 mm.mmap_lock.read_unlock()
                 locked = False
                 r = lookup_node(kernel, task, addr)
@@ -313,6 +323,8 @@ def _present_vpns(mm, lo: int, hi: int):
 def vma_replace_policy(kernel, vma: VMA, pol: Mempolicy | None) -> None:
     """Store a policy in a VMA: its own copy (or, in the 2008 protocol, ``pol`` itself
     with a reference), telling a shmem file through ``set_policy``."""
+    if _chk.sched is not None:
+        _chk.sched.assert_held(vma.mm.mmap_lock, "write", "vma_replace_policy")
     if kernel.protocol == "2008":
         mpol_get(pol)
         new = pol
@@ -323,6 +335,8 @@ def vma_replace_policy(kernel, vma: VMA, pol: Mempolicy | None) -> None:
         inode.policy.mpol_set_shared_policy(vma.pgoff, vma.pages, new)
     old = vma.vm_policy
     vma.vm_policy = new
+    if _chk.sched is not None:
+        _chk.sched.store("vma", vma, new)
     mpol_put(old)
 
 
@@ -368,7 +382,11 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
     new = mpol_new(kernel.policy_cache, mode, mode_flags, nmask)
     if new is None:
         flags |= MPOL_MF_DISCONTIG_OK
-    mm.mmap_lock.write_lock()
+    read_locked = _chk.mutants and "mbind-mmap-read-lock" in _chk.mutants
+    if read_locked:
+        mm.mmap_lock.read_lock()
+    else:
+        mm.mmap_lock.write_lock()
     pagelist: list = []
     err = 0
     nr_failed = 0
@@ -398,7 +416,10 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
                 mpol_cond_put(pol)
                 base_ilx = ilx - folio.index
     finally:
-        mm.mmap_lock.write_unlock()
+        if read_locked:
+            mm.mmap_lock.read_unlock()
+        else:
+            mm.mmap_lock.write_unlock()
     if not err and pagelist:
         failed = 0
         for folio, _vma, _addr in pagelist:

@@ -33,6 +33,7 @@ from mempolicy.uapi import PAGE_SHIFT, PAGE_SIZE, ULONG_MASK
 
 PAGE_MASK = ~(PAGE_SIZE - 1) & ULONG_MASK
 MAX_LFS_FILESIZE = (1 << 63) - 1
+VM_ACCOUNT = 0x00100000          # charged to the commit limit: private writable mappings
 
 
 def _err(e: int):
@@ -84,6 +85,8 @@ def sys_mmap(kernel, task, addr: int, length: int, shared: bool, file: ShmemFile
     flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE
     if shared:
         flags |= VM_SHARED | VM_MAYSHARE
+    else:                                               # accountable_mapping()
+        flags |= VM_ACCOUNT
     mm.mmap_lock.write_lock()
     try:
         if file is None and shared:                     # shmem_zero_setup
@@ -212,6 +215,13 @@ def sys_mprotect(kernel, task, start: int, length: int, writable: bool) -> int:
             if vma.start != tmp:
                 _err(errno.ENOMEM)
             newflags = (vma.flags & ~VM_WRITE) | (VM_WRITE if writable else 0)
+            # mprotect_fixup: charge a private mapping made writable; uncharge an
+            # anonymous one made read-only before any page gave it an anon_vma
+            if newflags & VM_WRITE:
+                if not vma.flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED):
+                    newflags |= VM_ACCOUNT
+            elif vma.flags & VM_ACCOUNT and vma.vm_file is None and vma.anon_vma is None:
+                newflags &= ~VM_ACCOUNT
             if newflags & VM_WRITE and not newflags & VM_MAYWRITE:
                 _err(errno.EACCES)
             nstart = max(start, vma.start)

@@ -12,6 +12,7 @@ import errno
 
 from mempolicy.alloc.fault import map_page, unmap_page
 from mempolicy.alloc.mpol_alloc import alloc_pages
+from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import KernelError, mpol_dup
 from mempolicy.scopes.mm import MM, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VMA, AnonVma, vma_dup_policy
 from mempolicy.scopes.task import Task, mpol_put_task_policy
@@ -47,6 +48,20 @@ def copy_process(kernel, parent: Task) -> Task:
         nid = alloc_pages(kernel, parent)
         child.runner_pgtables.append(nid)
     pmm = parent.mm
+    locked = not (_chk.mutants and "fork-no-mmap-lock" in _chk.mutants)
+    if locked:
+        pmm.mmap_lock.write_lock()                    # dup_mmap: mmap_write_lock(oldmm)
+    try:
+        _dup_mmap(kernel, parent, pmm, mm)
+    finally:
+        if locked:
+            pmm.mmap_lock.write_unlock()
+    kernel.tasks[child.pid] = child
+    return child
+
+
+def _dup_mmap(kernel, parent: Task, pmm: MM, mm: MM) -> None:
+    """Copy each VMA with its own policy, and the ptes of VMAs with an anon_vma."""
     for vma in pmm.vmas:
         new = VMA(mm, vma.start, vma.end, vma.pgoff, vma.flags, vma.vm_file)
         vma_dup_policy(kernel, vma, new)
@@ -63,24 +78,34 @@ def copy_process(kernel, parent: Task) -> Task:
                 if idx in pmm.pgtables[shift] and idx not in mm.pgtables[shift]:
                     mm.pgtables[shift][idx] = alloc_pages(kernel, parent)
         lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
-        for vpn in [v for v in pmm.ptes if lo <= v < hi]:
+        for vpn in [v for v in list(pmm.ptes) if lo <= v < hi]:
             map_page(mm, vpn, pmm.ptes[vpn], vpn in pmm.dirty_ptes)
-    kernel.tasks[child.pid] = child
-    return child
 
 
 def do_exit(kernel, task: Task) -> None:
-    """exit(): drop the address space, the page tables and the task policy."""
+    """exit(): drop the address space, the page tables and the task policy.
+
+    exit_mmap unmaps under mmap_read_lock, then frees page tables and VMAs
+    (and their policies) under mmap_write_lock.
+    """
     mm = task.mm
-    for vma in list(mm.vmas):
-        unmap_region(kernel, mm, vma.start, vma.end)
-    for vma in list(mm.vmas):
-        mm.remove_vma(vma)
-    for shift in (PMD_SHIFT, PUD_SHIFT, PGDIR_SHIFT):
-        for nid in mm.pgtables[shift].values():
-            if nid is not None:
-                kernel.pages.free_page(nid)
-        mm.pgtables[shift].clear()
+    mm.mmap_lock.read_lock()
+    try:
+        for vma in list(mm.vmas):
+            unmap_region(kernel, mm, vma.start, vma.end)
+    finally:
+        mm.mmap_lock.read_unlock()
+    mm.mmap_lock.write_lock()
+    try:
+        for vma in list(mm.vmas):
+            mm.remove_vma(vma)
+        for shift in (PMD_SHIFT, PUD_SHIFT, PGDIR_SHIFT):
+            for nid in mm.pgtables[shift].values():
+                if nid is not None:
+                    kernel.pages.free_page(nid)
+            mm.pgtables[shift].clear()
+    finally:
+        mm.mmap_lock.write_unlock()
     for nid in task.runner_pgtables:
         if nid is not None:
             kernel.pages.free_page(nid)

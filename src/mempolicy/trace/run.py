@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno as _errno
 
-from mempolicy.alloc.fault import FaultSignal, OutOfMemory, handle_mm_fault
+from mempolicy.alloc.fault import FaultSignal, OutOfMemory, do_user_addr_fault
 from mempolicy.alloc.topology import Topology
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.kernel import Kernel
@@ -179,7 +179,7 @@ class TraceRunner:
         base = self.addr(a["name"], a["off"])
         for i in range(a["pages"]):
             try:
-                handle_mm_fault(self.kernel, self.task, (base + i * PAGE_SIZE) & U64, write=not a["read"])
+                do_user_addr_fault(self.kernel, self.task, (base + i * PAGE_SIZE) & U64, write=not a["read"])
             except FaultSignal as s:
                 return s.signame
             except OutOfMemory:

@@ -1,0 +1,1 @@
+"""Control groups as they touch memory policy: the cpuset ``mems`` change."""

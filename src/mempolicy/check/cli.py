@@ -1,0 +1,276 @@
+"""``mempolicy check``: the refcount protocol under concurrency.
+
+    mempolicy check                      the scenario catalogue, current protocol
+    mempolicy check --protocol 2008      the same on the seed's 2008 design
+    mempolicy check --mutants            every protocol mistake must be caught
+    mempolicy check --overhead           atomics and cache-line transfers per fault
+    mempolicy check --replay FILE        re-run a saved failing schedule
+    mempolicy check --stress             real threads, then every refcount balanced
+    mempolicy check --list               scenarios and mutants
+
+Exit status: 0 when everything is clean (for ``--mutants``: every mutant
+caught), 1 otherwise, 2 for a usage mistake (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from .mutants import MUTANTS, switches
+from .scenarios import CATALOGUE
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"mempolicy check: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mempolicy check", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="\n".join(__doc__.split("\n\n")[1:2]))
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--mutants", action="store_true", help="run every mutant; exit 0 only if all are caught")
+    mode.add_argument("--overhead", action="store_true", help="print the cost table")
+    mode.add_argument("--replay", metavar="FILE", help="replay a schedule file")
+    mode.add_argument("--stress", action="store_true", help="real threads driving the model")
+    mode.add_argument("--list", action="store_true", help="list scenarios and mutants")
+    p.add_argument("--protocol", choices=("current", "2008"), default="current")
+    p.add_argument("--scenario", action="append", metavar="NAME", help="only this scenario (repeatable)")
+    p.add_argument("--mutant", action="append", metavar="NAME", help="only this mutant (repeatable)")
+    p.add_argument("--bound", type=int, metavar="N",
+                   help="preemption bound (default: 2 for small scenarios, 1 for large ones)")
+    p.add_argument("--pct", type=int, metavar="N",
+                   help="PCT schedules per scenario after the exhaustive search (default: 0 small, 300 large)")
+    p.add_argument("--seed", type=int, default=1, help="first PCT / stress seed (default 1)")
+    p.add_argument("--no-lockdep", action="store_true", help="do not check the kernel's lock assertions")
+    p.add_argument("--save", metavar="DIR", help="where failing schedules go (default: check-failures)")
+    p.add_argument("--verbose", "-v", action="store_true", help="print every counterexample's timeline")
+    p.add_argument("--pages", type=int, default=64, metavar="N", help="--overhead: pages per task")
+    p.add_argument("--processes", type=int, default=3, metavar="N", help="--stress: processes")
+    p.add_argument("--threads", type=int, default=4, metavar="N", help="--stress: threads per process")
+    p.add_argument("--ops", type=int, default=200_000, metavar="N", help="--stress: operations in all")
+    return p
+
+
+def _nonneg(name: str, v) -> None:
+    if v is not None and v < 0:
+        raise UsageError(f"{name} must not be negative")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        for name in ("bound", "pct"):
+            _nonneg("--" + name, getattr(args, name))
+        if args.pages < 1 or args.processes < 1 or args.threads < 1 or args.ops < 1:
+            raise UsageError("--pages, --processes, --threads and --ops must be at least 1")
+        for s in args.scenario or []:
+            if s not in CATALOGUE:
+                raise UsageError(f"unknown scenario {s!r} (see --list)")
+        for m in args.mutant or []:
+            if m not in MUTANTS:
+                raise UsageError(f"unknown mutant {m!r} (see --list)")
+        if args.list:
+            return _list()
+        if args.overhead:
+            return _overhead(args)
+        if args.replay:
+            return _replay(args)
+        if args.stress:
+            return _stress(args)     # --mutant NAME: stress a mistake instead of the kernel
+        if args.mutants or args.mutant:
+            return _mutants(args)
+        return _catalogue(args)
+    except UsageError as e:
+        print(f"mempolicy check: {e}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------------------
+
+def _list() -> int:
+    print("scenarios:")
+    for s in CATALOGUE.values():
+        first = " ".join(s.doc.split())
+        print(f"  {s.name:<28} {'small' if s.small else 'large'}  {first[:90]}")
+    print("mutants:")
+    for m in MUTANTS.values():
+        print(f"  {m.name:<34} {m.rule[:90]}")
+    return 0
+
+
+def _save(run, directory: str, stem: str) -> str:
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, stem + ".json")
+    data = run.schedule_json()
+    text = json.dumps({**data, "schedule": "@"}, indent=1).replace('"@"', json.dumps(data["schedule"]))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    return path
+
+
+def _search(args, small: bool) -> tuple[int, int]:
+    bound = args.bound if args.bound is not None else (2 if small else 1)
+    pct = args.pct if args.pct is not None else (0 if small else 300)
+    return bound, pct
+
+
+def _catalogue(args) -> int:
+    from .explore import explore
+    from .timeline import report
+
+    names = args.scenario or list(CATALOGUE)
+    print(f"mempolicy check: protocol {args.protocol}, {len(names)} scenarios"
+          f"{', lockdep off' if args.no_lockdep else ''}")
+    print(f"{'scenario':<28} {'tasks':>5} {'schedules':>9}  {'search':<26} {'time':>7}  result")
+    total = 0
+    secs = 0.0
+    failures = []
+    for name in names:
+        sc = CATALOGUE[name]
+        bound, pct = _search(args, sc.small)
+        r = explore(sc, args.protocol, (), bound=bound, pct_runs=pct, seed=args.seed,
+                    lockdep=not args.no_lockdep)
+        total += r.schedules
+        secs += r.seconds
+        ntasks = len(r.failure.tasks) if r.failure else len(sc.build(args.protocol).programs)
+        result = "clean" + ("" if r.complete or pct else " (search cut short)")
+        if r.failure is not None:
+            result = f"FAIL {r.failure.finding.kind}" + (f" in {r.failure.finding.where}"
+                                                          if r.failure.finding.where else "")
+            failures.append(r)
+        print(f"{name:<28} {ntasks:>5} {r.schedules:>9}  {r.strategy:<26} {r.seconds:>6.2f}s  {result}",
+              flush=True)
+    rate = total / secs if secs else 0.0
+    print(f"explored {total} schedules in {secs:.2f} s: {rate:.0f} schedules/s")
+    for r in failures:
+        stem = r.scenario + ("" if args.protocol == "current" else f"-{args.protocol}")
+        path = _save(r.failure, args.save or "check-failures", stem)
+        print()
+        print(report(r.failure, title=f"== counterexample: {r.scenario} (protocol {args.protocol}) =="))
+        print(f"schedule saved to {path}; replay: mempolicy check --replay {path}")
+    if failures:
+        print(f"\n{len(failures)} of {len(names)} scenarios failed")
+        return 1
+    print("all clean")
+    return 0
+
+
+def _mutants(args) -> int:
+    from .explore import explore
+    from .timeline import report
+
+    names = args.mutant or list(MUTANTS)
+    print(f"mempolicy check --mutants: {len(names)} protocol mistake{'s' if len(names) != 1 else ''}"
+          f"{', lockdep off' if args.no_lockdep else ''}")
+    print(f"{'mutant':<34} {'scenario':<28} {'schedules':>9} {'preempt':>7} {'time':>7}  finding")
+    caught = 0
+    for name in names:
+        m = MUTANTS[name]
+        t0 = time.perf_counter()
+        found = None
+        n = 0
+        last = m.scenarios[0]
+        for sname in m.scenarios:
+            sc = CATALOGUE[sname]
+            bound, pct = _search(args, sc.small)
+            r = explore(sc, m.protocol, switches(m), bound=bound, pct_runs=max(pct, 200),
+                        seed=args.seed, lockdep=not args.no_lockdep)
+            n += r.schedules
+            last = sname
+            if r.failure is not None:
+                found = r.failure
+                break
+        dt = time.perf_counter() - t0
+        if found is not None:
+            caught += 1
+            f = found.finding
+            text = f"{f.kind}" + (f" in {f.where}" if f.where else "")
+        else:
+            text = "NOT CAUGHT"
+        pre = str(found.preemptions) if found is not None else "-"
+        print(f"{name:<34} {last:<28} {n:>9} {pre:>7} {dt:>6.2f}s  {text}", flush=True)
+        if found is not None and args.save:
+            _save(found, args.save, f"{last}-{name}")
+        if found is not None and args.verbose:
+            print(report(found, title=f"== {name}: {m.rule} =="))
+            print()
+    if caught and not args.save:
+        print("(--save DIR keeps each counterexample's schedule for --replay; -v prints its timeline)")
+    print(f"mutants caught: {caught}/{len(names)}")
+    return 0 if caught == len(names) else 1
+
+
+def _replay(args) -> int:
+    from .explore import load_schedule, replay
+    from .timeline import report
+
+    try:
+        data = load_schedule(args.replay)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    run, followed = replay(data)
+    muts = ", ".join(data.get("mutants", [])) or "none"
+    print(report(run, title=f"== replay of {args.replay}: scenario {data['scenario']},"
+                            f" protocol {data['protocol']}, mutants {muts} =="))
+    rec = data.get("finding")
+    if not followed:
+        print("note: the run left the recorded schedule (the model changed since it was saved)")
+    if run.finding is None:
+        print("no finding: the schedule runs clean" + (" (the recording had one)" if rec else ""))
+        return 0
+    if rec:
+        same = rec.get("kind") == run.finding.kind and rec.get("message") == run.finding.message
+        print("reproduced the recorded finding" if same else
+              f"a different finding than recorded ({rec.get('kind')}: {rec.get('message')})")
+    return 1
+
+
+def _overhead(args) -> int:
+    from .cost import format_table, overhead_table
+
+    print("the seed's cost: atomics and refcount cache-line transfers per page fault")
+    print(format_table(overhead_table(args.pages)))
+    return 0
+
+
+def _stress(args) -> int:
+    from .stress import stress
+
+    from . import hooks
+
+    n = args.processes * args.threads
+    switched = tuple(x for m in (args.mutant or []) for x in switches(MUTANTS[m]))
+    protocol = args.protocol
+    if any(MUTANTS[m].protocol == "2008" for m in args.mutant or []):
+        protocol = "2008"
+    print(f"mempolicy check --stress: {args.processes} processes x {args.threads} threads"
+          f" ({n} tasks), {args.ops} operations, seed {args.seed}, protocol {protocol}"
+          + (f", mutants {', '.join(switched)}" if switched else ""), flush=True)
+    hooks.mutants = frozenset(switched)
+    try:
+        r = stress(args.processes, args.threads, args.ops, args.seed, protocol=protocol)
+    finally:
+        hooks.mutants = frozenset()
+    print(f"ran {r.ops} operations ({r.errors} returned an error, {r.forks} forks) in"
+          f" {r.seconds:.2f} s: {r.ops / r.seconds if r.seconds else 0:.0f} ops/s")
+    print(f"policies allocated: {r.allocated}; in the cache at start {r.start_active},"
+          f" after teardown {r.end_active}; free pages back to boot: {'yes' if r.pages_balanced else 'no'}")
+    for f in r.failures:
+        print(f"FAIL {f}")
+    print("every refcount balanced" if r.ok else "NOT balanced")
+    return 0 if r.ok else 1

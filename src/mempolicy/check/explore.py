@@ -1,0 +1,194 @@
+"""Running scenarios under the scheduler: one schedule, exhaustive search, PCT, replay.
+
+Every schedule starts from a freshly built start state (stateless search),
+runs the tasks under the scheduler with the chosen mutants switched on,
+then asks the oracle: a finding raised during the run (sanitizer, lock
+misuse, deadlock), else the refcount invariants, else the leak check after
+every task exited.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from mempolicy.check import hooks
+
+from .scenarios import CATALOGUE, Scenario
+from .sched import Finding, Scheduler
+from .strategy import PCT, BoundedDFS, Replay
+
+SCHEDULE_VERSION = 1
+
+
+@dataclass
+class Run:
+    """One schedule: what was chosen, what happened, what the oracle found."""
+
+    scenario: str
+    protocol: str
+    mutants: tuple
+    lockdep: bool
+    choices: list[int]
+    finding: Finding | None
+    events: list
+    tasks: list[str]
+    world: object
+    steps: int
+    preemptions: int
+    strategy: str = ""
+    names: dict = field(default_factory=dict)
+
+    def schedule_json(self) -> dict:
+        """The replayable schedule (``mempolicy check --replay``)."""
+        return {
+            "version": SCHEDULE_VERSION,
+            "scenario": self.scenario,
+            "protocol": self.protocol,
+            "mutants": list(self.mutants),
+            "lockdep": self.lockdep,
+            "schedule": self.choices,
+            "tasks": self.tasks,
+            "found_by": self.strategy,
+            "finding": self.finding.to_json() if self.finding else None,
+        }
+
+
+@dataclass
+class Result:
+    """A scenario explored: how many schedules, how long, and the first failing one."""
+
+    scenario: str
+    protocol: str
+    mutants: tuple
+    schedules: int = 0
+    seconds: float = 0.0
+    complete: bool = False
+    strategy: str = ""
+    failure: Run | None = None
+    max_steps: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return self.failure is None
+
+
+def run_once(scenario: Scenario, strategy, protocol: str = "current", mutants=(),
+             lockdep: bool = True) -> Run:
+    """Build the start state, run one schedule, ask the oracle."""
+    world = scenario.build(protocol)
+    sched = Scheduler(strategy, world, lockdep=lockdep)
+    strategy.begin()
+    hooks.mutants = frozenset(mutants)
+    try:
+        for name, ops in world.programs:
+            sched.spawn(name, world.runner(name, ops))
+        finding = sched.run()
+        if finding is None:
+            finding = world.check_invariants() or world.teardown()
+            if finding is not None:
+                finding.step = sched.step
+    finally:
+        hooks.mutants = frozenset()
+    return Run(scenario.name, protocol, tuple(mutants), lockdep, sched.choices, finding,
+               sched.events, [t.name for t in sched.tasks], world, sched.step, sched.preemptions,
+               strategy.describe(), sched.names)
+
+
+def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: int = 2,
+            pct_runs: int = 0, seed: int = 1, depth: int = 3, lockdep: bool = True,
+            max_schedules: int | None = None) -> Result:
+    """Exhaustive search within ``bound`` preemptions, then ``pct_runs`` PCT schedules;
+    stops at the first failing schedule."""
+    res = Result(scenario.name, protocol, tuple(mutants))
+    t0 = time.perf_counter()
+    dfs = BoundedDFS(bound)
+    res.strategy = f"DFS, bound {bound}"
+    res.complete = True
+    while True:
+        run = run_once(scenario, dfs, protocol, mutants, lockdep)
+        res.schedules += 1
+        res.max_steps = max(res.max_steps, run.steps)
+        if run.finding is not None:
+            res.failure = run
+            res.complete = False
+            break
+        if not dfs.next_schedule():
+            break
+        if max_schedules is not None and res.schedules >= max_schedules:
+            res.complete = False
+            res.notes.append(f"stopped after {max_schedules} schedules")
+            break
+    if res.failure is None and pct_runs:
+        res.strategy += f" + {pct_runs} PCT d={depth}"
+        for i in range(pct_runs):
+            run = run_once(scenario, PCT(seed + i, depth, res.max_steps), protocol, mutants, lockdep)
+            res.schedules += 1
+            if run.finding is not None:
+                res.failure = run
+                break
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def load_schedule(path: str) -> dict:
+    """Read and validate a schedule file; ValueError with a one-line reason."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise ValueError(f"{path}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a schedule file ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a schedule file")
+    if data.get("version") != SCHEDULE_VERSION:
+        raise ValueError(f"{path}: unsupported schedule version {data.get('version')!r}")
+    if data.get("scenario") not in CATALOGUE:
+        raise ValueError(f"{path}: unknown scenario {data.get('scenario')!r}")
+    if data.get("protocol") not in ("current", "2008"):
+        raise ValueError(f"{path}: unknown protocol {data.get('protocol')!r}")
+    from .mutants import MUTANTS
+    muts = data.get("mutants", [])
+    if not isinstance(muts, list) or any(m not in MUTANTS for m in muts):
+        raise ValueError(f"{path}: unknown mutant in {muts!r}")
+    sch = data.get("schedule")
+    if not isinstance(sch, list) or not all(isinstance(i, int) and i >= 0 for i in sch):
+        raise ValueError(f"{path}: 'schedule' must be a list of task indices")
+    return data
+
+
+def replay(data: dict) -> tuple[Run, bool]:
+    """Run a recorded schedule; returns the run and whether it followed the recording."""
+    strat = Replay(data["schedule"])
+    run = run_once(CATALOGUE[data["scenario"]], strat, data["protocol"],
+                   tuple(data.get("mutants", [])), bool(data.get("lockdep", True)))
+    followed = not strat.diverged and strat.k >= len(data["schedule"])
+    return run, followed
+
+
+def run_straight(scenario: Scenario, protocol: str = "current") -> Finding | None:
+    """The scenario without the scheduler: each task's program in turn (a forked child's
+    right after its fork), then the same end-of-run checks.  The benchmark's baseline."""
+    from mempolicy.alloc.fault import FaultSignal, OutOfMemory
+    from mempolicy.core.mempolicy import KernelError
+
+    world = scenario.build(protocol)
+
+    def run(name: str, ops: list) -> None:
+        task = world.tasks[name]
+        for op in ops:
+            if task.exited:
+                break
+            try:
+                world._op(task, None, op)
+            except (KernelError, FaultSignal, OutOfMemory):
+                pass
+            if op[0] == "fork":
+                run(op[1], op[2])
+
+    for name, ops in world.programs:
+        run(name, ops)
+    return world.check_invariants() or world.teardown()

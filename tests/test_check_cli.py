@@ -1,0 +1,56 @@
+"""``mempolicy check``: the catalogue table, the other modes, and usage mistakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from mempolicy.check.cli import main
+from mempolicy.cli import main as top
+
+
+def test_catalogue_runs_clean(capsys):
+    assert main(["--scenario", "anon-fault-vs-mbind", "--scenario", "exit-vs-numa-maps"]) == 0
+    out = capsys.readouterr().out
+    assert "anon-fault-vs-mbind" in out and "exit-vs-numa-maps" in out
+    assert "schedules/s" in out and "all clean" in out
+
+
+def test_dispatch_from_the_top_level_command(capsys):
+    assert top(["check", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "scenarios:" in out and "mutants:" in out
+
+
+def test_a_mutant_run_can_fail(capsys):
+    # one mutant on a scenario that cannot trigger it: not caught, exit 1
+    from mempolicy.check import mutants
+
+    m = mutants.MUTANTS["exit-no-task-lock"]
+    saved = m.scenarios
+    object.__setattr__(m, "scenarios", ("anon-fault-vs-mbind",))
+    try:
+        assert main(["--mutant", "exit-no-task-lock"]) == 1
+    finally:
+        object.__setattr__(m, "scenarios", saved)
+    assert "mutants caught: 0/1" in capsys.readouterr().out
+
+
+def test_overhead(capsys):
+    assert main(["--overhead", "--pages", "4"]) == 0
+    assert "shared policy" in capsys.readouterr().out
+
+
+def test_stress_small(capsys):
+    assert main(["--stress", "--processes", "2", "--threads", "2", "--ops", "800"]) == 0
+    assert "every refcount balanced" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["--scenario", "nope"], ["--mutant", "nope"], ["--bound", "-1"], ["--ops", "0"],
+    ["--protocol", "1999"], ["--mutants", "--overhead"], ["--bogus"], ["--bound", "x"],
+])
+def test_usage_mistakes_are_one_line_and_exit_2(capsys, argv):
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    assert cap.err.count("\n") == 1 and cap.err.startswith("mempolicy check: ")
+    assert "Traceback" not in cap.err
