@@ -1,0 +1,604 @@
+"""The user-facing API: policy values and one interface over two backends.
+
+:class:`Policy` is a memory policy as a value (mode, flags, nodes, home
+node).  A *system* is something you can make memory-policy calls on:
+
+* :class:`ModelSystem` -- a process on the model kernel (any topology),
+* :class:`mempolicy.linux.LinuxSystem` -- the calling thread on the live kernel.
+
+Both have the same methods with the same types, and both raise
+``OSError(errno, strerror)`` with the kernel's errno, as the :mod:`os`
+module does::
+
+    >>> from mempolicy.api import ModelSystem, Policy
+    >>> m = ModelSystem.from_spec("4x512M")
+    >>> a = m.mmap(8 * 4096)
+    >>> m.mbind(a, 8 * 4096, Policy.interleave("0-3"))
+    >>> m.touch(a, 8 * 4096)
+    >>> m.where(a, 8 * 4096)
+    [0, 1, 2, 3, 0, 1, 2, 3]
+
+Every high-level call is built on a ``raw_*`` method that takes the system
+call's own arguments (mode word with flag bits, nodemask as an int or None
+for NULL, ``maxnode`` as the kernel reads it); the differential tests drive
+the two backends through those.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno as _errno
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from mempolicy.core.nodemask import Nodemask
+from mempolicy.linux.procfs import NumaMapsRecord, parse_numa_maps
+
+__all__ = [
+    "Mode", "ModeFlag", "MbindFlag", "GetFlag", "Policy", "as_nodemask",
+    "MemorySystem", "ModelSystem", "ModelFile", "NumaMapsRecord", "MASK_BITS",
+    "load_topology",
+]
+
+PAGE_SIZE = 4096
+U64 = (1 << 64) - 1
+#: Bits in the nodemasks the high-level calls pass (MAX_NUMNODES of common kernels).
+MASK_BITS = 1024
+
+
+class Mode(enum.IntEnum):
+    DEFAULT = 0
+    PREFERRED = 1
+    BIND = 2
+    INTERLEAVE = 3
+    LOCAL = 4
+    PREFERRED_MANY = 5
+    WEIGHTED_INTERLEAVE = 6
+
+
+class ModeFlag(enum.IntFlag):
+    NONE = 0
+    NUMA_BALANCING = 1 << 13
+    RELATIVE_NODES = 1 << 14
+    STATIC_NODES = 1 << 15
+
+
+class MbindFlag(enum.IntFlag):
+    NONE = 0
+    STRICT = 1
+    MOVE = 2
+    MOVE_ALL = 4
+
+
+class GetFlag(enum.IntFlag):
+    NONE = 0
+    NODE = 1
+    ADDR = 2
+    MEMS_ALLOWED = 4
+
+
+_MODE_FLAG_BITS = int(ModeFlag.NUMA_BALANCING | ModeFlag.RELATIVE_NODES | ModeFlag.STATIC_NODES)
+
+# Names accepted by Policy.parse: ours, the kernel's (numa_maps) and numactl's.
+_MODE_NAMES = {
+    "default": Mode.DEFAULT, "preferred": Mode.PREFERRED, "prefer": Mode.PREFERRED,
+    "bind": Mode.BIND, "membind": Mode.BIND, "interleave": Mode.INTERLEAVE,
+    "local": Mode.LOCAL, "localalloc": Mode.LOCAL,
+    "preferred_many": Mode.PREFERRED_MANY, "preferred-many": Mode.PREFERRED_MANY,
+    "prefer (many)": Mode.PREFERRED_MANY,
+    "weighted_interleave": Mode.WEIGHTED_INTERLEAVE, "weighted-interleave": Mode.WEIGHTED_INTERLEAVE,
+    "weighted interleave": Mode.WEIGHTED_INTERLEAVE,
+}
+_FLAG_NAMES = {"static": ModeFlag.STATIC_NODES, "relative": ModeFlag.RELATIVE_NODES,
+               "balancing": ModeFlag.NUMA_BALANCING}
+
+
+def as_nodemask(nodes) -> Nodemask:
+    """A Nodemask from a Nodemask, an int node, an iterable of nodes or a list string ``0-2,5``."""
+    if nodes is None:
+        return Nodemask()
+    if isinstance(nodes, Nodemask):
+        return nodes
+    if isinstance(nodes, bool):
+        raise TypeError("a node set cannot be a bool")
+    if isinstance(nodes, int):
+        if nodes < 0:
+            raise ValueError(f"negative node {nodes}")
+        return Nodemask([nodes])
+    if isinstance(nodes, str):
+        from mempolicy.core.nodemask import nodelist_parse
+
+        return nodelist_parse(nodes.strip())
+    return Nodemask(list(nodes))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A memory policy: ``mode``, mode ``flags``, ``nodes`` and an optional ``home_node``.
+
+    ``Policy.bind("0-1")``, ``Policy.interleave([0, 2])``, ``Policy.preferred(1)``,
+    ``Policy.local()``, ``Policy.parse("interleave=static:0-3")``...
+    """
+
+    mode: Mode = Mode.DEFAULT
+    nodes: Nodemask = field(default_factory=Nodemask)
+    flags: ModeFlag = ModeFlag.NONE
+    home_node: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", Mode(self.mode))
+        object.__setattr__(self, "flags", ModeFlag(self.flags))
+        object.__setattr__(self, "nodes", as_nodemask(self.nodes))
+
+    # -- constructors ---------------------------------------------------------
+    @classmethod
+    def _make(cls, mode: Mode, nodes, static: bool, relative: bool, balancing: bool,
+              home_node: int | None = None) -> "Policy":
+        flags = ModeFlag.NONE
+        if static:
+            flags |= ModeFlag.STATIC_NODES
+        if relative:
+            flags |= ModeFlag.RELATIVE_NODES
+        if balancing:
+            flags |= ModeFlag.NUMA_BALANCING
+        return cls(mode, as_nodemask(nodes), flags, home_node)
+
+    @classmethod
+    def default(cls) -> "Policy":
+        return cls(Mode.DEFAULT)
+
+    @classmethod
+    def local(cls) -> "Policy":
+        return cls(Mode.LOCAL)
+
+    @classmethod
+    def preferred(cls, node=None, *, static: bool = False, relative: bool = False) -> "Policy":
+        return cls._make(Mode.PREFERRED, node, static, relative, False)
+
+    @classmethod
+    def bind(cls, nodes, *, static: bool = False, relative: bool = False,
+             balancing: bool = False, home_node: int | None = None) -> "Policy":
+        return cls._make(Mode.BIND, nodes, static, relative, balancing, home_node)
+
+    @classmethod
+    def interleave(cls, nodes, *, static: bool = False, relative: bool = False) -> "Policy":
+        return cls._make(Mode.INTERLEAVE, nodes, static, relative, False)
+
+    @classmethod
+    def weighted_interleave(cls, nodes, *, static: bool = False, relative: bool = False) -> "Policy":
+        return cls._make(Mode.WEIGHTED_INTERLEAVE, nodes, static, relative, False)
+
+    @classmethod
+    def preferred_many(cls, nodes, *, static: bool = False, relative: bool = False,
+                       balancing: bool = False, home_node: int | None = None) -> "Policy":
+        return cls._make(Mode.PREFERRED_MANY, nodes, static, relative, balancing, home_node)
+
+    @classmethod
+    def from_kernel(cls, mode_word: int, mask: int | None = 0) -> "Policy":
+        """From what get_mempolicy returns: the mode word (with flag bits) and the mask."""
+        mode_word &= 0xFFFFFFFF
+        return cls(Mode(mode_word & ~_MODE_FLAG_BITS), Nodemask(mask or 0),
+                   ModeFlag(mode_word & _MODE_FLAG_BITS))
+
+    @classmethod
+    def parse(cls, text: str) -> "Policy":
+        """``mode[=flag[|flag]][:nodes]``, with our, the kernel's or numactl's mode names.
+
+        ``bind:0-1``, ``interleave=static:0,2``, ``prefer (many)=balancing:0``, ``local``.
+        """
+        s = text.strip()
+        head, colon, nodes = s.partition(":")
+        name, eq, flagtext = head.partition("=")
+        mode = _MODE_NAMES.get(name.strip().lower())
+        if mode is None:
+            raise ValueError(f"unknown policy mode {name.strip()!r}")
+        flags = ModeFlag.NONE
+        if eq:
+            for f in flagtext.split("|"):
+                if f.strip() not in _FLAG_NAMES:
+                    raise ValueError(f"unknown policy flag {f.strip()!r}")
+                flags |= _FLAG_NAMES[f.strip()]
+        return cls(mode, as_nodemask(nodes) if colon else Nodemask(), flags)
+
+    # -- queries ------------------------------------------------------------
+    @property
+    def mode_word(self) -> int:
+        """The ``mode`` argument of set_mempolicy/mbind: the mode OR-ed with its flags."""
+        return int(self.mode) | int(self.flags)
+
+    def __str__(self) -> str:
+        s = self.mode.name.lower()
+        names = [n for n, f in _FLAG_NAMES.items() if self.flags & f]
+        if names:
+            s += "=" + "|".join(names)
+        if self.nodes:
+            s += ":" + str(self.nodes)
+        if self.home_node is not None:
+            s += f" home={self.home_node}"
+        return s
+
+
+def _oserror(e: int) -> OSError:
+    return OSError(e, os.strerror(e))
+
+
+# ---------------------------------------------------------------------------
+# The common interface
+# ---------------------------------------------------------------------------
+
+class MemorySystem:
+    """What both backends offer.  Subclasses implement the ``raw_*`` calls and the
+    address-space helpers; the high-level calls here are built on them."""
+
+    #: bits of the nodemasks passed by the high-level calls
+    mask_bits = MASK_BITS
+
+    # -- to implement -----------------------------------------------------------
+    def raw_set_mempolicy(self, mode: int, mask: int | None, maxnode: int) -> int:
+        raise NotImplementedError
+
+    def raw_get_mempolicy(self, want_mode: bool, mask_bytes: int | None, maxnode: int,
+                          addr: int, flags: int) -> tuple[int | None, int | None]:
+        raise NotImplementedError
+
+    def raw_mbind(self, addr: int, length: int, mode: int, mask: int | None, maxnode: int,
+                  flags: int) -> int:
+        raise NotImplementedError
+
+    def raw_set_mempolicy_home_node(self, start: int, length: int, home_node: int, flags: int) -> int:
+        raise NotImplementedError
+
+    def raw_migrate_pages(self, pid: int, maxnode: int, old: int | None, new: int | None) -> int:
+        raise NotImplementedError
+
+    def raw_move_pages(self, pid: int, pages: Sequence[int], nodes: Sequence[int] | None,
+                       flags: int) -> tuple[int, list[int | None]]:
+        raise NotImplementedError
+
+    def mmap(self, length: int, addr: int | None = None, *, shared: bool = False,
+             writable: bool = True, file=None, offset: int = 0) -> int:
+        raise NotImplementedError
+
+    def munmap(self, addr: int, length: int) -> None:
+        raise NotImplementedError
+
+    def mprotect(self, addr: int, length: int, writable: bool) -> None:
+        raise NotImplementedError
+
+    def touch(self, addr: int, length: int, write: bool = True) -> None:
+        raise NotImplementedError
+
+    def numa_maps(self, pid: int | None = None) -> list[NumaMapsRecord]:
+        raise NotImplementedError
+
+    # -- high level -------------------------------------------------------------
+    @property
+    def _maxnode(self) -> int:
+        return self.mask_bits + 1
+
+    def set_mempolicy(self, policy: Policy | None = None) -> None:
+        """Set the task policy of the calling thread (None: the default policy)."""
+        policy = policy or Policy.default()
+        mask = policy.nodes.bits if (policy.nodes or policy.mode != Mode.DEFAULT) else None
+        self._check_bits(policy.nodes)
+        self.raw_set_mempolicy(policy.mode_word, mask, self._maxnode)
+
+    def get_mempolicy(self, addr: int | None = None) -> Policy:
+        """The task policy, or with ``addr`` the policy of the VMA there (F_ADDR)."""
+        flags = GetFlag.ADDR if addr is not None else GetFlag.NONE
+        mode, mask = self.raw_get_mempolicy(True, self.mask_bits // 8, self._maxnode,
+                                            0 if addr is None else addr, int(flags))
+        return Policy.from_kernel(mode, mask)
+
+    def next_interleave_node(self) -> int:
+        """The node the task's interleave round robin gives next (F_NODE)."""
+        mode, _ = self.raw_get_mempolicy(True, None, 0, 0, int(GetFlag.NODE))
+        return mode
+
+    def node_of(self, addr: int) -> int:
+        """The node of the page at ``addr``, faulting it in as a read does (F_NODE|F_ADDR)."""
+        mode, _ = self.raw_get_mempolicy(True, None, 0, addr, int(GetFlag.NODE | GetFlag.ADDR))
+        return mode
+
+    def mems_allowed(self) -> Nodemask:
+        """The nodes the task's cpuset allows (F_MEMS_ALLOWED)."""
+        _, mask = self.raw_get_mempolicy(False, self.mask_bits // 8, self._maxnode, 0,
+                                         int(GetFlag.MEMS_ALLOWED))
+        return Nodemask(mask or 0)
+
+    def mbind(self, addr: int, length: int, policy: Policy, flags: MbindFlag | int = 0) -> None:
+        """Set the policy of [addr, addr+length); then its home node if the policy has one."""
+        self._check_bits(policy.nodes)
+        mask = policy.nodes.bits if policy.nodes else None
+        self.raw_mbind(addr, length, policy.mode_word, mask, self._maxnode if mask else 0, int(flags))
+        if policy.home_node is not None:
+            self.raw_set_mempolicy_home_node(addr, length, policy.home_node, 0)
+
+    def set_mempolicy_home_node(self, addr: int, length: int, home_node: int) -> None:
+        self.raw_set_mempolicy_home_node(addr, length, home_node, 0)
+
+    def migrate_pages(self, old, new, pid: int = 0) -> int:
+        """Move the pages of process ``pid`` (0: this one) from ``old`` to ``new`` nodes;
+        returns the number of pages that could not be moved."""
+        old, new = as_nodemask(old), as_nodemask(new)
+        self._check_bits(old)
+        self._check_bits(new)
+        return self.raw_migrate_pages(pid, self._maxnode, old.bits, new.bits)
+
+    def move_pages(self, pages: Sequence[int], nodes: Sequence[int] | None = None,
+                   flags: MbindFlag | int = MbindFlag.MOVE, pid: int = 0) -> list[int]:
+        """Move each page to its node (``nodes``), or with ``nodes=None`` ask where each
+        page is.  Returns the status of each page: a node, or ``-errno``."""
+        if nodes is not None and len(nodes) != len(pages):
+            raise ValueError("pages and nodes differ in length")
+        _, status = self.raw_move_pages(pid, list(pages), None if nodes is None else list(nodes),
+                                        int(flags) if nodes is not None else 0)
+        return [s if s is not None else -_errno.EAGAIN for s in status]
+
+    def where(self, addr: int, length: int) -> list[int]:
+        """The node of each page of [addr, addr+length), or -errno (-ENOENT: not present)."""
+        first = addr & ~(PAGE_SIZE - 1)
+        pages = list(range(first, addr + length, PAGE_SIZE))
+        return self.move_pages(pages, None)
+
+    def _check_bits(self, nodes: Nodemask) -> None:
+        if nodes.bits.bit_length() > self.mask_bits:
+            raise ValueError(f"node {nodes.last()} is beyond the {self.mask_bits}-bit nodemask")
+
+
+# ---------------------------------------------------------------------------
+# The model backend
+# ---------------------------------------------------------------------------
+
+class ModelFile:
+    """A memfd of the model (shmem file), for :meth:`ModelSystem.mmap`."""
+
+    def __init__(self, shmem_file, name: str) -> None:
+        self.file = shmem_file
+        self.name = name
+
+
+_MMAP_TOP = 0x7F0000000000
+
+
+class _NumaStatCounter:
+    """A page allocator that counts numa_hit, numa_miss... as zone_statistics() does."""
+
+    KEYS = ("numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node", "other_node")
+
+    def __init__(self, inner, topo, local_node) -> None:
+        self._inner = inner
+        self._topo = topo
+        self._local_node = local_node
+        self.stats = {n.id: dict.fromkeys(self.KEYS, 0) for n in topo.nodes}
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def alloc_pages(self, preferred_nid, nodemask, mems_allowed, thisnode: bool = False):
+        nid = self._inner.alloc_pages(preferred_nid, nodemask, mems_allowed, thisnode=thisnode)
+        if nid is None:
+            return nid
+        if thisnode:
+            pref = preferred_nid
+        else:
+            pref = next((n for n in self._topo.zonelists[preferred_nid]
+                         if nodemask is None or n in nodemask), nid)
+        st = self.stats
+        if nid == pref:
+            st[nid]["numa_hit"] += 1
+        else:
+            st[nid]["numa_miss"] += 1
+            st[pref]["numa_foreign"] += 1
+        st[nid]["local_node" if nid == self._local_node() else "other_node"] += 1
+        # NUMA_INTERLEAVE_HIT is counted by alloc_pages_mpol for the interleave modes
+        caller = sys._getframe(1)
+        pol = caller.f_locals.get("pol") if caller.f_code.co_name == "alloc_pages_mpol" else None
+        if pol is not None and pol.mode in (Mode.INTERLEAVE, Mode.WEIGHTED_INTERLEAVE) \
+                and nid == caller.f_locals.get("nid"):
+            st[nid]["interleave_hit"] += 1
+        return nid
+
+
+class ModelSystem(MemorySystem):
+    """A process on the model kernel booted on ``topology``.
+
+    ``ModelSystem(Topology.simple(4))``, ``ModelSystem.from_spec("4x512M")``,
+    ``ModelSystem.from_spec("machine.toml")``.
+    """
+
+    def __init__(self, topology, protocol: str = "current") -> None:
+        from mempolicy.kernel import Kernel
+
+        self.kernel, self.task = Kernel.boot(topology, protocol)
+        self.topology = topology
+        self.kernel.pages = _NumaStatCounter(self.kernel.pages, topology,
+                                             lambda: self.task.numa_node_id())
+        self.pid = self.task.pid
+
+    @classmethod
+    def from_spec(cls, spec: str, protocol: str = "current") -> "ModelSystem":
+        """From a topology spec: a TOML file, ``4x512M``, a hwloc synthetic string."""
+        return cls(load_topology(spec), protocol)
+
+    # -- errors ---------------------------------------------------------------
+    def _run(self, fn, *args):
+        from mempolicy.core.mempolicy import KernelError
+
+        try:
+            return fn(self.kernel, self.task, *args)
+        except KernelError as e:
+            raise _oserror(e.errno) from None
+
+    # -- raw calls ------------------------------------------------------------
+    def raw_set_mempolicy(self, mode, mask, maxnode):
+        from mempolicy.syscalls.mempolicy import kernel_set_mempolicy
+
+        return self._run(kernel_set_mempolicy, mode & U64, mask, maxnode & U64)
+
+    def raw_get_mempolicy(self, want_mode, mask_bytes, maxnode, addr, flags):
+        from mempolicy.syscalls.mempolicy import kernel_get_mempolicy
+
+        pval, buf = self._run(kernel_get_mempolicy, mask_bytes, maxnode & U64, addr & U64, flags & U64)
+        if want_mode:
+            pval &= 0xFFFFFFFF
+            pval = pval - (1 << 32) if pval & 0x80000000 else pval
+        return (pval if want_mode else None), buf
+
+    def raw_mbind(self, addr, length, mode, mask, maxnode, flags):
+        from mempolicy.syscalls.mempolicy import kernel_mbind
+
+        return self._run(kernel_mbind, addr & U64, length & U64, mode & U64, mask, maxnode & U64,
+                         flags & U64)
+
+    def raw_set_mempolicy_home_node(self, start, length, home_node, flags):
+        from mempolicy.syscalls.mempolicy import sys_set_mempolicy_home_node
+
+        return self._run(sys_set_mempolicy_home_node, start & U64, length & U64, home_node & U64,
+                         flags & U64)
+
+    def raw_migrate_pages(self, pid, maxnode, old, new):
+        from mempolicy.syscalls.migrate import kernel_migrate_pages
+
+        return self._run(kernel_migrate_pages, _pid(pid), maxnode & U64, old, new)
+
+    def raw_move_pages(self, pid, pages, nodes, flags):
+        from mempolicy.syscalls.migrate import kernel_move_pages
+
+        nodes32 = None if nodes is None else [_int32(n) for n in nodes]
+        r, status = self._run(kernel_move_pages, _pid(pid), [p & U64 for p in pages], nodes32,
+                              flags & 0xFFFFFFFF)
+        return r, list(status)
+
+    # -- address space --------------------------------------------------------
+    def _free_gap(self, length: int) -> int:
+        """The highest free range of ``length`` bytes below the mmap base (top down)."""
+        top = _MMAP_TOP
+        for vma in reversed(self.task.mm.vmas):
+            if vma.start >= top:
+                continue
+            if vma.end <= top - length:
+                return top - length
+            top = vma.start
+        if top < length:
+            raise _oserror(_errno.ENOMEM)
+        return top - length
+
+    def mmap(self, length, addr=None, *, shared=False, writable=True, file=None, offset=0):
+        """An anonymous (or ``file``-backed, see :meth:`memfd_create`) mapping."""
+        from mempolicy.syscalls import mman
+
+        if length <= 0:
+            raise _oserror(_errno.EINVAL)
+        length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        if addr is None:
+            addr = self._free_gap(length)
+        if offset % PAGE_SIZE:
+            raise _oserror(_errno.EINVAL)
+        f = file.file if isinstance(file, ModelFile) else file
+        self._run(mman.sys_mmap, addr, length, shared, f, offset // PAGE_SIZE)
+        if not writable:
+            self._run(mman.sys_mprotect, addr, length, False)
+        return addr
+
+    def memfd_create(self, name: str, size: int) -> ModelFile:
+        """A memfd of ``size`` bytes (memfd_create then ftruncate)."""
+        from mempolicy.syscalls import mman
+
+        try:
+            f = mman.memfd_create(self.kernel, self.task, name, (size + PAGE_SIZE - 1) // PAGE_SIZE)
+        except mman.MemfdSizeError as e:
+            raise _oserror(e.errno) from None
+        return ModelFile(f, name)
+
+    def munmap(self, addr, length):
+        from mempolicy.syscalls import mman
+
+        self._run(mman.sys_munmap, addr & U64, length & U64)
+
+    def mprotect(self, addr, length, writable):
+        from mempolicy.syscalls import mman
+
+        self._run(mman.sys_mprotect, addr & U64, length & U64, writable)
+
+    def touch(self, addr, length, write=True):
+        """Fault in every page of the range as a write (or a read) by the process does.
+        An access the process could not make raises EFAULT."""
+        from mempolicy.alloc.fault import FaultSignal, OutOfMemory, handle_mm_fault
+
+        first = addr & ~(PAGE_SIZE - 1)
+        for a in range(first, addr + length, PAGE_SIZE):
+            try:
+                handle_mm_fault(self.kernel, self.task, a & U64, write=write)
+            except FaultSignal:
+                raise _oserror(_errno.EFAULT) from None
+            except OutOfMemory:
+                raise _oserror(_errno.ENOMEM) from None
+
+    def numa_maps(self, pid=None):
+        return parse_numa_maps(self.numa_maps_text(pid))
+
+    def numa_maps_text(self, pid=None) -> str:
+        """/proc/<pid>/numa_maps as the model prints it."""
+        from mempolicy.proc.task_mmu import numa_maps
+
+        task = self.task if pid in (None, 0, self.pid) else self.kernel.tasks.get(pid)
+        if task is None:
+            raise _oserror(_errno.ESRCH)
+        return "".join(line + "\n" for line in numa_maps(self.kernel, self.task, task))
+
+    # -- machine --------------------------------------------------------------
+    def set_weight(self, node: int, weight: int) -> None:
+        """Write the weighted-interleave weight of ``node`` (sysfs ``weighted_interleave/nodeN``)."""
+        if node not in self.topology.online:
+            raise _oserror(_errno.ENOENT)
+        try:
+            self.kernel.wi_state.set_weight(node, weight)
+        except ValueError:
+            raise _oserror(_errno.EINVAL) from None
+
+    def weights(self) -> dict[int, int]:
+        wi = self.kernel.wi_state
+        return {n: wi.get_il_weight(n) for n in self.topology.online}
+
+    def numastat(self) -> dict[int, dict[str, int]]:
+        """Per-node numa_hit, numa_miss, numa_foreign, interleave_hit, local_node, other_node."""
+        return {n: dict(v) for n, v in self.kernel.pages.stats.items()}
+
+    def meminfo(self, node: int) -> dict[str, int]:
+        """MemTotal, MemFree, MemUsed of a node, in bytes."""
+        total = self.topology.nodes[node].present_pages * PAGE_SIZE
+        free = self.kernel.pages.free[node] * PAGE_SIZE
+        return {"MemTotal": total, "MemFree": free, "MemUsed": total - free}
+
+    def sched_setaffinity(self, cpus: Iterable[int]) -> None:
+        """Restrict the process to ``cpus``; it moves to the first if its CPU is not among them."""
+        cpus = sorted(set(cpus))
+        if not cpus or any(not self.topology.cpu_online(c) for c in cpus):
+            raise _oserror(_errno.EINVAL)
+        self.task.cpus_allowed = frozenset(cpus)
+        if self.task.cpu not in cpus:
+            self.task.cpu = cpus[0]
+
+    def sched_getaffinity(self) -> set[int]:
+        return set(self.task.cpus_allowed)
+
+
+def _pid(pid: int) -> int:
+    pid &= 0xFFFFFFFF
+    return pid - (1 << 32) if pid & 0x80000000 else pid
+
+
+def _int32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def load_topology(spec: str):
+    """A Topology from a spec: a TOML file, a trace file's header, ``NxSIZE`` (``4x512M``,
+    ``2x1G:21``), ``node:4(memory=1GB) core:2 pu:1`` (hwloc synthetic) or ``sysfs``."""
+    from mempolicy.linux.topology import load_topology as _load
+
+    return _load(spec)
