@@ -23,6 +23,7 @@ from mempolicy.alloc.page_alloc import Folio, ZeroPage
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import mpol_cond_put, mpol_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
+from mempolicy.scopes.pagetable import KIND_ANON
 from mempolicy.uapi import PAGE_SHIFT
 
 FAULT_AROUND_PAGES = 16
@@ -138,22 +139,17 @@ def finish_fault(kernel, mm, vpn: int, page, dirty: bool) -> None:
 
 
 def map_page(mm, vpn: int, page, dirty: bool) -> None:
-    """Install a pte; ``dirty`` plays pte_dirty (kept on the pte set, see ``ptes_dirty``)."""
-    mm.ptes[vpn] = page
-    if isinstance(page, Folio):
-        page.mapcount += 1
-        if dirty:
-            mm.dirty_ptes.add(vpn)
+    """Install a pte; ``dirty`` plays pte_dirty (a bit of the page table's code byte).
+
+    A new private anonymous page is kept compactly by the page table (see
+    ``scopes.pagetable``); any other Folio gains a mapping.
+    """
+    mm.ptes.map(vpn, page, dirty)
 
 
-def unmap_page(kernel, mm, vpn: int) -> None:
-    """Remove a pte; free an anonymous page nobody maps any more."""
-    page = mm.ptes.pop(vpn, None)
-    mm.dirty_ptes.discard(vpn)
-    if isinstance(page, Folio):
-        page.mapcount -= 1
-        if page.mapcount == 0 and page.anon:
-            kernel.pages.free_page(page.nid)
+def unmap_page(kernel, mm, vpn: int) -> bool:
+    """Remove a pte; free an anonymous page nobody maps any more.  True if it mapped a Folio."""
+    return mm.ptes.unmap(kernel, vpn)
 
 
 def do_fault_around(mm, vma: VMA, addr: int) -> None:
@@ -204,10 +200,13 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     if write and not vma.flags & VM_WRITE:
         raise FaultSignal("SIGSEGV")
     vpn = addr >> PAGE_SHIFT
-    page = mm.ptes.get(vpn)
-    if page is not None:
+    kind = mm.ptes.kind(vpn)
+    if kind:
         if write:
-            do_wp_page(kernel, task, vma, addr, page)
+            if kind == KIND_ANON:                       # an exclusive private page: reuse
+                mm.ptes.set_dirty(vpn)
+            else:
+                do_wp_page(kernel, task, vma, addr, mm.ptes.get(vpn))
         return
 
     pgtable_alloc(kernel, task, mm, addr)

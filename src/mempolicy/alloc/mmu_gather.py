@@ -38,6 +38,17 @@ class MmuGather:
         if self.nr_pages > capacity and len(self.batches) < MAX_GATHER_BATCH_COUNT:
             self.batches.append(self._get_free_page())
 
+    def may_alloc(self) -> bool:
+        """Whether a further ``remove_page`` may still allocate a batch page."""
+        return len(self.batches) < MAX_GATHER_BATCH_COUNT
+
+    def remove_pages(self, n: int) -> None:
+        """``n`` more pages at once (only once no batch page can be added)."""
+        while n and self.may_alloc():
+            self.remove_page()
+            n -= 1
+        self.nr_pages += n
+
     def remove_table(self) -> None:
         """``tlb_remove_table``: the first freed page table needs a batch page."""
         self.tables += 1

@@ -97,3 +97,8 @@ class PageAllocator:
         """Give one page back to node ``nid``."""
         with self.lock:
             self.free[nid] += 1
+
+    def free_pages(self, nid: int, count: int) -> None:
+        """Give ``count`` pages back to node ``nid`` (a bulk unmap)."""
+        with self.lock:
+            self.free[nid] += count

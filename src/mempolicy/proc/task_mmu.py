@@ -13,7 +13,6 @@ Where the model differs: every resident page is on the active LRU list, so
 from __future__ import annotations
 
 from mempolicy.alloc.mpol_alloc import alloc_pages
-from mempolicy.alloc.page_alloc import Folio
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import mpol_cond_put, mpol_get, mpol_put, mpol_to_str
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref
@@ -35,22 +34,8 @@ def show_numa_map(kernel, task, vma: VMA, task_mempolicy) -> str:
     line = f"{vma.start:08x} {buf}"
     if vma.vm_file is not None:
         line += " file=" + seq_path_escape(vma.vm_file.path, "\n\t= ")
-    mm = vma.mm
-    pages = anon = dirty = mapmax = 0
-    nodes: dict[int, int] = {}
-    lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
-    vpns = range(lo, hi) if hi - lo <= len(mm.ptes) else sorted(v for v in list(mm.ptes) if lo <= v < hi)
-    for vpn in vpns:
-        folio = mm.ptes.get(vpn)
-        if not isinstance(folio, Folio) or folio.nid not in kernel.topo.n_memory:
-            continue
-        pages += 1
-        if vpn in mm.dirty_ptes or folio.dirty:
-            dirty += 1
-        if folio.anon:
-            anon += 1
-        mapmax = max(mapmax, folio.mapcount)
-        nodes[folio.nid] = nodes.get(folio.nid, 0) + 1
+    pages, anon, dirty, mapmax, nodes = vma.mm.ptes.stats(
+        vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT, kernel.topo.n_memory)
     if not pages:
         return line
     if anon:

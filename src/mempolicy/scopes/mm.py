@@ -1,8 +1,10 @@
 """The VMA scope: ``struct mm_struct`` and ``struct vm_area_struct`` (mm/vma.c, mm/mmap.c).
 
-An address space is a sorted list of VMAs under ``mmap_lock``, a page table
-(virtual page number -> resident page) and the page-table pages that hold
-it.  VMAs split when a call covers part of one (``split_vma``, each piece
+An address space is a sorted sequence of VMAs under ``mmap_lock`` (a
+``RangeList``: O(log n) lookups, cheap inserts, where the kernel has a maple
+tree), a page table (virtual page number -> resident page; a compact
+``PageTable``, one byte per private page, see ``scopes.pagetable``) and the
+page-table pages that hold it.  VMAs split when a call covers part of one (``split_vma``, each piece
 getting its own copy of the policy through ``vma_dup_policy``) and merge
 with a neighbour that has the same flags, file, contiguous offset,
 compatible ``anon_vma`` and an equal policy (``mpol_equal``), as mm/vma.c
@@ -16,10 +18,11 @@ reference); any other VMA returns ``vm_policy`` with no reference.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_right
 
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import Mempolicy, mpol_dup, mpol_equal, mpol_put, mpol_rebind_policy
+from mempolicy.core.rangelist import RangeList
+from mempolicy.scopes.pagetable import DirtyView, PageTable
 from mempolicy.scopes.shmem import RWLock, ShmemFile
 from mempolicy.uapi import (
     MPOL_INTERLEAVE,
@@ -129,70 +132,66 @@ class MM:
 
     def __init__(self, kernel) -> None:
         self.kernel = kernel
-        self.vmas: list[VMA] = []
-        self._starts: list[int] = []
-        self.ptes: dict[int, object] = {}          # vpn -> Folio | ZeroPage
-        self.dirty_ptes: set[int] = set()          # vpns whose pte is dirty
+        self.vmas = RangeList()                    # the maple tree: VMAs by start
+        self.ptes = PageTable(kernel)              # vpn -> Folio | ZeroPage (compact, see pagetable)
         # page-table pages: level shift -> {index: node}
         self.pgtables: dict[int, dict[int, int]] = {PGDIR_SHIFT: {}, PUD_SHIFT: {}, PMD_SHIFT: {}}
         self.mmap_lock = RWLock("mmap_lock")
         self.page_table_lock = threading.Lock()    # populating page-table pages
 
+    @property
+    def dirty_ptes(self) -> DirtyView:
+        """The vpns whose pte is dirty, as a set-like view of the page table's dirty bits."""
+        return self.ptes.dirty
+
+    @property
+    def _starts(self) -> list[int]:
+        """The starts of the VMAs, in order (for checks)."""
+        return [v.start for v in self.vmas]
+
     # -- lookup ----------------------------------------------------------------
     def find_vma(self, addr: int) -> VMA | None:
         """The first VMA ending above ``addr``."""
-        i = bisect_right(self._starts, addr) - 1
-        if i >= 0 and self.vmas[i].end > addr:
-            return self.vmas[i]
-        i += 1
-        return self.vmas[i] if i < len(self.vmas) else None
+        vma = self.vmas.floor(addr)
+        if vma is not None and vma.end > addr:
+            return vma
+        return self.vmas.after(addr)
 
     def vma_lookup(self, addr: int) -> VMA | None:
         """The VMA containing ``addr``."""
-        i = bisect_right(self._starts, addr) - 1
-        if i >= 0 and self.vmas[i].end > addr:
-            return self.vmas[i]
+        vma = self.vmas.floor(addr)
+        if vma is not None and vma.end > addr:
+            return vma
         return None
 
     def vmas_in(self, start: int, end: int) -> list[VMA]:
         """VMAs intersecting [start, end), in address order."""
-        i = bisect_right(self._starts, start) - 1
-        if i < 0 or self.vmas[i].end <= start:
-            i += 1
         out = []
-        while i < len(self.vmas) and self.vmas[i].start < end:
-            out.append(self.vmas[i])
-            i += 1
+        for vma in self.vmas.iter_from(start):
+            if vma.start >= end:
+                break
+            if vma.end > start:
+                out.append(vma)
         return out
 
     def index_of(self, vma: VMA) -> int:
-        i = bisect_right(self._starts, vma.start) - 1
-        assert self.vmas[i] is vma
-        return i
+        return self.vmas.index(vma)
 
     def prev_vma(self, vma: VMA) -> VMA | None:
-        i = self.index_of(vma)
-        return self.vmas[i - 1] if i > 0 else None
+        return self.vmas.prev(vma)
 
     def next_vma(self, vma: VMA) -> VMA | None:
-        i = self.index_of(vma)
-        return self.vmas[i + 1] if i + 1 < len(self.vmas) else None
+        return self.vmas.next(vma)
 
     # -- tree updates ----------------------------------------------------------
     def insert_vma(self, vma: VMA) -> None:
-        i = bisect_right(self._starts, vma.start)
-        self.vmas.insert(i, vma)
-        self._starts.insert(i, vma.start)
+        self.vmas.add(vma)
 
     def unlink_vma(self, vma: VMA) -> None:
-        i = self.index_of(vma)
-        del self.vmas[i]
-        del self._starts[i]
+        self.vmas.remove(vma)
 
     def _restart(self, vma: VMA, start: int) -> None:
-        i = self.index_of(vma)
-        vma.start = start
-        self._starts[i] = start
+        self.vmas.rekey(vma, start)
 
     def remove_vma(self, vma: VMA) -> None:
         """Unlink and drop the VMA's policy and file."""

@@ -7,13 +7,13 @@ document), which the user drops with ``mpol_cond_put``.  Ranges are never
 coalesced, as in the kernel.
 
 The kernel keeps an rbtree; the model keeps the nodes sorted by start in a
-list and finds them by bisection (O(log n) lookups).
+``RangeList`` (blocks of sorted lists): O(log n) lookups, and inserts and
+erases that move at most a block of pointers.
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_right
 
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import (
@@ -22,6 +22,7 @@ from mempolicy.core.mempolicy import (
     mpol_get,
     mpol_put,
 )
+from mempolicy.core.rangelist import RangeList
 from mempolicy.core.slab import PolicyCache
 from mempolicy.uapi import MPOL_F_SHARED
 
@@ -139,38 +140,46 @@ class SharedPolicy:
     """``struct shared_policy``: the range tree and its rwlock."""
 
     def __init__(self, cache: PolicyCache, protocol: str = "current") -> None:
-        self.nodes: list[SpNode] = []
-        self._starts: list[int] = []
+        self.nodes = RangeList()                 # SpNodes by start (the rbtree)
         self.lock = RWLock("sp->lock")
         self.cache = cache
         self.protocol = protocol
 
+    @property
+    def _starts(self) -> list[int]:
+        """The starts of the ranges, in order (for checks)."""
+        return [n.start for n in self.nodes]
+
     # -- tree primitives (caller holds the lock) -----------------------------
-    def sp_lookup(self, start: int, end: int) -> int | None:
-        """Index of the first node intersecting [start, end), or None."""
-        i = bisect_right(self._starts, start) - 1
-        if i >= 0 and self.nodes[i].end > start:
-            return i
-        i += 1
-        if i < len(self.nodes) and self.nodes[i].start < end:
-            return i
+    def _lookup(self, start: int, end: int) -> SpNode | None:
+        """The first node intersecting [start, end), or None (``sp_lookup``)."""
+        n = self.nodes.floor(start)
+        if n is not None and n.end > start:
+            return n
+        n = self.nodes.after(start)
+        if n is not None and n.start < end:
+            return n
         return None
 
+    def sp_lookup(self, start: int, end: int) -> int | None:
+        """Index of the first node intersecting [start, end), or None."""
+        n = self._lookup(start, end)
+        return None if n is None else self.nodes.index(n)
+
     def sp_insert(self, new: SpNode) -> None:
-        i = bisect_right(self._starts, new.start)
-        self.nodes.insert(i, new)
-        self._starts.insert(i, new.start)
+        self.nodes.add(new)
         if _chk.sched is not None:
             _chk.sched.store("shared", self, new.policy, new)
 
     def sp_delete(self, i: int) -> None:
-        n = self.nodes.pop(i)
-        self._starts.pop(i)
+        sp_free(self.nodes.pop(i))
+
+    def _sp_delete_node(self, n: SpNode) -> None:
+        self.nodes.remove(n)
         sp_free(n)
 
-    def _set_start(self, i: int, start: int) -> None:
-        self.nodes[i].start = start
-        self._starts[i] = start
+    def _set_start(self, n: SpNode, start: int) -> None:
+        self.nodes.rekey(n, start)
 
     # -- the kernel's operations ---------------------------------------------
     def mpol_shared_policy_lookup(self, idx: int) -> Mempolicy | None:
@@ -184,12 +193,12 @@ class SharedPolicy:
         if not nolock:
             self.lock.read_lock()
         try:
-            i = self.sp_lookup(idx, idx + 1)
+            n = self._lookup(idx, idx + 1)
             pol = None
-            if i is not None:
-                pol = self.nodes[i].policy
+            if n is not None:
+                pol = n.policy
                 if _chk.sched is not None:
-                    _chk.sched.load("shared", self, pol, self.nodes[i])
+                    _chk.sched.load("shared", self, pol, n)
                 if not noref:
                     mpol_get(pol)
         finally:
@@ -217,14 +226,15 @@ class SharedPolicy:
         """Replace [start, end) by ``new`` (None: clear), trimming and splitting old ranges."""
         self.lock.write_lock()
         try:
-            i = self.sp_lookup(start, end)
-            while i is not None and i < len(self.nodes) and self.nodes[i].start < end:
-                n = self.nodes[i]
+            n = self._lookup(start, end)
+            while n is not None and n.start < end:
+                nxt = self.nodes.next(n)
                 if n.start >= start:
                     if n.end <= end:
-                        self.sp_delete(i)
+                        self._sp_delete_node(n)
+                        n = nxt
                         continue
-                    self._set_start(i, end)
+                    self._set_start(n, end)
                 else:
                     if n.end > end:
                         # split in three: the kernel struct-copies the policy with refcnt 1
@@ -240,7 +250,7 @@ class SharedPolicy:
                         self.sp_insert(tail)
                         break
                     n.end = start
-                i += 1
+                n = nxt
             if new is not None:
                 self.sp_insert(new)
         finally:

@@ -31,6 +31,7 @@ from mempolicy.core.mempolicy import (
 )
 from mempolicy.core.nodemask import NODE_MASK_NONE, Nodemask
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref, get_vma_policy
+from mempolicy.scopes.pagetable import KIND_ZERO
 from mempolicy.uapi import (
     BITS_PER_LONG,
     MAX_NUMNODES,
@@ -165,7 +166,7 @@ def lookup_node(kernel, task, addr: int) -> int:
         do_user_addr_fault(kernel, task, addr, write=False)
     except FaultSignal:
         return -errno.EFAULT
-    return task.mm.ptes[addr >> PAGE_SHIFT].nid
+    return task.mm.ptes.nid(addr >> PAGE_SHIFT)
 
 
 def do_get_mempolicy(kernel, task, addr: int, flags: int) -> tuple[int, Nodemask]:
@@ -287,17 +288,18 @@ def queue_pages_range(kernel, mm, start: int, end: int, nmask: Nodemask, flags: 
         # queue_folios_pte_range
         lo = max(start, vma.start) >> PAGE_SHIFT
         hi = min(end, vma.end) >> PAGE_SHIFT
+        pt = mm.ptes
         for vpn in _present_vpns(mm, lo, hi):
-            folio = mm.ptes[vpn]
-            if not isinstance(folio, Folio):            # the zero page
+            if pt.kind(vpn) == KIND_ZERO:               # the zero page
                 continue
-            if (folio.nid in nmask) == invert:
+            if (pt.nid(vpn) in nmask) == invert:
                 continue
             if not flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
                 qp.nr_failed += 1
                 if strictly_unmovable(flags):
                     break
                 continue
+            folio = pt[vpn]
             if flags & MPOL_MF_MOVE_ALL or not folio_maybe_mapped_shared(folio):
                 if id(folio) in seen:                   # already isolated: folio_isolate_lru fails
                     qp.nr_failed += 1
@@ -315,9 +317,7 @@ def queue_pages_range(kernel, mm, start: int, end: int, nmask: Nodemask, flags: 
 
 def _present_vpns(mm, lo: int, hi: int):
     """The vpns in [lo, hi) that have a pte, ascending."""
-    if hi - lo <= len(mm.ptes):
-        return [v for v in range(lo, hi) if v in mm.ptes]
-    return sorted(v for v in mm.ptes if lo <= v < hi)
+    return list(mm.ptes.present(lo, hi))
 
 
 def vma_replace_policy(kernel, vma: VMA, pol: Mempolicy | None) -> None:

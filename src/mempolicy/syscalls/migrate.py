@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import errno
 
-from mempolicy.alloc.page_alloc import Folio
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.core.nodemask import Nodemask, bitmap_bitremap
+from mempolicy.scopes.pagetable import ABSENT, KIND_ZERO
 from mempolicy.syscalls.mempolicy import (
     _present_vpns,
     folio_maybe_mapped_shared,
@@ -31,10 +31,11 @@ def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int) -> int
     mm.mmap_lock.read_lock()
     try:
         for vma in list(mm.vmas):
+            pt = mm.ptes
             for vpn in _present_vpns(mm, vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
-                folio = mm.ptes[vpn]
-                if not isinstance(folio, Folio) or folio.nid != source:
+                if pt.kind(vpn) == KIND_ZERO or pt.nid(vpn) != source:
                     continue
+                folio = pt[vpn]
                 if flags & MPOL_MF_MOVE_ALL or not folio_maybe_mapped_shared(folio):
                     if id(folio) in seen:               # isolated already: counts as not moved
                         failed += 1
@@ -94,13 +95,14 @@ def do_pages_stat(kernel, mm, addrs: list[int]) -> list[int]:
         if vma is None:
             out.append(-errno.EFAULT)
             continue
-        page = mm.ptes.get(addr >> PAGE_SHIFT)
-        if page is None:
+        vpn = addr >> PAGE_SHIFT
+        kind = mm.ptes.kind(vpn)
+        if kind == ABSENT:
             out.append(-errno.ENOENT)
-        elif not isinstance(page, Folio):
+        elif kind == KIND_ZERO:
             out.append(-errno.EFAULT)
         else:
-            out.append(page.nid)
+            out.append(mm.ptes.nid(vpn))
     return out
 
 
@@ -109,13 +111,15 @@ def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelis
     vma = mm.vma_lookup(addr)
     if vma is None:
         return -errno.EFAULT, None
-    page = mm.ptes.get(addr >> PAGE_SHIFT)
-    if page is None:
+    vpn = addr >> PAGE_SHIFT
+    kind = mm.ptes.kind(vpn)
+    if kind == ABSENT:
         return -errno.ENOENT, None
-    if not isinstance(page, Folio):
+    if kind == KIND_ZERO:
         return -errno.EFAULT, None
-    if page.nid == node:
+    if mm.ptes.nid(vpn) == node:
         return 0, None
+    page = mm.ptes[vpn]
     if folio_maybe_mapped_shared(page) and not migrate_all:
         return -errno.EACCES, None
     if any(f is page for _, f in pagelist):            # isolated already

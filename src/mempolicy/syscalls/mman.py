@@ -12,7 +12,6 @@ import errno
 
 from mempolicy.alloc.fault import unmap_page
 from mempolicy.alloc.mmu_gather import MmuGather
-from mempolicy.alloc.page_alloc import Folio
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.scopes.mm import (
     MM,
@@ -28,6 +27,7 @@ from mempolicy.scopes.mm import (
     VM_WRITE,
     VMA,
 )
+from mempolicy.scopes.pagetable import KIND_ZERO
 from mempolicy.scopes.shmem import ShmemFile, ShmemInode
 from mempolicy.uapi import PAGE_SHIFT, PAGE_SIZE, ULONG_MASK
 
@@ -64,6 +64,20 @@ class MemfdSizeError(KernelError):
         self.file = file
 
 
+# The process's own stack (ASLR off) sits below TASK_SIZE; the model keeps no VMA
+# for it but a fixed mapping over it fails as on Linux.
+RUNNER_STACK_START = 0x7FFFFFFDE000
+
+
+def file_mmap_ok(pgoff: int, length: int) -> bool:
+    """Whether [pgoff, pgoff + length) fits in a file's maximum size (MAX_LFS_FILESIZE)."""
+    maxsize = MAX_LFS_FILESIZE
+    if length > maxsize:
+        return False
+    maxsize -= length
+    return pgoff <= maxsize >> PAGE_SHIFT
+
+
 def sys_mmap(kernel, task, addr: int, length: int, shared: bool, file: ShmemFile | None,
              off_pages: int = 0) -> int:
     """mmap(addr, length, PROT_READ|PROT_WRITE, MAP_FIXED_NOREPLACE | ..., fd, off)."""
@@ -73,15 +87,17 @@ def sys_mmap(kernel, task, addr: int, length: int, shared: bool, file: ShmemFile
     length = (length + PAGE_SIZE - 1) & PAGE_MASK
     if length == 0:
         _err(errno.ENOMEM)
-    if file is not None and off_pages + (length >> PAGE_SHIFT) > ULONG_MASK >> PAGE_SHIFT:
+    if file is not None and off_pages + (length >> PAGE_SHIFT) > ULONG_MASK:
         _err(errno.EOVERFLOW)
     if addr & ~PAGE_MASK:
         _err(errno.EINVAL)
     if length > TASK_SIZE or addr > TASK_SIZE - length:
         _err(errno.ENOMEM)
     end = addr + length
-    if mm.vmas_in(addr, end):
+    if mm.vmas_in(addr, end) or end > RUNNER_STACK_START:
         _err(errno.EEXIST)
+    if file is not None and not file_mmap_ok(off_pages, length):
+        _err(errno.EOVERFLOW)
     flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE
     if shared:
         flags |= VM_SHARED | VM_MAYSHARE
@@ -150,16 +166,26 @@ def free_pgtables(kernel, mm: MM, start: int, end: int, tlb: MmuGather | None = 
 
 
 def unmap_region(kernel, mm: MM, start: int, end: int, tlb: MmuGather | None = None) -> None:
-    """Drop the ptes of [start, end), gathering the freed pages in ``tlb``."""
+    """Drop the ptes of [start, end), gathering the freed pages in ``tlb``.
+
+    Page by page while the gather may still need a batch page (an allocation
+    that moves the task's interleave round robin), then the rest at once.
+    """
     lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
-    if hi - lo <= len(mm.ptes):
-        vpns = [v for v in range(lo, hi) if v in mm.ptes]
-    else:
-        vpns = sorted(v for v in mm.ptes if lo <= v < hi)
-    for vpn in vpns:
-        if tlb is not None and isinstance(mm.ptes[vpn], Folio):
-            tlb.remove_page()
-        unmap_page(kernel, mm, vpn)
+    pt = mm.ptes
+    if tlb is not None and tlb.may_alloc():
+        done = lo
+        for vpn in pt.present(lo, hi):
+            if not tlb.may_alloc():
+                break
+            if pt.kind(vpn) != KIND_ZERO:
+                tlb.remove_page()
+            unmap_page(kernel, mm, vpn)
+            done = vpn + 1
+        lo = done
+    n = pt.unmap_range(kernel, lo, hi)
+    if tlb is not None:
+        tlb.remove_pages(n)
 
 
 def do_vmi_munmap(kernel, task, mm: MM, start: int, end: int) -> None:

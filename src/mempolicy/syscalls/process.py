@@ -78,8 +78,8 @@ def _dup_mmap(kernel, parent: Task, pmm: MM, mm: MM) -> None:
                 if idx in pmm.pgtables[shift] and idx not in mm.pgtables[shift]:
                     mm.pgtables[shift][idx] = alloc_pages(kernel, parent)
         lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
-        for vpn in [v for v in list(pmm.ptes) if lo <= v < hi]:
-            map_page(mm, vpn, pmm.ptes[vpn], vpn in pmm.dirty_ptes)
+        for vpn in list(pmm.ptes.present(lo, hi)):
+            map_page(mm, vpn, pmm.ptes[vpn], pmm.ptes.is_dirty(vpn))
 
 
 def do_exit(kernel, task: Task) -> None:

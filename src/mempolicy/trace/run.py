@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import errno as _errno
 
-from mempolicy.alloc.fault import FaultSignal, OutOfMemory, do_user_addr_fault
+from mempolicy.alloc.bulk import touch_range
+from mempolicy.alloc.fault import FaultSignal, OutOfMemory
 from mempolicy.alloc.topology import Topology
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.kernel import Kernel
+from mempolicy.progress import Progress
 from mempolicy.proc.task_mmu import numa_maps
 from mempolicy.syscalls import mempolicy as sp
 from mempolicy.syscalls import migrate as mig
@@ -35,6 +37,7 @@ from mempolicy.uapi import (
 U64 = (1 << 64) - 1
 MAXNODE = 1025           # high-level commands pass a 1024-bit mask
 MASK_BYTES = 128
+PROGRESS_MIN_PAGES = 1 << 16   # touches this large may show a progress bar on a terminal
 
 
 # Where Python's table names an errno by an alias, use the kernel's name.
@@ -77,8 +80,9 @@ def _as_int(v: int) -> int:
 class TraceRunner:
     """State of one trace run: the kernel, the process stack and the names."""
 
-    def __init__(self, trace: Trace, protocol: str = "current") -> None:
+    def __init__(self, trace: Trace, protocol: str = "current", bulk: bool | None = None) -> None:
         self.trace = trace
+        self.bulk = bulk                        # None: the bulk fault path where it applies
         self.kernel, task = Kernel.boot(Topology.from_machine(trace.machine), protocol)
         self.stack = [task]                     # current process last
         self.maps: dict[str, tuple[int, int]] = {}
@@ -108,7 +112,10 @@ class TraceRunner:
 
     # -- commands -------------------------------------------------------------
     def do_cpu(self, a) -> str:
-        process.sched_setaffinity(self.kernel, self.task, a["cpu"])
+        cpu = _as_int(a["cpu"])                 # the runner passes an int
+        if cpu < 0:
+            raise KernelError(_errno.EINVAL)
+        process.sched_setaffinity(self.kernel, self.task, cpu)
         return "ok"
 
     def do_mmap(self, a) -> str:
@@ -176,14 +183,21 @@ class TraceRunner:
         return f"mode={mode_string(pval)} nodes={nodes}"
 
     def do_touch(self, a) -> str:
+        """Fault the pages in order; large ranges of private anonymous memory take the
+        bulk path (``mempolicy.alloc.bulk``), which ends in the same state."""
         base = self.addr(a["name"], a["off"])
-        for i in range(a["pages"]):
-            try:
-                do_user_addr_fault(self.kernel, self.task, (base + i * PAGE_SIZE) & U64, write=not a["read"])
-            except FaultSignal as s:
-                return s.signame
-            except OutOfMemory:
-                return "SIGKILL"
+        pages = a["pages"]
+        bar = Progress(pages, f"{a['name']}: touch") if pages >= PROGRESS_MIN_PAGES else None
+        try:
+            touch_range(self.kernel, self.task, base, pages, write=not a["read"],
+                        bulk=self.bulk, progress=None if bar is None else bar.update)
+        except FaultSignal as s:
+            return s.signame
+        except OutOfMemory:
+            return "SIGKILL"
+        finally:
+            if bar is not None:
+                bar.close()
         return "ok"
 
     def _status(self, status) -> str:
@@ -255,9 +269,9 @@ class TraceRunner:
         return f"rc=0 mode={_as_int(pval)} mask={mask}"
 
 
-def run_trace(trace: Trace, protocol: str = "current") -> list[str]:
-    """The output lines of a parsed trace."""
-    runner = TraceRunner(trace, protocol)
+def run_trace(trace: Trace, protocol: str = "current", bulk: bool | None = None) -> list[str]:
+    """The output lines of a parsed trace (``bulk`` False: fault page by page)."""
+    runner = TraceRunner(trace, protocol, bulk)
     out = runner.run()
     lines = []
     for line in out:

@@ -1,0 +1,242 @@
+"""``mempolicy plot``: where a mapping's pages landed, and each node's use, as a PNG.
+
+    mempolicy plot TRACE [--map NAME]... [-o FILE] [--bins N]
+
+runs the trace on the model (the bulk fault path included), then draws
+
+* for each mapping named (default: every mapping of the trace, up to 6), its
+  pages along the address axis, coloured by the node they are on: with a
+  few hundred pages one bar per page, otherwise the share of each node in
+  each slice of the range (the zero page in grey, pages not present blank);
+* per node, its memory against its capacity: what the kernel keeps for
+  itself (estimated, see ``page_alloc.reserved_pages``), the pages of the
+  mappings drawn, everything else in use, and what is still free.
+
+From Python, ``plot_state(kernel, task, {"A": (addr, pages)}, "out.png")``
+draws a model state (for example ``ModelSystem``'s ``kernel`` and ``task``).
+matplotlib is optional (``pip install 'mempolicy[plot]'``); without it the
+command says so and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+MAX_DEFAULT_MAPS = 6
+PAGE = 4096
+
+
+def _human(pages: float) -> str:
+    b = pages * PAGE
+    for unit, div in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if b >= div:
+            return f"{b / div:.3g} {unit}"
+    return f"{b:.0f} B"
+
+
+def node_colours(n: int) -> list:
+    """One colour per node, none of them grey (grey is the zero page and the kernel)."""
+    import matplotlib
+
+    if n <= 9:
+        cmap = matplotlib.colormaps["tab10"]
+        return [cmap(i if i < 7 else i + 1) for i in range(n)]
+    if n <= 18:
+        cmap = matplotlib.colormaps["tab20"]
+        return [cmap(i if i < 14 else i + 2) for i in range(n)]
+    cmap = matplotlib.colormaps["hsv"]
+    return [cmap(i / n) for i in range(n)]
+
+
+def _axis_unit(pages: int) -> tuple[float, str]:
+    """Pages per tick unit and its name for an address axis of ``pages`` pages."""
+    if pages <= 20_000:
+        return 1, "pages"
+    for name, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if pages * PAGE >= 4 * size:
+            return size / PAGE, name
+    return 256, "MiB"
+
+
+def mapping_bins(kernel, task, addr: int, pages: int, bins: int):
+    """(edges in pages, counts array (bins, nr_nodes + 1)): pages per node in each slice
+    of the range (page i falls in slice i * bins // pages), the last column zero pages."""
+    import numpy as np
+
+    nb = max(1, min(bins, pages))
+    lo = addr >> 12
+    counts = task.mm.ptes.node_bins(lo, lo + pages, nb, kernel.topo.nr_node_ids)
+    r = np.arange(nb + 1, dtype=np.int64)
+    edges = (r * pages + nb - 1) // nb          # first page of each slice
+    return edges, counts
+
+
+def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | None = None) -> None:
+    """Draw ``mappings`` ({name: (address, pages)}) of ``task`` and every node's use to ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from mempolicy.alloc.page_alloc import reserved_pages
+    from mempolicy.core.mempolicy import mpol_cond_put, mpol_to_str
+    from mempolicy.scopes.mm import __get_vma_policy as vma_policy_noref
+
+    topo = kernel.topo
+    nr = topo.nr_node_ids
+    colours = node_colours(nr)
+    names = list(mappings)
+    nmaps = len(names)
+    fig_h = 1.9 * nmaps + 0.4 * nr + 1.8
+    fig = plt.figure(figsize=(11, fig_h), dpi=110, layout="constrained")
+    grid = fig.add_gridspec(nmaps + 1, 1, height_ratios=[1.4] * nmaps + [0.36 * nr + 0.8])
+    mapped_per_node = np.zeros(nr, dtype=np.int64)
+    for row, name in enumerate(names):
+        addr, pages = mappings[name]
+        ax = fig.add_subplot(grid[row])
+        edges, counts = mapping_bins(kernel, task, addr, pages, bins)
+        lo = addr >> 12
+        per_node = task.mm.ptes.node_counts(lo, lo + pages)
+        for nid, c in per_node.items():
+            if nid < nr:
+                mapped_per_node[nid] += c
+        per, uname = _axis_unit(pages)
+        width = np.diff(edges)
+        slot = np.maximum(width, 1)
+        x0, w = edges[:-1] / per, width / per
+        bottom = np.zeros(len(width))
+        for nid in range(nr):
+            share = counts[:, nid] / slot
+            if share.any():
+                ax.bar(x0, share, width=w, bottom=bottom, align="edge",
+                       color=colours[nid], linewidth=0)
+                bottom += share
+        zero = counts[:, nr] / slot
+        if zero.any():
+            ax.bar(x0, zero, width=w, bottom=bottom, align="edge", color="0.8",
+                   linewidth=0)
+        ax.set_xlim(0, pages / per)
+        ax.set_ylim(0, 1)
+        ax.set_yticks([0, 0.5, 1])
+        ax.set_yticklabels(["0", "", "100%"])
+        ax.set_ylabel("share", fontsize=8)
+        vma = task.mm.vma_lookup(addr)
+        policy = ""
+        if vma is not None:                     # as numa_maps prints it for the first VMA
+            pol, _ = vma_policy_noref(vma, vma.start)
+            policy = mpol_to_str(pol if pol is not None else task.get_task_policy())
+            mpol_cond_put(pol)
+        present = sum(per_node.values())
+        counts_txt = "  ".join(f"N{n} {_human(c)}" for n, c in sorted(per_node.items()))
+        ax.set_title(f"{name}: {pages:,} pages ({_human(pages)}) at {addr:#x}"
+                     + (f", policy {policy}" if policy else "")
+                     + f"\n{present:,} pages present: {counts_txt or 'none'}",
+                     fontsize=9, loc="left")
+        ax.set_xlabel(f"offset in the mapping ({uname})" + ("" if len(width) == pages else
+                      f"; {len(width)} slices of {_human(pages / len(width))}, share of each node"),
+                      fontsize=8)
+        ax.tick_params(labelsize=8)
+    # per-node usage against capacity
+    ax = fig.add_subplot(grid[nmaps])
+    ys = np.arange(nr)[::-1]
+    cap = np.array([n.present_pages for n in topo.nodes], dtype=np.float64)
+    res = np.array([reserved_pages(topo, i) for i in range(nr)], dtype=np.float64)
+    free = np.array(kernel.pages.free, dtype=np.float64)
+    other = np.maximum(cap - res - free - mapped_per_node, 0)
+    scale = cap.max() or 1
+    unit = 1 << 30 if scale * PAGE >= 4 << 30 else 1 << 20
+    uname = "GiB" if unit == 1 << 30 else "MiB"
+    conv = PAGE / unit
+    left = np.zeros(nr)
+    for label, vals, colour in (("kernel (estimate)", res, "0.55"),
+                                ("these mappings", mapped_per_node, None),
+                                ("other pages in use", other, "0.8"),
+                                ("free", free, "white")):
+        c = colours if colour is None else colour
+        ax.barh(ys, vals * conv, left=left * conv, color=c, edgecolor="0.3", linewidth=0.5,
+                label=label, height=0.7)
+        left += vals
+    for i in range(nr):
+        used = cap[i] - free[i]
+        pct = 100 * used / cap[i] if cap[i] else 0
+        ax.text(cap[i] * conv + scale * conv * 0.01, ys[i], f" {used * conv:,.1f} / {cap[i] * conv:,.1f} {uname} ({pct:.0f}%)",
+                va="center", fontsize=8)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([f"node {i}" + ("" if len(topo.nodes[i].cpus) else " (no CPU)")
+                        for i in range(nr)], fontsize=8)
+    ax.set_xlim(0, scale * conv * 1.35)
+    ax.set_xlabel(f"{uname}", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.set_title("memory per node against capacity", fontsize=9, loc="left")
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, fc=c, ec="0.3", lw=0.5) for c in
+                       ("0.55", colours[0], "0.8", "white")],
+              labels=["kernel (estimate)", "these mappings (node colour)", "other pages in use",
+                      "free"], loc="lower right", bbox_to_anchor=(1.0, 1.0),
+              ncol=4, fontsize=7, frameon=False, borderaxespad=0.2)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[i]) for i in range(nr)]
+    handles.append(plt.Rectangle((0, 0), 1, 1, color="0.8"))
+    fig.legend(handles, [f"N{i}" for i in range(nr)] + ["zero page"], loc="outside upper right",
+               ncol=min(nr + 1, 10), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    fig.savefig(out, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="mempolicy plot",
+                                description="Draw where a trace's mappings landed, and each node's use, to a PNG.")
+    p.add_argument("trace", metavar="TRACE")
+    p.add_argument("--map", action="append", dest="maps", metavar="NAME",
+                   help="a mapping to draw (repeatable; default: every mapping, up to 6)")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="the PNG to write (default: TRACE with .png)")
+    p.add_argument("--bins", type=int, default=600, help="slices of the address axis (default 600)")
+    args = p.parse_args(argv)
+    try:
+        import matplotlib  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError as e:
+        print(f"mempolicy plot: needs matplotlib and numpy ({e.name} is missing): "
+              "pip install 'mempolicy[plot]'", file=sys.stderr)
+        return 2
+    from mempolicy.trace.parser import TraceError, load_trace
+    from mempolicy.trace.run import TraceRunner
+
+    try:
+        trace = load_trace(args.trace)
+    except TraceError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{args.trace}: {e.strerror}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError:
+        print(f"{args.trace}:1: not a text file", file=sys.stderr)
+        return 2
+    runner = TraceRunner(trace)
+    runner.run()
+    names = args.maps or list(runner.maps)[:MAX_DEFAULT_MAPS]
+    unknown = [n for n in names if n not in runner.maps]
+    if unknown:
+        print(f"mempolicy plot: {args.trace} has no mapping {unknown[0]!r}"
+              f" (mappings: {', '.join(runner.maps) or 'none'})", file=sys.stderr)
+        return 2
+    if not names:
+        print(f"mempolicy plot: {args.trace} maps nothing", file=sys.stderr)
+        return 2
+    if args.bins < 1:
+        print("mempolicy plot: --bins must be at least 1", file=sys.stderr)
+        return 2
+    out = args.output or (args.trace.rsplit(".", 1)[0] + ".png")
+    maps = {n: (runner.maps[n][0], runner.maps[n][1]) for n in names}
+    plot_state(runner.kernel, runner.task, maps, out, args.bins, title=args.trace)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
