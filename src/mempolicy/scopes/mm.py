@@ -213,19 +213,24 @@ class MM:
         self.insert_vma(new)
         return new
 
+    @staticmethod
+    def _mergeable(lower: VMA, upper: VMA, neighbour: VMA, policy: Mempolicy | None,
+                   flags: int) -> bool:
+        """is_mergeable_vma plus the anon_vma and offset rules: may ``lower`` and
+        ``upper`` (adjacent) become one VMA, the range joining ``neighbour`` taking
+        ``policy`` and ``flags``?"""
+        if lower.end != upper.start or neighbour.flags != flags or upper.vm_file is not lower.vm_file:
+            return False
+        if not mpol_equal(neighbour.vm_policy, policy):
+            return False
+        if lower.anon_vma is not None and upper.anon_vma is not None \
+                and lower.anon_vma is not upper.anon_vma:
+            return False
+        return upper.pgoff == lower.pgoff + lower.pages
+
     def can_merge(self, a: VMA, b: VMA, policy: Mempolicy | None, flags: int) -> bool:
-        """Whether ``b``'s range may join ``a`` (``a`` just below), with ``b`` taking
-        ``policy`` and ``flags``: is_mergeable_vma plus anon_vma and offset rules."""
-        if a.end != b.start or a.flags != flags or b.vm_file is not a.vm_file:
-            return False
-        if (a.vm_file is not None and b.vm_file is not None
-                and a.vm_file.inode is not b.vm_file.inode):
-            return False
-        if not mpol_equal(a.vm_policy, policy):
-            return False
-        if a.anon_vma is not None and b.anon_vma is not None and a.anon_vma is not b.anon_vma:
-            return False
-        return b.pgoff == a.pgoff + a.pages
+        """Whether ``b``'s range may join ``a`` just below, taking ``policy`` and ``flags``."""
+        return self._mergeable(a, b, a, policy, flags)
 
     def merge_into_prev(self, prev: VMA, vma: VMA) -> None:
         """``prev`` absorbs the whole of ``vma``."""
@@ -281,13 +286,7 @@ class MM:
 
     def _can_merge_next(self, a: VMA, nxt: VMA, policy, flags: int) -> bool:
         """Whether range ``a`` (taking ``policy``/``flags``) may join ``nxt`` just above."""
-        if a.end != nxt.start or nxt.flags != flags or nxt.vm_file is not a.vm_file:
-            return False
-        if not mpol_equal(nxt.vm_policy, policy):
-            return False
-        if a.anon_vma is not None and nxt.anon_vma is not None and a.anon_vma is not nxt.anon_vma:
-            return False
-        return nxt.pgoff == a.pgoff + a.pages
+        return self._mergeable(a, nxt, nxt, policy, flags)
 
     def find_mergeable_anon_vma(self, vma: VMA) -> AnonVma | None:
         """An anon_vma a neighbour can lend (anon_vma_prepare), next first."""

@@ -258,6 +258,15 @@ class QueuePages:
     nr_failed: int = 0
 
 
+def user_range_end(start: int, length: int) -> int:
+    """``end = start + PAGE_ALIGN(len)`` in unsigned long arithmetic; EINVAL if it wraps."""
+    length = (length + PAGE_SIZE - 1) & PAGE_MASK
+    end = (start + length) & ULONG_MASK
+    if end < start:
+        _err(errno.EINVAL)
+    return end
+
+
 def strictly_unmovable(flags: int) -> bool:
     return flags & (MPOL_MF_STRICT | MPOL_MF_MOVE | MPOL_MF_MOVE_ALL) == MPOL_MF_STRICT
 
@@ -373,10 +382,7 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
         _err(errno.EINVAL)
     if mode == MPOL_DEFAULT:
         flags &= ~MPOL_MF_STRICT
-    length = (length + PAGE_SIZE - 1) & PAGE_MASK
-    end = (start + length) & ULONG_MASK
-    if end < start:
-        _err(errno.EINVAL)
+    end = user_range_end(start, length)
     if end == start:
         return 0
     new = mpol_new(kernel.policy_cache, mode, mode_flags, nmask)
@@ -455,10 +461,7 @@ def sys_set_mempolicy_home_node(kernel, task, start: int, length: int, home_node
         _err(errno.EINVAL)
     if home_node >= MAX_NUMNODES or home_node not in kernel.topo.online:
         _err(errno.EINVAL)
-    length = (length + PAGE_SIZE - 1) & PAGE_MASK
-    end = (start + length) & ULONG_MASK
-    if end < start:
-        _err(errno.EINVAL)
+    end = user_range_end(start, length)
     if end == start:
         return 0
     err = errno.ENOENT
