@@ -3,7 +3,7 @@
 Expected values come from Linux 7.3 mm/mempolicy.c (sanitize_mpol_flags,
 mpol_new, mpol_set_nodemask, mpol_rebind_nodemask/preferred/policy,
 __mpol_equal, mpol_to_str, __mpol_dup) and the worked examples of
-/work/shared/research/kernel-spec.md sections 3.4, 5.3 and 8.1.
+the research notes (kernel-spec.md) sections 3.4, 5.3 and 8.1.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The trace parser and the ``mempolicy trace run`` command-line contract.
 
-The rules are those of /work/shared/spec/trace-format.md (version 1.1): a
+The rules are those of docs/trace-format.md (version 1.1): a
 malformed trace is rejected before anything runs with ``FILE:LINE: message``
 on standard error and exit status 2, nothing on standard output and never a
 traceback.
