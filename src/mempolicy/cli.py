@@ -1,4 +1,4 @@
-"""The ``mempolicy`` command.
+"""mempolicy: the Linux NUMA memory-policy subsystem, modelled and checked against Linux.
 
     mempolicy trace run FILE...                 run traces on the model
     mempolicy trace oracle [--kernel V] FILE... run traces on real Linux under QEMU
@@ -62,7 +62,18 @@ def _oracle(name: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The ``mempolicy`` command; a closed pipe on stdout ends it quietly."""
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        import os
+
+        # stdout is gone: point it at /dev/null so the interpreter's final flush is silent
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     usage = __doc__.strip()
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
