@@ -182,6 +182,13 @@ def test_same_as_numactl(args):
     _clean()
     got = mine(args)
     _clean()
+    if got != want and " free: " in want[1]:
+        # a hardware listing: each node's free memory moves between the two runs
+        (t1, f1), (t2, f2) = _masked_free(want[1]), _masked_free(got[1])
+        assert (want[0], want[2], t1) == (got[0], got[2], t2)
+        assert len(f1) == len(f2) > 0
+        assert all(abs(a - b) <= 64 for a, b in zip(f1, f2)), (f1, f2)
+        return
     assert got == want
 
 
