@@ -134,7 +134,7 @@ def _insert_and_merge(mm: MM, vma: VMA) -> None:
                                   or prev.anon_vma is nxt.anon_vma):
         prev.end = nxt.end
         if prev.anon_vma is None:
-            prev.anon_vma = nxt.anon_vma
+            prev.set_anon_vma(nxt)
         mm.remove_vma(nxt)
         _drop_file(vma)
     elif can_prev:

@@ -70,9 +70,8 @@ def _dup_mmap(kernel, parent: Task, pmm: MM, mm: MM) -> None:
         mm.insert_vma(new)
         if vma.anon_vma is None:
             continue
-        vma.anon_vma.forked = True
-        new.anon_vma = AnonVma()
-        new.anon_vma.forked = True
+        new.anon_vma = AnonVma()                      # anon_vma_fork: the parent's chain, then its own
+        new.anon_vma_chain = vma.anon_vma_chain + (new.anon_vma,)
         for shift in (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT):
             for idx in range(vma.start >> shift, ((vma.end - 1) >> shift) + 1):
                 if idx in pmm.pgtables[shift] and idx not in mm.pgtables[shift]:
