@@ -203,7 +203,10 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     kind = mm.ptes.kind(vpn)
     if kind:
         if write:
-            if kind == KIND_ANON:                       # an exclusive private page: reuse
+            if kind == KIND_ANON or vma.is_shared:
+                # an exclusive private page is reused; a shared writable mapping's ptes
+                # are all writable (no write notify for shmem), so the write does not
+                # fault: the MMU dirties the pte, not the folio
                 mm.ptes.set_dirty(vpn)
             else:
                 do_wp_page(kernel, task, vma, addr, mm.ptes.get(vpn))
@@ -230,7 +233,7 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
         return
     if vma.is_shared:                                   # do_shared_fault
         folio = shmem_get_folio(kernel, task, inode, index)
-        folio.dirty = True
+        folio.dirty = True                              # fault_dirty_shared_page
         finish_fault(kernel, mm, vpn, folio, True)
         return
     # do_cow_fault: read the cache page, copy it to a new anonymous page
@@ -249,6 +252,4 @@ def do_wp_page(kernel, task, vma: VMA, addr: int, page) -> None:
         unmap_page(kernel, mm, vpn)
         map_page(mm, vpn, new, True)
         return
-    if vma.is_shared:
-        page.dirty = True
-    mm.dirty_ptes.add(vpn)
+    mm.dirty_ptes.add(vpn)                              # wp_page_reuse

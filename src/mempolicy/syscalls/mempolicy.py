@@ -31,7 +31,7 @@ from mempolicy.core.mempolicy import (
 )
 from mempolicy.core.nodemask import NODE_MASK_NONE, Nodemask
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref, get_vma_policy
-from mempolicy.scopes.pagetable import KIND_ZERO
+from mempolicy.scopes.pagetable import KIND_OBJ, KIND_ZERO
 from mempolicy.uapi import (
     BITS_PER_LONG,
     MAX_NUMNODES,
@@ -364,10 +364,30 @@ def mbind_range(kernel, mm, start: int, end: int, new: Mempolicy | None) -> None
         addr = vma.end
 
 
+def folio_pte_dirty(kernel, folio: Folio) -> bool:
+    """Whether a pte that maps the page-cache ``folio`` is dirty: the rmap walk of
+    try_to_migrate_one, which moves each pte's dirty bit to the folio (mm/rmap.c).
+
+    :param folio: ``struct folio *`` of a shmem file (``folio.mapping`` its inode).
+    """
+    inode = folio.mapping
+    for task in kernel.tasks.values():
+        pt = task.mm.ptes
+        for vma in task.mm.vmas:
+            if vma.inode is not inode or not vma.pgoff <= folio.index < vma.pgoff + vma.pages:
+                continue
+            vpn = (vma.start >> PAGE_SHIFT) + folio.index - vma.pgoff
+            if pt.kind(vpn) == KIND_OBJ and pt.is_dirty(vpn) and pt.get(vpn) is folio:
+                return True
+    return False
+
+
 def migrate_folio_to(kernel, folio: Folio, nid: int | None) -> bool:
     """Move a page to node ``nid`` (None: the allocation failed)."""
     if nid is None:
         return False
+    if folio.mapping is not None and not folio.dirty and folio_pte_dirty(kernel, folio):
+        folio.dirty = True
     kernel.pages.free_page(folio.nid)
     folio.nid = nid
     return True
