@@ -150,6 +150,7 @@ def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], node
                 # pages after it are not tried and no status of this chunk is stored
                 pagelist.clear()
                 return -errno.ENOMEM
+        pagelist.clear()
         for i in range(start, upto):
             status[i] = node
         return 0
