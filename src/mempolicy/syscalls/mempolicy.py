@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from mempolicy.alloc.fault import FaultSignal, do_user_addr_fault
 from mempolicy.alloc.mpol_alloc import alloc_pages_mpol
 from mempolicy.alloc.page_alloc import Folio
+from mempolicy.alloc.swap import lru_batches
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import (
     KernelError,
@@ -408,6 +409,8 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
     new = mpol_new(kernel.policy_cache, mode, mode_flags, nmask)
     if new is None:
         flags |= MPOL_MF_DISCONTIG_OK
+    if flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
+        lru_batches(kernel).lru_add_drain_all()        # lru_cache_disable
     read_locked = _chk.mutants and "mbind-mmap-read-lock" in _chk.mutants
     if read_locked:
         mm.mmap_lock.read_lock()

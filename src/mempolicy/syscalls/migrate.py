@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 
+from mempolicy.alloc.swap import lru_batches
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.core.nodemask import Nodemask, bitmap_bitremap
 from mempolicy.scopes.pagetable import ABSENT, KIND_ZERO
@@ -55,6 +56,7 @@ def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int) -> int
 
 def do_migrate_pages(kernel, task, mm, from_: Nodemask, to: Nodemask, flags: int) -> int:
     """Move pages between node sets keeping their relative placement."""
+    lru_batches(kernel).lru_add_drain_all()            # lru_cache_disable
     nr_failed = 0
     tmp = from_
     while tmp:
@@ -135,6 +137,7 @@ def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelis
 def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], nodes: list[int],
                   flags: int) -> tuple[int, list[int | None]]:
     """Move each page to its node; returns (call result, status per page)."""
+    lru_batches(kernel).lru_add_drain_all()            # lru_cache_disable
     status: list[int | None] = [None] * len(addrs)
     pagelist: list = []
     current_node = -1
