@@ -24,8 +24,12 @@ from mempolicy.uapi import PAGE_SHIFT
 # Kernel allocations a fork makes under the parent's task policy besides the
 # page tables of the trace's own mappings: the child's pgd and the page tables
 # of the oracle runner's own text, data and stack.  Measured on Linux 7.3 with
-# the oracle (the interleave round robin advances by 11 modulo 7 and 8).
+# the oracle (the interleave round robin advances by 11 modulo 5, 7 and 8).
+# A fork made by a child costs one more (12, modulo 5, 7 and 8, repeatably);
+# one made by a grandchild costs 12 or 13 from run to run (trace-format.md,
+# section 4: such traces are not repeatable; the model takes 12).
 RUNNER_FORK_PGTABLES = 11
+RUNNER_CHILD_FORK_PGTABLES = 12
 
 
 def sched_setaffinity(kernel, task: Task, cpu: int) -> int:
@@ -40,13 +44,15 @@ def copy_process(kernel, parent: Task) -> Task:
     """fork(): a new process sharing nothing with the parent but page frames."""
     mm = MM(kernel)
     child = Task(kernel, kernel.alloc_pid(), mm, cpu=parent.cpu)
+    depth = getattr(parent, "fork_depth", 0)
+    child.fork_depth = depth + 1
     child.il_prev, child.il_weight = parent.il_prev, parent.il_weight
     child.mems_allowed = parent.mems_allowed
     child.cpus_allowed = parent.cpus_allowed
     with parent.alloc_lock:
         child.mempolicy = mpol_dup(parent.mempolicy, kernel.policy_cache)
     # dup_mm(): page tables of the runner's own memory, then of each copied VMA
-    for _ in range(RUNNER_FORK_PGTABLES):
+    for _ in range(RUNNER_CHILD_FORK_PGTABLES if depth else RUNNER_FORK_PGTABLES):
         nid = alloc_pages(kernel, parent)
         child.runner_pgtables.append(nid)
     pmm = parent.mm

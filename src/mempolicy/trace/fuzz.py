@@ -12,6 +12,10 @@ a machine, so the oracle boots once per twelve traces.
     mempolicy trace diff DIR/*.trace
 
 The program never fills a node and keeps every fork paired with an exit.
+It never forks inside a child: a fork nested two deep advances an interleave
+task policy's round robin by an amount that changes from run to run on Linux
+(docs/trace-format.md, section 4), and the runner's own pages make copy on
+write after a child's fork depend on the runner, not on the trace.
 """
 
 from __future__ import annotations
@@ -155,7 +159,7 @@ class _Program:
             c(f"mprotect {m} {off} {cnt} {rng.choice(('ro', 'rw'))}")
         elif r < 0.91:
             c(f"munmap {m} {off} {cnt}")
-        elif r < 0.94 and len(self.scopes) == 1:
+        elif r < 0.94 and len(self.scopes) == 1:       # never inside a child (see above)
             c("fork")
             self.scopes.append([])
         elif r < 0.97 and len(self.scopes) > 1:
