@@ -27,6 +27,8 @@ stays until the batch is drained, as the kernel's reference does.
 
 from __future__ import annotations
 
+import threading
+
 PAGEVEC_SIZE = 31
 
 # The oracle runner's own pages in the batches, measured on Linux 7.3 with
@@ -43,6 +45,15 @@ RUNNER_LATER_FORK_LRU_PAGES = 18
 RUNNER_DRAINED_FORK_LRU_PAGES = 0
 
 
+def _locked(fn):
+    """Run the method under the batches' lock."""
+    def wrapper(self, *args):
+        with self.lock:
+            return fn(self, *args)
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
 class _RunnerPage:
     """A page of the runner's own memory in a batch (identity only)."""
 
@@ -50,12 +61,19 @@ class _RunnerPage:
 
 
 class LruBatches:
-    """``cpu_fbatches.lru_add`` of every CPU: lists of page identities."""
+    """``cpu_fbatches.lru_add`` of every CPU: lists of page identities.
+
+    ``lock`` plays ``cpu_fbatches.lock`` (one lock for all CPUs here: the
+    model's tasks are threads that may share a CPU number); every method
+    takes it.
+    """
 
     def __init__(self) -> None:
+        self.lock = threading.RLock()
         self.cpus: dict[int, list] = {0: [_RunnerPage() for _ in range(RUNNER_START_LRU_PAGES)]}
         self.forks: dict[int, list] = {}            # pid -> runner pages of its last fork
 
+    @_locked
     def folio_add_lru(self, cpu: int, entry) -> None:
         """Add one new page on ``cpu``; a full batch moves everything to the LRU."""
         b = self.cpus.setdefault(cpu, [])
@@ -63,6 +81,7 @@ class LruBatches:
         if len(b) >= PAGEVEC_SIZE:
             b.clear()
 
+    @_locked
     def add_range(self, cpu: int, mm, vpns: list[tuple[int, int]]) -> None:
         """Add the compact private pages of the vpn ranges ``[a, b)``, in order (the
         bulk fault path); only the pages after the last drain stay."""
@@ -82,6 +101,7 @@ class LruBatches:
             tail[:0] = [(mm, v) for v in range(start, hi)]
         b.extend(tail)
 
+    @_locked
     def runner_fork(self, cpu: int, pid: int) -> None:
         """The runner's own copies on write at fork (and after), on the forking CPU."""
         last = self.forks.get(pid)
@@ -96,14 +116,17 @@ class LruBatches:
         for p in pages:
             self.folio_add_lru(cpu, p)
 
+    @_locked
     def lru_add_drain(self, cpu: int) -> None:
         """Move ``cpu``'s batch to the LRU lists."""
         self.cpus.pop(cpu, None)
 
+    @_locked
     def lru_add_drain_all(self) -> None:
         """Move every CPU's batch to the LRU lists (``lru_cache_disable``)."""
         self.cpus.clear()
 
+    @_locked
     def cpu_of(self, folio, mm=None, vpn: int | None = None) -> int | None:
         """The CPU whose batch holds ``folio`` (or compact page ``(mm, vpn)``), or None."""
         for cpu, b in self.cpus.items():
@@ -112,11 +135,13 @@ class LruBatches:
                     return cpu
         return None
 
+    @_locked
     def vpns_of(self, mm, lo: int, hi: int) -> set[int]:
         """The vpns in ``[lo, hi)`` of ``mm``'s compact pages that a batch holds."""
         return {e[1] for b in self.cpus.values() for e in b
                 if type(e) is tuple and e[0] is mm and lo <= e[1] < hi}
 
+    @_locked
     def adopt(self, mm, vpn: int, folio) -> None:
         """The compact page ``(mm, vpn)`` became the object ``folio`` (fork)."""
         for b in self.cpus.values():
@@ -124,6 +149,7 @@ class LruBatches:
                 if type(e) is tuple and e[0] is mm and e[1] == vpn:
                     b[i] = folio
 
+    @_locked
     def forget(self, mm, lo: int, hi: int) -> None:
         """The compact pages of ``mm`` in ``[lo, hi)`` are unmapped: their entries keep
         their place in the batch but no longer name a mapped page."""
@@ -131,6 +157,9 @@ class LruBatches:
             for i, e in enumerate(b):
                 if type(e) is tuple and e[0] is mm and lo <= e[1] < hi:
                     b[i] = _RunnerPage()
+
+
+_create_lock = threading.Lock()
 
 
 def lru_batches(kernel) -> LruBatches:
@@ -142,5 +171,8 @@ def lru_batches(kernel) -> LruBatches:
     """
     b = getattr(kernel, "lru_batches", None)
     if b is None:
-        b = kernel.lru_batches = LruBatches()
+        with _create_lock:
+            b = getattr(kernel, "lru_batches", None)
+            if b is None:
+                b = kernel.lru_batches = LruBatches()
     return b
