@@ -7,6 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
+from mempolicy.fsutil import atomic_write
 from mempolicy.oracle import run_traces
 from mempolicy.oracle.errors import OracleError
 from mempolicy.oracle.kernels import DEFAULT_KERNEL, KERNEL_SUITES, get_kernel
@@ -83,7 +84,7 @@ def _record_cmd(argv: list[str]) -> int:
     for (_, path), out in zip(items, outs):
         dest = expected_path(path)
         try:
-            dest.write_text(out)
+            atomic_write(dest, out)
         except OSError as e:
             raise OracleError(f"cannot write {dest}: {e.strerror}") from None
         print(dest)
