@@ -286,7 +286,7 @@ def runner(tmp_path_factory):
     if _host_nodes() != 1:
         pytest.skip("the host runner tests need a host with exactly one NUMA node")
     out = tmp_path_factory.mktemp("runner") / "runner"
-    r = subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out),
+    r = subprocess.run(["gcc", *initramfs.runner_cflags(), "-Wall", "-o", str(out),
                         str(initramfs.RUNNER_C)], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"runner.c does not compile:\n{r.stderr}")

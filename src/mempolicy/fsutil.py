@@ -60,3 +60,24 @@ def atomic_write(dest: str | os.PathLike, data: bytes | str, mode: int | None = 
     with atomic_path(dest, mode) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on PATH (created if needed) for the block.
+
+    Processes that share a cache take it around filling one of its entries;
+    the lock goes away with the process, so a killed holder never leaves it
+    behind.
+
+    >>> with locked(cache / "kernels" / "7.3.lock"):   # doctest: +SKIP
+    ...     fetch_if_still_missing()
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

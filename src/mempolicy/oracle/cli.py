@@ -21,6 +21,8 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
                    help="report fetches and boots on standard error")
     p.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="boots to run at once (default: one per core, at most 4)")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="fetch the kernel even when apt cannot verify the archive's signature")
     p.add_argument("--keep", metavar="DIR", type=Path,
                    help="keep each boot's serial logs in DIR")
     p.add_argument("files", nargs="+", metavar="FILE", help="trace files")
@@ -42,7 +44,8 @@ def _read(files: list[str]) -> list[tuple[str, str]]:
 
 
 def _oracle(args, items: list[tuple[str, str]]) -> list[str]:
-    return run_traces(items, args.kernel, log=_log(args.verbose), keep=args.keep, jobs=args.jobs)
+    return run_traces(items, args.kernel, log=_log(args.verbose), keep=args.keep, jobs=args.jobs,
+                      allow_unsigned=args.allow_unsigned)
 
 
 def _guard(fn, argv) -> int:
@@ -55,6 +58,7 @@ def _guard(fn, argv) -> int:
         print(f"mempolicy: {e}" if isinstance(e, OracleError) else str(e), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("mempolicy: interrupted", file=sys.stderr)
         return 130
 
 
@@ -109,7 +113,7 @@ def _diff_cmd(argv: list[str]) -> int:
                 raise
             model.append(f"(the model failed: {type(e).__name__}: {e})\n")
     kernel = _oracle(args, items)
-    label = f"Linux {get_kernel(args.kernel).release}"
+    label = f"Linux {get_kernel(args.kernel, allow_unsigned=args.allow_unsigned).release}"
     differ = 0
     for (_, path), k, m in zip(items, kernel, model):
         if k == m:
