@@ -37,7 +37,7 @@ def _read(files: list[str]) -> list[tuple[str, str]]:
     items = []
     for f in files:
         try:
-            items.append((Path(f).read_text(), f))
+            items.append((Path(f).read_text(encoding="utf-8"), f))
         except (OSError, UnicodeDecodeError) as e:
             raise OracleError(f"cannot read {f}: {getattr(e, 'strerror', None) or e}") from None
     return items
