@@ -132,6 +132,9 @@ def _limit_cases():
     names = "".join(f"mmap M{i} 1\n" for i in range(limits.MAX_NAMES))
     yield ("names", names, names + "memfd F 1\n",
            (limits.MAX_NAMES + 1, f"more than {limits.MAX_NAMES} mmap and memfd lines"))
+    w = limits.MAX_WORD
+    yield ("word length", f"mmap {'N' * w} 1\n", f"mmap A 1\nmmap {'N' * (w + 1)} 1\n",
+           (2, f"a word longer than {w} characters"))
     d = limits.MAX_FORK_DEPTH
     yield ("fork depth", "fork\n" * d + "exit\n" * d, "fork\n" * (d + 1),
            (d + 1, f"forks nested more than {d} deep"))
@@ -157,7 +160,7 @@ def test_runner_refuses_another_command_count(runner, tmp_path):
 # ---- mutation fuzzing --------------------------------------------------------
 
 _SEEDS = [p.read_text() for p in sorted(TRACES.glob("*.trace"))[:12]] + [generate(s) for s in range(4)]
-_ODD = ["\0", "\xa0", "\u2003", "\x1c", "\x0b", "\x0c", "\r", "\r\n", "\t", " ", "#", "\n",
+_ODD = ["N" * limits.MAX_WORD, "\0", "\xa0", "\u2003", "\x1c", "\x0b", "\x0c", "\r", "\r\n", "\t", " ", "#", "\n",
         "\xe9", "\x7f", "\x85", "\u2028", "\ufeff", "A", "0", "-", "exit", "fork", "mmap Z 1"]
 
 
@@ -176,3 +179,13 @@ def test_mutated_traces_read_the_same(runner, tmp_path_factory, seed, edits):
         else:
             text = text[:i] + text[i + len(piece):]     # delete
     agree(runner, text, tmp_path_factory.mktemp("m"))
+
+
+def test_a_child_that_stops_early_stops_the_run(runner, tmp_path):
+    """The child dies on a name the parser would refuse: the parent must not exit 0."""
+    f = tmp_path / "t.trace"
+    f.write_text("node 0 mem=512M cpus=1\nfork\ntouch Z 0 1\nexit\nget_mempolicy\n")
+    r = subprocess.run([str(runner), "--no-align", str(f)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == "runner: unknown name 'Z'"
+    assert "get_mempolicy" not in r.stdout

@@ -21,6 +21,7 @@ command says so and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -184,10 +185,12 @@ def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | 
         fig.suptitle(title, fontsize=10, x=0.01, ha="left")
     from mempolicy.fsutil import atomic_path
 
-    fmt = Path(out).suffix[1:].lower() or "png"
     try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, bbox_inches="tight", format=fmt)
+        if isinstance(out, (str, os.PathLike)):  # a file: whole or not at all
+            with atomic_path(out) as tmp:
+                fig.savefig(tmp, bbox_inches="tight", format=Path(out).suffix[1:].lower() or "png")
+        else:  # a file object
+            fig.savefig(out, bbox_inches="tight")
     finally:
         plt.close(fig)
 

@@ -73,7 +73,8 @@
 
 /* The trace limits: -DMAX_TEXT=... from mempolicy.trace.limits.c_defines(). */
 #if !defined(MAX_TEXT) || !defined(MAX_TOKENS) || !defined(MAX_CMDS) || \
-    !defined(MAX_NAMES) || !defined(MAX_FORK_DEPTH) || !defined(MAX_PAGES)
+    !defined(MAX_NAMES) || !defined(MAX_FORK_DEPTH) || !defined(MAX_PAGES) || \
+    !defined(MAX_WORD)
 #error "build with the -D flags of mempolicy.trace.limits.c_defines()"
 #endif
 #define RAW_IN_BYTES 65536        /* raw MASK buffer for set_mempolicy/mbind */
@@ -286,7 +287,7 @@ static unsigned long num(const char *s)
 /* Parse a node list ("0-2,5" or "-") into a 1024-bit mask. */
 static void nodelist(const char *s, unsigned long *mask)
 {
-	char item[64];
+	char item[MAX_WORD + 1];
 
 	memset(mask, 0, MASK_WORDS * 8);
 	if (strcmp(s, "-") == 0)
@@ -361,7 +362,7 @@ static struct name *new_name(const char *s)
 /* "NAME+OFF" → address of NAME's start plus OFF * unit. */
 static unsigned long name_plus(const char *s, unsigned long unit)
 {
-	char buf[256];
+	char buf[MAX_WORD + 1];
 	const char *plus = strchr(s, '+');
 	size_t n = plus ? (size_t)(plus - s) : strlen(s);
 	unsigned long off = 0;
@@ -461,6 +462,8 @@ static void parse_trace(size_t len)
 			tokens[ntokens++] = q;
 			while (*q && *q != ' ' && *q != '\t')
 				q++;
+			if (q - tokens[ntokens - 1] > MAX_WORD)
+				die("line %d: a word longer than %d characters", line, MAX_WORD);
 		}
 		p = eol ? eol + 1 : end;
 		if (ntokens == first)
@@ -993,7 +996,7 @@ static void do_numa_maps(const struct cmd *c)
 /* Comma-separated hex words (or "null") into buf; returns NULL for null. */
 static unsigned long *raw_mask(const char *s)
 {
-	char item[64];
+	char item[MAX_WORD + 1];
 	size_t w = 0;
 
 	if (strcmp(s, "null") == 0)
@@ -1125,11 +1128,20 @@ static void run(void)
 				result(c, "ok");
 				continue;
 			}
-			if (pid < 0)
+			if (pid < 0) {
 				result(c, "%s", errname(errno));
-			else
-				while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			} else {
+				int st = 0;
+				while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 					;
+				/* A child that stopped early stops the trace: its
+				 * output is incomplete, so the whole run must fail. */
+				if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+					_exit(WEXITSTATUS(st));
+				if (WIFSIGNALED(st))
+					die("the child forked at line %d was killed by signal %d",
+					    c->line, WTERMSIG(st));
+			}
 			if (c->exit_at < 0)
 				_exit(0);   /* the child ran to the end of the trace */
 			i = c->exit_at;

@@ -15,6 +15,7 @@ MAX_CMDS = 1 << 16        # command lines
 MAX_NAMES = 4096          # mmap and memfd lines together
 MAX_FORK_DEPTH = 4096     # forks open at once (nested)
 MAX_PAGES = 65536         # pages of one where or move_pages
+MAX_WORD = 255            # characters of one word (a name, a node list, at=NAME+OFF)
 
 LIMITS = {
     "MAX_TEXT": MAX_TEXT,
@@ -23,6 +24,7 @@ LIMITS = {
     "MAX_NAMES": MAX_NAMES,
     "MAX_FORK_DEPTH": MAX_FORK_DEPTH,
     "MAX_PAGES": MAX_PAGES,
+    "MAX_WORD": MAX_WORD,
 }
 
 

@@ -417,8 +417,11 @@ def scan_text(text: str, path: str = "<trace>") -> list[tuple[int, list[str]]]:
                 elif ch > "\x7f" and not comment:
                     raise TraceError(path, lineno, "non-ASCII character outside a comment")
         words = [w for w in _SEP.split(line.split("#", 1)[0]) if w]
-        if ntokens + len(words) > limits.MAX_TOKENS:
-            raise TraceError(path, lineno, f"more than {limits.MAX_TOKENS} words in commands")
+        for k, w in enumerate(words):  # in the runner's order: count, then length
+            if ntokens + k >= limits.MAX_TOKENS:
+                raise TraceError(path, lineno, f"more than {limits.MAX_TOKENS} words in commands")
+            if len(w) > limits.MAX_WORD:
+                raise TraceError(path, lineno, f"a word longer than {limits.MAX_WORD} characters")
         if not words:
             continue
         out.append((lineno, words))
