@@ -18,6 +18,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (other threads may be creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
     """A temporary path next to DEST; renamed to DEST when the block succeeds.
@@ -35,11 +49,7 @@ def atomic_path(dest: str | os.PathLike, mode: int | None = None) -> Iterator[Pa
     os.close(fd)
     tmp = Path(name)
     try:
-        if mode is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
