@@ -48,18 +48,41 @@ def _oracle(args, items: list[tuple[str, str]]) -> list[str]:
                       allow_unsigned=args.allow_unsigned)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: QEMU killed, temporary files removed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def _guard(fn, argv) -> int:
-    """Run FN(argv); user errors become one line on stderr and status 2."""
+    """Run FN(argv); user errors become one line on stderr and status 2.
+
+    Ctrl-C gives status 130 and SIGTERM 143, after the same clean-up.
+    """
+    import signal
+    import threading
+
     from mempolicy.trace.parser import TraceError
 
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, _terminate)
     try:
         return fn(argv)
     except (OracleError, TraceError) as e:
         print(f"mempolicy: {e}" if isinstance(e, OracleError) else str(e), file=sys.stderr)
         return 2
+    except Terminated:
+        print("mempolicy: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("mempolicy: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 def expected_path(trace: str) -> Path:
