@@ -286,7 +286,7 @@ def runner(tmp_path_factory):
     if _host_nodes() != 1:
         pytest.skip("the host runner tests need a host with exactly one NUMA node")
     out = tmp_path_factory.mktemp("runner") / "runner"
-    r = subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out),
+    r = subprocess.run(["gcc", *initramfs.runner_cflags(), "-Wall", "-o", str(out),
                         str(initramfs.RUNNER_C)], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"runner.c does not compile:\n{r.stderr}")
@@ -449,3 +449,30 @@ def test_runner_raw_calls_and_migration(runner, tmp_path):
         17 cpu: ok
         18 cpu: EINVAL
         """)
+
+
+def test_a_runner_that_stopped_early_is_an_error_not_output():
+    from mempolicy.trace.parser import TraceError
+
+    def boot(status: int, stderr: list[str]) -> initramfs.BootOutput:
+        return initramfs.BootOutput(release="r", outputs={0: "2 mmap: ok\n"}, status={0: status},
+                                    stderr={0: stderr}, done=True)
+
+    with pytest.raises(TraceError) as ei:
+        qemu._check(boot(2, ["runner: line 3: NUL byte"]), 1, "", ["t.trace"])
+    assert str(ei.value) == "t.trace:3: NUL byte"
+    with pytest.raises(OracleError, match=r"^t.trace: runner: read 1 commands where"):
+        qemu._check(boot(2, ["runner: read 1 commands where the parser read 2"]), 1, "", ["t.trace"])
+    assert qemu._check(boot(139, []), 1, "", ["t.trace"]) is False  # killed: boot again
+    assert qemu._check(boot(0, []), 1, "", ["t.trace"]) is True
+
+
+def test_initramfs_tells_the_runner_how_many_commands(monkeypatch):
+    monkeypatch.setattr(initramfs, "find_busybox", lambda: Path(initramfs.__file__))
+    monkeypatch.setattr(initramfs, "build_runner", lambda: Path(initramfs.__file__))
+    files: dict = {}
+    monkeypatch.setattr(initramfs, "cpio_archive", lambda f, dirs=(): files.update(f) or b"")
+    initramfs.build_initramfs(["node 0 mem=1G cpus=1\n# c\nmmap A 1\nfork\nexit\n", "\n"], [])
+    assert files["oracle/0.commands"] == (b"3\n", 0o644)
+    assert files["oracle/1.commands"] == (b"0\n", 0o644)
+    assert '--commands "$(cat /oracle/$i.commands)"' in initramfs.INIT

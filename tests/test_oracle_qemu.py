@@ -73,3 +73,74 @@ def test_recorded_traces_still_match():
                 expected.splitlines(keepends=True), out.splitlines(keepends=True),
                 fromfile=f"{path.name} (recorded)", tofile=f"{path.name} (kernel now)")))
     assert not bad, "\n".join(bad)
+
+
+# ---- two runs at once, and Ctrl-C ------------------------------------------------
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
+def _mempolicy(args: list[str], **env: str):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "mempolicy", *args],
+                            env={**os.environ, "PYTHONPATH": SRC, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_runs_at_once_on_a_fresh_cache(tmp_path):
+    """Two terminals, one new cache: both succeed, and the kernel is fetched once."""
+    t = tmp_path / "example.trace"
+    t.write_text(EXAMPLE)
+    cache = tmp_path / "cache"
+    procs = [_mempolicy(["trace", "oracle", "-v", "-j", "1", str(t)], XDG_CACHE_HOME=str(cache))
+             for _ in range(2)]
+    outs = [p.communicate(timeout=1200) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    assert [o for o, _ in outs] == [EXAMPLE_OUT, EXAMPLE_OUT]
+    assert sum(e.count("mempolicy: fetching Linux 7.3") for _, e in outs) == 1
+    assert sorted(os.listdir(cache / "mempolicy" / "kernels" / "7.3")) == ["kernel.json", "vmlinuz"]
+
+
+def _qemu_children(pid: int) -> list[int]:
+    """Processes started by PID (QEMU runs in its own session, still our child)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1: stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == pid and comm.startswith("qemu-system"):
+            out.append(int(d))
+    return out
+
+
+def test_ctrl_c_during_a_real_boot(tmp_path):
+    import signal
+    import time
+
+    t = tmp_path / "t.trace"
+    t.write_text(EXAMPLE)
+    exp = tmp_path / "t.expected"
+    exp.write_text("old\n")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    proc = _mempolicy(["trace", "record", "-j", "1", str(t)], TMPDIR=str(tmpdir))
+    for _ in range(3000):
+        qemus = _qemu_children(proc.pid)
+        if qemus or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    assert qemus, "QEMU never started"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip() == "mempolicy: interrupted"
+    assert exp.read_text() == "old\n"
+    assert not any(Path(f"/proc/{q}").exists() for q in qemus)
+    assert os.listdir(tmpdir) == []

@@ -82,3 +82,49 @@ def test_plot_without_matplotlib_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main([str(_trace(tmp_path))]) == 2
     assert "needs matplotlib" in capsys.readouterr().err
+
+
+def test_plot_default_output_is_next_to_the_trace_under_its_name(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from mempolicy.frontends.plot import main
+
+    d = tmp_path / "a.b"
+    d.mkdir()
+    t = d / "noext"
+    t.write_text(TRACE)
+    assert main([str(t)]) == 0
+    assert (d / "noext.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "a.png").exists()
+    assert capsys.readouterr().out.strip() == str(d / "noext.png")
+
+
+def test_plot_output_in_a_missing_directory_is_one_line(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from mempolicy.cli import main
+
+    out = tmp_path / "missing-dir" / "x.png"
+    assert main(["plot", str(_trace(tmp_path)), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write {out}" in err
+    assert main(["plot", str(_trace(tmp_path)), "-o", str(tmp_path / "x.nope")]) == 2
+    assert "unknown image format 'nope'" in capsys.readouterr().err
+
+
+def test_plot_failure_keeps_the_old_file(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    from mempolicy.frontends.plot import main
+
+    out = tmp_path / "keep.png"
+    out.write_bytes(b"old")
+
+    def broken(self, fname, **kw):
+        with open(fname, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", broken)
+    assert main([str(_trace(tmp_path)), "-o", str(out)]) == 2
+    assert out.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png", "t.trace"]

@@ -21,7 +21,9 @@ command says so and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 MAX_DEFAULT_MAPS = 6
 PAGE = 4096
@@ -181,8 +183,26 @@ def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | 
                ncol=min(nr + 1, 10), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10, x=0.01, ha="left")
-    fig.savefig(out, bbox_inches="tight")
-    plt.close(fig)
+    from mempolicy.fsutil import atomic_path
+
+    try:
+        if isinstance(out, (str, os.PathLike)):  # a file: whole or not at all
+            with atomic_path(out) as tmp:
+                fig.savefig(tmp, bbox_inches="tight", format=Path(out).suffix[1:].lower() or "png")
+        else:  # a file object
+            fig.savefig(out, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+
+
+def default_output(trace: str) -> Path:
+    """The PNG next to TRACE under its own name: ``a.b/t.trace`` -> ``a.b/t.png``.
+
+    >>> default_output("a.b/noext")
+    PosixPath('a.b/noext.png')
+    """
+    p = Path(trace)
+    return p.with_suffix(".png") if p.suffix else p.with_name(p.name + ".png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,9 +251,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.bins < 1:
         print("mempolicy plot: --bins must be at least 1", file=sys.stderr)
         return 2
-    out = args.output or (args.trace.rsplit(".", 1)[0] + ".png")
+    out = args.output or str(default_output(args.trace))
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = Path(out).suffix[1:].lower() or "png"
+    if fmt not in FigureCanvasBase.get_supported_filetypes():
+        print(f"mempolicy plot: cannot write {out}: unknown image format {fmt!r}", file=sys.stderr)
+        return 2
+    if not Path(out).parent.is_dir():
+        print(f"mempolicy plot: cannot write {out}: no directory {Path(out).parent}", file=sys.stderr)
+        return 2
     maps = {n: (runner.maps[n][0], runner.maps[n][1]) for n in names}
-    plot_state(runner.kernel, runner.task, maps, out, args.bins, title=args.trace)
+    try:
+        plot_state(runner.kernel, runner.task, maps, out, args.bins, title=args.trace)
+    except OSError as e:
+        print(f"mempolicy plot: cannot write {out}: {e.strerror}", file=sys.stderr)
+        return 2
     print(out)
     return 0
 

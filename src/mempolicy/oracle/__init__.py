@@ -9,6 +9,7 @@ share one boot.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def plan_boots(groups: list[list[int]], jobs: int, min_split: int = 8) -> list[l
 
 
 def run_traces(items: list[tuple[str, str]], kernel: str = DEFAULT_KERNEL,
-               log=None, keep: Path | None = None, jobs: int | None = None) -> list[str]:
+               log=None, keep: Path | None = None, jobs: int | None = None,
+               allow_unsigned: bool = False) -> list[str]:
     """Canonical kernel output of each (text, path) in ITEMS, in order.
 
     Traces with the same header share a boot; up to JOBS boots run at once.
@@ -57,16 +59,17 @@ def run_traces(items: list[tuple[str, str]], kernel: str = DEFAULT_KERNEL,
     preflight([parsed[idx[0]].machine for idx in by_header.values()])
     jobs = jobs or default_jobs()
     groups = plan_boots(list(by_header.values()), jobs)
-    k = get_kernel(kernel, log=log)
+    k = get_kernel(kernel, log=log, allow_unsigned=allow_unsigned)
 
     def boot(n: int, idx: list[int]) -> list[str]:
         machine = parsed[idx[0]].machine
         if log:
             log(f"boot {n + 1}/{len(groups)}: {len(idx)} trace(s), {len(machine.nodes)} node(s)")
         return run_boot(k, machine, [items[i][0] for i in idx], [items[i][1] for i in idx],
-                        log=log, keep=keep / f"boot{n}" if keep else None)
+                        log=log, keep=keep / f"boot{n}" if keep else None, stop=stop)
 
     results: list[str] = [""] * len(items)
+    stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         # The largest boots first, so that no long boot starts last.
@@ -75,6 +78,9 @@ def run_traces(items: list[tuple[str, str]], kernel: str = DEFAULT_KERNEL,
         for idx, fut in futures:
             for i, out in zip(idx, fut.result()):
                 results[i] = out
+    except BaseException:
+        stop.set()  # Ctrl-C or a failed boot: the other boots stop too, QEMU killed
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return results

@@ -7,6 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
+from mempolicy.fsutil import atomic_write
 from mempolicy.oracle import run_traces
 from mempolicy.oracle.errors import OracleError
 from mempolicy.oracle.kernels import DEFAULT_KERNEL, KERNEL_SUITES, get_kernel
@@ -20,6 +21,8 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
                    help="report fetches and boots on standard error")
     p.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="boots to run at once (default: one per core, at most 4)")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="fetch the kernel even when apt cannot verify the archive's signature")
     p.add_argument("--keep", metavar="DIR", type=Path,
                    help="keep each boot's serial logs in DIR")
     p.add_argument("files", nargs="+", metavar="FILE", help="trace files")
@@ -34,27 +37,52 @@ def _read(files: list[str]) -> list[tuple[str, str]]:
     items = []
     for f in files:
         try:
-            items.append((Path(f).read_text(), f))
+            items.append((Path(f).read_text(encoding="utf-8"), f))
         except (OSError, UnicodeDecodeError) as e:
             raise OracleError(f"cannot read {f}: {getattr(e, 'strerror', None) or e}") from None
     return items
 
 
 def _oracle(args, items: list[tuple[str, str]]) -> list[str]:
-    return run_traces(items, args.kernel, log=_log(args.verbose), keep=args.keep, jobs=args.jobs)
+    return run_traces(items, args.kernel, log=_log(args.verbose), keep=args.keep, jobs=args.jobs,
+                      allow_unsigned=args.allow_unsigned)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: QEMU killed, temporary files removed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 def _guard(fn, argv) -> int:
-    """Run FN(argv); user errors become one line on stderr and status 2."""
+    """Run FN(argv); user errors become one line on stderr and status 2.
+
+    Ctrl-C gives status 130 and SIGTERM 143, after the same clean-up.
+    """
+    import signal
+    import threading
+
     from mempolicy.trace.parser import TraceError
 
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, _terminate)
     try:
         return fn(argv)
     except (OracleError, TraceError) as e:
         print(f"mempolicy: {e}" if isinstance(e, OracleError) else str(e), file=sys.stderr)
         return 2
+    except Terminated:
+        print("mempolicy: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
+        print("mempolicy: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 def expected_path(trace: str) -> Path:
@@ -83,7 +111,7 @@ def _record_cmd(argv: list[str]) -> int:
     for (_, path), out in zip(items, outs):
         dest = expected_path(path)
         try:
-            dest.write_text(out)
+            atomic_write(dest, out)
         except OSError as e:
             raise OracleError(f"cannot write {dest}: {e.strerror}") from None
         print(dest)
@@ -108,7 +136,7 @@ def _diff_cmd(argv: list[str]) -> int:
                 raise
             model.append(f"(the model failed: {type(e).__name__}: {e})\n")
     kernel = _oracle(args, items)
-    label = f"Linux {get_kernel(args.kernel).release}"
+    label = f"Linux {get_kernel(args.kernel, allow_unsigned=args.allow_unsigned).release}"
     differ = 0
     for (_, path), k, m in zip(items, kernel, model):
         if k == m:

@@ -18,9 +18,11 @@ import hashlib
 import shutil
 import struct
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mempolicy.fsutil import atomic_path, atomic_write, locked
 from mempolicy.oracle.errors import OracleError
 from mempolicy.oracle.kernels import cache_dir
 
@@ -55,7 +57,7 @@ i=0
 while [ -f /oracle/$i.trace ]; do
     if check_topology $i; then
         echo "@@ORACLE BEGIN $i" >&3
-        /oracle/runner /oracle/$i.trace >&3 2>/tmp/stderr
+        /oracle/runner --commands "$(cat /oracle/$i.commands)" /oracle/$i.trace >&3 2>/tmp/stderr
         rc=$?
         echo "@@ORACLE END $i $rc" >&3
         sed "s/^/@@ORACLE STDERR $i /" /tmp/stderr >&3
@@ -118,26 +120,65 @@ def find_busybox() -> Path:
     raise OracleError("no static busybox found (install the Debian package busybox-static)")
 
 
+def runner_cflags() -> list[str]:
+    """gcc flags for runner.c: the trace limits, defined once in :mod:`mempolicy.trace.limits`."""
+    from mempolicy.trace import limits
+
+    return ["-static", "-O2", *limits.c_defines()]
+
+
+def _runner_ok(out: Path) -> str | None:
+    """None when OUT matches the size and sha256 recorded when it was built, else what differs."""
+    stamp = out.with_name(out.name + ".sha256")
+    try:
+        want_sha, want_size = stamp.read_text().split()
+        want = int(want_size)
+        data = out.read_bytes()
+    except (OSError, ValueError, UnicodeDecodeError):
+        return "no record of its build"
+    if len(data) != want:
+        return f"{len(data)} bytes, {want} when it was built"
+    if hashlib.sha256(data).hexdigest() != want_sha:
+        return "its sha256 differs from the one recorded when it was built"
+    return None
+
+
 def build_runner() -> Path:
-    """Compile runner.c (gcc -static -O2) once; cached by the source's hash."""
+    """Compile runner.c (gcc -static -O2) once; cached by the source's and flags' hash.
+
+    The build is checked on every use (size and sha256 recorded next to it)
+    and rebuilt when damaged.  Processes sharing the cache build under a lock.
+    """
+    flags = runner_cflags()
     src = RUNNER_C.read_bytes()
-    digest = hashlib.sha256(src).hexdigest()[:16]
-    out = cache_dir() / "runner" / f"runner-{digest}"
-    if out.is_file():
+    digest = hashlib.sha256(src + " ".join(flags).encode()).hexdigest()[:16]
+    rdir = cache_dir() / "runner"
+    out = rdir / f"runner-{digest}"
+    if _runner_ok(out) is None:
         return out
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
         raise OracleError("gcc not found: the oracle compiles its runner with gcc -static")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part")
-    r = subprocess.run(
-        [gcc, "-static", "-O2", "-o", str(tmp), str(RUNNER_C)],
-        capture_output=True, text=True,
-    )
-    if r.returncode != 0:
-        msg = (r.stderr.strip().splitlines() or ["gcc failed"])[-1]
-        raise OracleError(f"cannot build the runner: {msg}")
-    tmp.replace(out)
+    try:
+        rdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OracleError(f"cannot create the cache directory {rdir}: {e.strerror}") from None
+    with locked(rdir / ".lock"):
+        wrong = _runner_ok(out)
+        if wrong is None:  # another process built it while this one waited
+            return out
+        if out.exists():
+            print(f"mempolicy: the cached runner {out} is damaged ({wrong}); building it again "
+                  f"(rm -r {rdir} clears it)", file=sys.stderr)
+        with atomic_path(out, mode=0o755) as tmp:
+            r = subprocess.run([gcc, *flags, "-o", str(tmp), str(RUNNER_C)],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                msg = (r.stderr.strip().splitlines() or ["gcc failed"])[-1]
+                raise OracleError(f"cannot build the runner: {msg}")
+            data = tmp.read_bytes()
+        atomic_write(out.with_name(out.name + ".sha256"),
+                     f"{hashlib.sha256(data).hexdigest()} {len(data)}\n")
     return out
 
 
@@ -149,8 +190,14 @@ def build_initramfs(traces: list[str], topology: list[tuple[str, str]]) -> bytes
         "oracle/runner": (build_runner().read_bytes(), 0o755),
         "oracle/topology": ("".join(f"{p} {w}\n" for p, w in topology).encode(), 0o644),
     }
+    from mempolicy.trace.parser import HEADER_WORDS, scan_text
+
     for i, text in enumerate(traces):
-        files[f"oracle/{i}.trace"] = (text.encode(), 0o644)
+        files[f"oracle/{i}.trace"] = (text.encode("utf-8", "surrogatepass"), 0o644)
+        # The runner checks that it reads as many commands as the parser did.
+        lines = scan_text(text)
+        header = next((n for n, (_, w) in enumerate(lines) if w[0] not in HEADER_WORDS), len(lines))
+        files[f"oracle/{i}.commands"] = (f"{len(lines) - header}\n".encode(), 0o644)
     return cpio_archive(files, dirs=("proc", "sys", "dev", "tmp"))
 
 

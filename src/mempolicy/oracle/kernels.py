@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mempolicy.fsutil import atomic_path, atomic_write, locked
 from mempolicy.oracle.errors import OracleError
 
 # --kernel VERSION -> the Debian suite that carries it
@@ -165,25 +166,60 @@ def debian_mirror(etc: Path = Path("/etc/apt")) -> AptSource:
 # ---- apt ------------------------------------------------------------------
 
 
+_SIGNATURE_TROUBLE = re.compile(
+    r"NO_PUBKEY|EXPKEYSIG|BADSIG|not signed|signatures? (couldn't|could not|were invalid)|"
+    r"GPG error|Signed-By|OpenPGP signature"
+)
+
+
+def _sandbox_uid() -> int | None:
+    """The uid apt drops to for downloads, or None when it must stay root.
+
+    apt downloads as the ``_apt`` user when it runs as root.  That user needs
+    write access to the private directories; without such a user (a minimal
+    container) apt is told to stay root.  Not running as root, apt does not
+    drop anything and this returns -1.
+    """
+    if os.geteuid() != 0:
+        return -1
+    try:
+        import pwd
+
+        return pwd.getpwnam("_apt").pw_uid
+    except (ImportError, KeyError):
+        return None
+
+
 class _Apt:
     """apt-get / apt-cache with a private sources list, lists and cache."""
 
     def __init__(self, root: Path, source: AptSource, suite: str, trusted: bool) -> None:
         self.root = root
+        self.uid = _sandbox_uid()
         for d in ("lists/partial", "cache/archives/partial"):
             (root / d).mkdir(parents=True, exist_ok=True)
+            self.give(root / d)
         opt = "trusted=yes" if trusted else (f"signed-by={source.signed_by}" if source.signed_by else "")
         bracket = f"[{opt}] " if opt else ""
         self.sources = root / "sources.list"
-        self.sources.write_text(f"deb {bracket}{source.uri} {suite} main\n")
+        atomic_write(self.sources, f"deb {bracket}{source.uri} {suite} main\n", mode=0o644)
         self.opts = [
             "-o", f"Dir::Etc::SourceList={self.sources}",
             "-o", "Dir::Etc::SourceParts=/dev/null",
             "-o", f"Dir::State::Lists={root / 'lists'}",
             "-o", f"Dir::Cache={root / 'cache'}",
             "-o", "APT::Architecture=amd64",
-            "-o", "APT::Sandbox::User=root",
         ]
+        if self.uid is None:
+            self.opts += ["-o", "APT::Sandbox::User=root"]
+
+    def give(self, d: Path) -> None:
+        """Let apt's download user write in directory D."""
+        if self.uid is not None and self.uid >= 0:
+            try:
+                os.chown(d, self.uid, -1)
+            except OSError:
+                pass  # apt then says it downloads unsandboxed, and still works
 
     def run(self, tool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         if shutil.which(tool) is None:
@@ -250,44 +286,156 @@ def _extract_vmlinuz(deb: Path, dest: Path) -> str:
     return release
 
 
-def get_kernel(version: str = DEFAULT_KERNEL, *, log=None) -> Kernel:
-    """The kernel for ``--kernel VERSION``, fetched and cached on first use."""
+def _bzimage_size(data: bytes) -> int | None:
+    """The size an x86 bzImage says it has (setup sectors + protected-mode part)."""
+    if len(data) < 0x200 + 0x10 or data[0x202:0x206] != b"HdrS":
+        return None
+    setup_sects = data[0x1F1] or 4
+    syssize = int.from_bytes(data[0x1F4:0x1F8], "little")
+    return (setup_sects + 1) * 512 + syssize * 16
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _damage(kdir: Path) -> tuple[dict | None, str | None]:
+    """(kernel.json's content, None) for a sound cache entry, else (None, what is wrong).
+
+    ``(None, None)`` when there is no entry at all.
+    """
+    info, image = kdir / "kernel.json", kdir / "vmlinuz"
+    if not info.exists() and not image.exists():
+        return None, None
+    try:
+        d = json.loads(info.read_text())
+        if not (isinstance(d, dict) and isinstance(d.get("package"), str)
+                and isinstance(d.get("release"), str)):
+            raise ValueError
+    except FileNotFoundError:
+        return None, "kernel.json is missing"
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None, "kernel.json is not valid"
+    try:
+        size = image.stat().st_size
+        with open(image, "rb") as f:
+            head = f.read(0x400)
+    except OSError:
+        return None, "vmlinuz is missing"
+    if "size" in d and size != d["size"]:
+        return None, f"vmlinuz is {size} bytes, {d['size']} when it was fetched"
+    want = _bzimage_size(head)
+    if want is None or size < want:
+        return None, f"vmlinuz is not a whole kernel image ({size} bytes)"
+    if "sha256" in d and _sha256(image) != d["sha256"]:
+        return None, "vmlinuz's sha256 differs from the one recorded when it was fetched"
+    if "sha256" not in d:  # a cache from before sha256 was recorded: record it now
+        d.update(size=size, sha256=_sha256(image))
+        try:
+            atomic_write(info, json.dumps(d) + "\n")
+        except OSError:
+            pass
+    return d, None
+
+
+def _cached(version: str, kdir: Path, allow_unsigned: bool, quiet: bool) -> Kernel | None:
+    d, wrong = _damage(kdir)
+    if wrong and not quiet:
+        print(f"mempolicy: the cached Linux {version} in {kdir} is damaged ({wrong}); "
+              f"fetching it again (rm -r {kdir} clears it)", file=sys.stderr)
+    if d is None:
+        return None
+    if d.get("verified") is False and not allow_unsigned:
+        raise OracleError(f"the cached Linux {version} in {kdir} was fetched without a signature "
+                          f"check; pass --allow-unsigned to use it, or rm -r {kdir} to fetch it again")
+    return Kernel(version, d["package"], d["release"], kdir / "vmlinuz")
+
+
+def get_kernel(version: str = DEFAULT_KERNEL, *, log=None, allow_unsigned: bool = False) -> Kernel:
+    """The kernel for ``--kernel VERSION``, fetched and cached on first use.
+
+    The cache entry is checked on every use (size and sha256 recorded at
+    download); a damaged one is reported on one line and fetched again.
+    Processes sharing the cache fetch under a lock, so one fetch serves all.
+    A suite whose signature apt cannot verify is an error unless
+    ALLOW_UNSIGNED.
+
+    >>> get_kernel("7.3").release   # doctest: +SKIP
+    '7.3.4+deb13-amd64'
+    """
     if version not in KERNEL_SUITES:
         raise OracleError(f"unknown kernel {version!r} (choose from {', '.join(KERNEL_SUITES)})")
     kdir = cache_dir() / "kernels" / version
-    info = kdir / "kernel.json"
-    if info.is_file() and (kdir / "vmlinuz").is_file():
-        d = json.loads(info.read_text())
-        return Kernel(version, d["package"], d["release"], kdir / "vmlinuz")
+    k = _cached(version, kdir, allow_unsigned, quiet=True)
+    if k is not None:
+        return k
+    try:
+        kdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OracleError(f"cannot create the cache directory {kdir}: {e.strerror}") from None
+    with locked(kdir.parent / f"{version}.lock"):
+        k = _cached(version, kdir, allow_unsigned, quiet=False)
+        if k is not None:  # another process fetched it while this one waited
+            return k
+        return _fetch(version, kdir, allow_unsigned, log)
 
+
+def _fetch(version: str, kdir: Path, allow_unsigned: bool, log) -> Kernel:
+    """Download VERSION's package and cache its image in KDIR (lock held)."""
     suite = KERNEL_SUITES[version]
     source = debian_mirror()
     if log:
         log(f"fetching Linux {version} from {source.uri} ({suite})")
     apt = _Apt(cache_dir() / "apt" / suite, source, suite, trusted=False)
     r = apt.run("apt-get", "update")
-    if r.returncode != 0 and re.search(r"NO_PUBKEY|not signed|signatures|Signed-By", r.stderr):
-        print(f"mempolicy: warning: cannot verify {suite} with the system keyring; "
-              "fetching it unverified", file=sys.stderr)
+    verified = True
+    if r.returncode != 0 and _SIGNATURE_TROUBLE.search(r.stderr):
+        why = next((ln for ln in r.stderr.splitlines() if _SIGNATURE_TROUBLE.search(ln)), "")
+        why = why.split(": ", 1)[-1][:200] if why else "no valid signature"
+        if not allow_unsigned:
+            raise OracleError(
+                f"cannot verify the signature of {suite} at {source.uri} ({why}); install "
+                "the Debian archive keyring (debian-archive-keyring), or pass --allow-unsigned "
+                "to fetch the kernel unverified")
+        print(f"mempolicy: warning: --allow-unsigned: fetching {suite} without a signature "
+              "check", file=sys.stderr)
         apt = _Apt(cache_dir() / "apt" / suite, source, suite, trusted=True)
         r = apt.run("apt-get", "update")
+        verified = False
     errs = [ln for ln in r.stderr.splitlines() if ln.startswith(("E:", "Err:"))]
     if r.returncode != 0 or errs:
         last = (errs or r.stderr.strip().splitlines() or ["apt-get update failed"])[-1]
         raise OracleError(f"cannot read the Debian mirror {source.uri} ({suite}): {last}")
+    if log:
+        for ln in r.stderr.splitlines():
+            if "unsandboxed" in ln:
+                log(f"apt: {ln}")
     r = apt.run("apt-cache", "pkgnames", "linux-")
     pkg = pick_package(r.stdout.split(), version)
     if pkg is None:
         raise OracleError(f"no Linux {version} amd64 kernel package in {suite} at {source.uri}")
-    with tempfile.TemporaryDirectory(prefix="mempolicy-deb-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".deb-", dir=kdir) as tmp:
+        apt.give(Path(tmp))
         r = apt.run("apt-get", "download", pkg, cwd=Path(tmp))
         debs = list(Path(tmp).glob("*.deb"))
         if r.returncode != 0 or not debs:
             last = (r.stderr.strip().splitlines() or ["apt-get download failed"])[-1]
             raise OracleError(f"cannot download {pkg}: {last}")
-        kdir.mkdir(parents=True, exist_ok=True)
-        part = kdir / "vmlinuz.part"
-        release = _extract_vmlinuz(debs[0], part)
-        part.replace(kdir / "vmlinuz")
-    info.write_text(json.dumps({"package": pkg, "release": release}) + "\n")
+        with atomic_path(kdir / "vmlinuz") as part:
+            release = _extract_vmlinuz(debs[0], part)
+            size = part.stat().st_size
+            want = _bzimage_size(part.read_bytes()[:0x400])
+            if want is None or size < want:
+                raise OracleError(f"{debs[0].name} holds no whole kernel image")
+            digest = _sha256(part)
+    info = {"package": pkg, "release": release, "size": size, "sha256": digest}
+    if not verified:
+        info["verified"] = False
+    atomic_write(kdir / "kernel.json", json.dumps(info) + "\n")
     return Kernel(version, pkg, release, kdir / "vmlinuz")

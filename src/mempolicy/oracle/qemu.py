@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from mempolicy.oracle.errors import OracleError
 from mempolicy.oracle.initramfs import (BootOutput, build_initramfs, build_runner, find_busybox,
                                         split_results)
 from mempolicy.oracle.kernels import Kernel
+from mempolicy.trace.parser import TraceError
 
 QEMU = "qemu-system-x86_64"
 CMDLINE = "console=ttyS0 nokaslr transparent_hugepage=never numa_balancing=disable"
@@ -21,6 +24,7 @@ LEGACY_MACHINE = "pc-i440fx-5.0"  # the last machine type with -numa node,mem=
 MIN_GUEST_MEM = 128 << 20         # a Debian kernel and the initramfs need this much
 STALL_TIMEOUT = 180.0             # seconds without serial output: the guest hangs
 ATTEMPTS = 3
+POLL = 0.2                        # seconds between looks at a running guest
 _BAD_CONSOLE = ("Kernel panic", "Oops:", "BUG:", "general protection fault")
 
 
@@ -113,8 +117,36 @@ def expected_topology(machine) -> list[tuple[str, str]]:
     return out
 
 
+def _watch(proc: subprocess.Popen, console: Path, results: Path,
+           stop: threading.Event | None) -> None:
+    """Wait for QEMU; kill a guest that panicked or whose serial ports stay silent.
+
+    Raises KeyboardInterrupt (after killing QEMU) as soon as STOP is set.
+    """
+    seen, last = -1, time.monotonic()
+    while True:
+        try:
+            proc.wait(timeout=POLL)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        if stop is not None and stop.is_set():
+            proc.kill()
+            raise KeyboardInterrupt
+        size = console.stat().st_size + results.stat().st_size
+        if size != seen:
+            seen, last = size, time.monotonic()
+            if "Kernel panic" in console.read_text(errors="replace"):
+                proc.kill()
+                return
+        elif time.monotonic() - last > STALL_TIMEOUT:
+            proc.kill()
+            return
+
+
 def _boot_once(kernel: Kernel, machine, texts: list[str], workdir: Path,
-               single_thread: bool, log) -> tuple[BootOutput, str]:
+               single_thread: bool, log, stop: threading.Event | None = None
+               ) -> tuple[BootOutput, str]:
     initrd = workdir / "initramfs.cpio"
     initrd.write_bytes(build_initramfs(texts, expected_topology(machine)))
     console, results = workdir / "console.log", workdir / "results.log"
@@ -124,25 +156,17 @@ def _boot_once(kernel: Kernel, machine, texts: list[str], workdir: Path,
     t0 = time.monotonic()
     qlog = workdir / "qemu.log"
     with open(qlog, "wb") as f:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
-    # Kill a guest that panicked or whose serial ports stay silent too long.
-    seen, last = -1, t0
-    while True:
-        try:
-            proc.wait(timeout=1.0)
-            break
-        except subprocess.TimeoutExpired:
-            size = console.stat().st_size + results.stat().st_size
-            if size != seen:
-                seen, last = size, time.monotonic()
-                if "Kernel panic" in console.read_text(errors="replace"):
-                    proc.kill()
-                    proc.wait()
-                    break
-            elif time.monotonic() - last > STALL_TIMEOUT:
-                proc.kill()
-                proc.wait()
-                break
+        # Its own session: a Ctrl-C on the terminal reaches only Python, which
+        # then stops QEMU itself (and does not take the dead guest for a
+        # failed boot to try again).
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        _watch(proc, console, results, stop)
+    finally:  # an exception here (Ctrl-C, a stop) must not leave QEMU running
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
     con = console.read_text(errors="replace")
     res = split_results(results.read_text(errors="replace"))
     if log:
@@ -162,7 +186,11 @@ def _check(res: BootOutput, n: int, console: str, paths: list[str]) -> bool:
         raise OracleError(f"{paths[i]}: the booted machine does not match the header: {msg}")
     for i, st in sorted(res.status.items()):
         if st == 2 and i in res.stderr:  # the runner refused the trace
-            raise OracleError(f"{paths[i]}: runner: {' '.join(res.stderr[i])}")
+            msg = " ".join(res.stderr[i])
+            m = re.fullmatch(r"runner: line (\d+): (.*)", msg)
+            if m:  # the same words the parser uses for the same mistake
+                raise TraceError(paths[i], int(m[1]), m[2])
+            raise OracleError(f"{paths[i]}: {msg}")
         if st != 0 and ("Out of memory" in console or "oom-kill" in console):
             last = (res.outputs[i].splitlines() or ["its start"])[-1]
             raise OracleError(f"{paths[i]}: the kernel ran out of memory and killed the runner "
@@ -173,17 +201,21 @@ def _check(res: BootOutput, n: int, console: str, paths: list[str]) -> bool:
 
 
 def run_boot(kernel: Kernel, machine, texts: list[str], paths: list[str],
-             log=None, keep: Path | None = None) -> list[str]:
+             log=None, keep: Path | None = None, stop: threading.Event | None = None) -> list[str]:
     """Run TEXTS (all with MACHINE's header) in one boot; their outputs, in order.
 
     A boot that does not reach its end (an oops, a hang) is tried again, the
-    later attempts with single-threaded TCG.
+    later attempts with single-threaded TCG.  Setting STOP (another thread's
+    Ctrl-C) kills QEMU within a fraction of a second and raises
+    KeyboardInterrupt; a stopped boot is never tried again.
     """
     preflight([machine])
     with tempfile.TemporaryDirectory(prefix="mempolicy-oracle-") as tmp:
         work = Path(tmp)
         for attempt in range(ATTEMPTS):
-            res, console = _boot_once(kernel, machine, texts, work, attempt > 0, log)
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
+            res, console = _boot_once(kernel, machine, texts, work, attempt > 0, log, stop)
             if keep is not None:
                 keep.mkdir(parents=True, exist_ok=True)
                 for f in ("console.log", "results.log"):

@@ -2,11 +2,18 @@
  * runner.c: execute one mempolicy trace (trace format 1.1) on the running
  * kernel and print the canonical output lines "LINE COMMAND: RESULT".
  *
- * Build: gcc -static -O2 -o runner runner.c
- * Usage: runner [--no-align] TRACEFILE
+ * Build: gcc -static -O2 $(python3 -c 'from mempolicy.trace.limits import
+ *        c_defines; print(*c_defines())') -o runner runner.c
+ * Usage: runner [--no-align] [--commands N] TRACEFILE
+ *        runner --parse-only TRACEFILE   (print "LINE WORD..." per command)
  *
- * The trace is assumed valid (the Python side validates it first); anything
- * the runner cannot understand is reported on stderr with exit status 2.
+ * The lexical rules and the limits are those of scan_text() in
+ * mempolicy/trace/parser.py, step for step and with the same messages
+ * ("runner: line N: message"); the limits come from mempolicy/trace/limits.py
+ * as -D flags.  The rest of the trace is assumed valid (the Python side
+ * validates it first); anything the runner cannot understand is reported on
+ * stderr with exit status 2.  --commands N makes the runner refuse to run a
+ * trace in which it reads another number of commands than the parser did.
  *
  * Once the trace starts, the runner allocates no user memory of its own:
  * all buffers are static, prefaulted at start, and output goes straight to
@@ -64,11 +71,12 @@
 #define INO_BATCH 1024            /* shmem's per-CPU inode batch */
 #define INO_ROOM 64               /* objects a trace may create per CPU */
 
-#define MAX_TEXT (1 << 20)
-#define MAX_TOKENS (1 << 18)
-#define MAX_CMDS (1 << 16)
-#define MAX_NAMES 4096
-#define MAX_PAGES 65536
+/* The trace limits: -DMAX_TEXT=... from mempolicy.trace.limits.c_defines(). */
+#if !defined(MAX_TEXT) || !defined(MAX_TOKENS) || !defined(MAX_CMDS) || \
+    !defined(MAX_NAMES) || !defined(MAX_FORK_DEPTH) || !defined(MAX_PAGES) || \
+    !defined(MAX_WORD)
+#error "build with the -D flags of mempolicy.trace.limits.c_defines()"
+#endif
 #define RAW_IN_BYTES 65536        /* raw MASK buffer for set_mempolicy/mbind */
 #define RAW_OUT_BYTES (1 << 20)   /* raw get_mempolicy buffer, guard page after */
 #define OUT_BYTES (1 << 20)
@@ -279,7 +287,7 @@ static unsigned long num(const char *s)
 /* Parse a node list ("0-2,5" or "-") into a 1024-bit mask. */
 static void nodelist(const char *s, unsigned long *mask)
 {
-	char item[64];
+	char item[MAX_WORD + 1];
 
 	memset(mask, 0, MASK_WORDS * 8);
 	if (strcmp(s, "-") == 0)
@@ -354,7 +362,7 @@ static struct name *new_name(const char *s)
 /* "NAME+OFF" → address of NAME's start plus OFF * unit. */
 static unsigned long name_plus(const char *s, unsigned long unit)
 {
-	char buf[256];
+	char buf[MAX_WORD + 1];
 	const char *plus = strchr(s, '+');
 	size_t n = plus ? (size_t)(plus - s) : strlen(s);
 	unsigned long off = 0;
@@ -409,35 +417,55 @@ static void out_mode(int mode)
 		out_str("+balancing");
 }
 
-/* Split the trace into commands; header lines and comments are skipped. */
-static void parse_trace(void)
+/*
+ * Split the trace (LEN bytes) into commands; header lines and comments are
+ * skipped.  The same steps and messages as scan_text() in trace/parser.py.
+ */
+static void parse_trace(size_t len)
 {
-	char *p = text;
-	int line = 0, ntokens = 0, nmmap = 0, in_header = 1;
-	int stack[4096], depth = 0;   /* open forks */
+	char *p = text, *end = text + len;
+	int line = 0, ntokens = 0, nmmap = 0, nnamed = 0, in_header = 1;
+	int stack[MAX_FORK_DEPTH], depth = 0;   /* open forks */
 
-	while (*p) {
-		char *eol = strchr(p, '\n'), *hash;
-		int first = ntokens;
+	if (len >= MAX_TEXT)
+		die("line 1: the trace is larger than %d bytes", MAX_TEXT - 1);
+	while (p < end) {
+		char *eol = memchr(p, '\n', end - p);
+		char *stop = eol ? eol : end, *hash;
+		int first = ntokens, comment = 0;
 
 		line++;
-		if (eol)
-			*eol = 0;
+		if (stop > p && stop[-1] == '\r')
+			stop--;
+		for (char *q = p; q < stop; q++) {
+			unsigned char ch = *q;
+			if (ch == '#')
+				comment = 1;
+			else if (ch == 0)
+				die("line %d: NUL byte", line);
+			else if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+				die("line %d: control character 0x%02x", line, ch);
+			else if (ch >= 0x80 && !comment)
+				die("line %d: non-ASCII character outside a comment", line);
+		}
+		*stop = 0;
 		hash = strchr(p, '#');
 		if (hash)
 			*hash = 0;
 		for (char *q = p; *q;) {
-			while (*q == ' ' || *q == '\t' || *q == '\r')
+			while (*q == ' ' || *q == '\t')
 				*q++ = 0;
 			if (!*q)
 				break;
 			if (ntokens >= MAX_TOKENS)
-				die("trace too long");
+				die("line %d: more than %d words in commands", line, MAX_TOKENS);
 			tokens[ntokens++] = q;
-			while (*q && *q != ' ' && *q != '\t' && *q != '\r')
+			while (*q && *q != ' ' && *q != '\t')
 				q++;
+			if (q - tokens[ntokens - 1] > MAX_WORD)
+				die("line %d: a word longer than %d characters", line, MAX_WORD);
 		}
-		p = eol ? eol + 1 : p + strlen(p);
+		p = eol ? eol + 1 : end;
 		if (ntokens == first)
 			continue;
 		if (in_header && (strcmp(tokens[first], "node") == 0 ||
@@ -447,19 +475,38 @@ static void parse_trace(void)
 		}
 		in_header = 0;
 		if (ncmds >= MAX_CMDS)
-			die("too many commands");
+			die("line %d: more than %d commands", line, MAX_CMDS);
 		cmds[ncmds] = (struct cmd){ line, first, ntokens - first, -1, -1 };
+		if (strcmp(tokens[first], "mmap") == 0 || strcmp(tokens[first], "memfd") == 0) {
+			if (nnamed >= MAX_NAMES)
+				die("line %d: more than %d mmap and memfd lines", line, MAX_NAMES);
+			nnamed++;
+		}
 		if (strcmp(tokens[first], "mmap") == 0)
 			cmds[ncmds].mmap_k = nmmap++;
 		if (strcmp(tokens[first], "fork") == 0) {
-			if (depth >= (int)(sizeof stack / sizeof *stack))
-				die("forks nested too deeply");
+			if (depth >= MAX_FORK_DEPTH)
+				die("line %d: forks nested more than %d deep", line, MAX_FORK_DEPTH);
 			stack[depth++] = ncmds;
 		} else if (strcmp(tokens[first], "exit") == 0 && depth > 0) {
 			cmds[stack[--depth]].exit_at = ncmds;
 		}
 		ncmds++;
 	}
+}
+
+/* --parse-only: each command as "LINE WORD WORD...". */
+static void print_commands(void)
+{
+	for (int i = 0; i < ncmds; i++) {
+		out_fmt("%d", cmds[i].line);
+		for (int t = 0; t < cmds[i].ntok; t++) {
+			out_raw(" ", 1);
+			out_str(tokens[cmds[i].tok + t]);
+		}
+		out_raw("\n", 1);
+	}
+	flush_out();
 }
 
 /* ---- the machine conditions ------------------------------------------ */
@@ -964,7 +1011,7 @@ static void do_numa_maps(const struct cmd *c)
 /* Comma-separated hex words (or "null") into buf; returns NULL for null. */
 static unsigned long *raw_mask(const char *s)
 {
-	char item[64];
+	char item[MAX_WORD + 1];
 	size_t w = 0;
 
 	if (strcmp(s, "null") == 0)
@@ -1096,11 +1143,20 @@ static void run(void)
 				result(c, "ok");
 				continue;
 			}
-			if (pid < 0)
+			if (pid < 0) {
 				result(c, "%s", errname(errno));
-			else
-				while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			} else {
+				int st = 0;
+				while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 					;
+				/* A child that stopped early stops the trace: its
+				 * output is incomplete, so the whole run must fail. */
+				if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+					_exit(WEXITSTATUS(st));
+				if (WIFSIGNALED(st))
+					die("the child forked at line %d was killed by signal %d",
+					    c->line, WTERMSIG(st));
+			}
 			if (c->exit_at < 0)
 				_exit(0);   /* the child ran to the end of the trace */
 			i = c->exit_at;
@@ -1118,21 +1174,53 @@ static void run(void)
 		_exit(0);
 }
 
+/* Read the whole trace into text[]; its length (at most MAX_TEXT). */
+static size_t read_trace(const char *path)
+{
+	size_t len = 0;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		die("cannot open %s", path);
+	while (len < MAX_TEXT) {
+		ssize_t r = read(fd, text + len, MAX_TEXT - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("cannot read %s", path);
+		if (r == 0)
+			break;
+		len += r;
+	}
+	close(fd);
+	text[len] = 0;
+	return len;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
-	int align = 1, fd;
-	size_t len = 0;
+	int align = 1, parse_only = 0;
+	long expect = -1;
 	unsigned char *guard;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--no-align") == 0)
 			align = 0;
+		else if (strcmp(argv[i], "--parse-only") == 0)
+			parse_only = 1;
+		else if (strcmp(argv[i], "--commands") == 0 && i + 1 < argc)
+			expect = (long)num(argv[++i]);
 		else
 			path = argv[i];
 	}
 	if (!path)
-		die("usage: runner [--no-align] TRACEFILE");
+		die("usage: runner [--no-align] [--commands N] [--parse-only] TRACEFILE");
+	if (parse_only) {
+		parse_trace(read_trace(path));
+		print_commands();
+		return 0;
+	}
 
 	/* Address randomisation off, as on the oracle machine. */
 	if (!(personality(0xffffffff) & ADDR_NO_RANDOMIZE)) {
@@ -1142,20 +1230,9 @@ int main(int argc, char **argv)
 	if (pin_cpu(0))
 		die("cannot pin to CPU 0");
 
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		die("cannot open %s", path);
-	for (;;) {
-		ssize_t r = read(fd, text + len, MAX_TEXT - len);
-		if (r <= 0)
-			break;
-		len += r;
-	}
-	close(fd);
-	if (len >= MAX_TEXT)
-		die("trace too large");
-	text[len] = 0;
-	parse_trace();
+	parse_trace(read_trace(path));
+	if (expect >= 0 && ncmds != expect)
+		die("read %d commands where the parser read %ld", ncmds, expect);
 
 	/* Buffer for raw get_mempolicy, followed by an unmapped page. */
 	guard = mmap(NULL, RAW_OUT_BYTES + PAGE, PROT_READ | PROT_WRITE,

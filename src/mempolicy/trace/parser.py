@@ -7,14 +7,16 @@ and the oracle use this parser.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mempolicy.core.nodemask import Nodemask, nodelist_parse
+from mempolicy.trace import limits
 from mempolicy.uapi import FLAG_NAMES, MODE_BY_NAME, PAGE_SIZE
 
 U64 = (1 << 64) - 1
-MAX_PAGES_QUERY = 65536
+MAX_PAGES_QUERY = limits.MAX_PAGES
 MAX_CPUS_PER_NODE = 256
 MAX_NODES = 64
 DEFAULT_NODES = 4
@@ -83,6 +85,7 @@ class Command:
     lineno: int
     name: str
     args: dict
+    words: tuple[str, ...] = ()  # the line's words, as the oracle's runner splits them
 
 
 @dataclass
@@ -377,6 +380,76 @@ def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tupl
     return word, a
 
 
+def scan_text(text: str, path: str = "<trace>") -> list[tuple[int, list[str]]]:
+    """The lexical rules and limits: (line number, words) of each non-blank line.
+
+    This is the grammar ``runner.c`` implements in C, step for step, with the
+    same messages (``runner --parse-only`` prints what it read): a trace
+    either passes both or fails both at the same line.  A line ends at
+    ``\\n``, one ``\\r`` before it is dropped, ``#`` starts a comment; NUL
+    and other control characters but tab are refused anywhere, characters
+    beyond ASCII outside comments; words are separated by spaces and tabs
+    only.  Limits (:mod:`mempolicy.trace.limits`) count command lines: the
+    header's ``node`` and ``distance`` lines before the first command are
+    not commands.
+
+    >>> scan_text("node 0 mem=1G cpus=1\\nmmap A 1  # x\\r\\n")
+    [(1, ['node', '0', 'mem=1G', 'cpus=1']), (2, ['mmap', 'A', '1'])]
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size >= limits.MAX_TEXT:
+        raise TraceError(path, 1, f"the trace is larger than {limits.MAX_TEXT - 1} bytes")
+    out: list[tuple[int, list[str]]] = []
+    ntokens = ncmds = nnamed = depth = 0
+    in_header = True
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not _PLAIN.fullmatch(line):
+            comment = False
+            for ch in line:
+                if ch == "#":
+                    comment = True
+                elif ch == "\0":
+                    raise TraceError(path, lineno, "NUL byte")
+                elif (ch < " " and ch != "\t") or ch == "\x7f":
+                    raise TraceError(path, lineno, f"control character 0x{ord(ch):02x}")
+                elif ch > "\x7f" and not comment:
+                    raise TraceError(path, lineno, "non-ASCII character outside a comment")
+        words = [w for w in _SEP.split(line.split("#", 1)[0]) if w]
+        for k, w in enumerate(words):  # in the runner's order: count, then length
+            if ntokens + k >= limits.MAX_TOKENS:
+                raise TraceError(path, lineno, f"more than {limits.MAX_TOKENS} words in commands")
+            if len(w) > limits.MAX_WORD:
+                raise TraceError(path, lineno, f"a word longer than {limits.MAX_WORD} characters")
+        if not words:
+            continue
+        out.append((lineno, words))
+        if in_header and words[0] in HEADER_WORDS:
+            continue
+        in_header = False
+        ntokens += len(words)
+        if ncmds >= limits.MAX_CMDS:
+            raise TraceError(path, lineno, f"more than {limits.MAX_CMDS} commands")
+        ncmds += 1
+        if words[0] in ("mmap", "memfd"):
+            if nnamed >= limits.MAX_NAMES:
+                raise TraceError(path, lineno, f"more than {limits.MAX_NAMES} mmap and memfd lines")
+            nnamed += 1
+        elif words[0] == "fork":
+            if depth >= limits.MAX_FORK_DEPTH:
+                raise TraceError(path, lineno, f"forks nested more than {limits.MAX_FORK_DEPTH} deep")
+            depth += 1
+        elif words[0] == "exit" and depth:
+            depth -= 1
+    return out
+
+
+HEADER_WORDS = ("node", "distance")
+_PLAIN = re.compile(r"[\t\x20-\x7e]*")  # a line that needs no character check
+_SEP = re.compile(r"[ \t]+")
+
+
 def parse_trace(text: str, path: str = "<trace>") -> Trace:
     """Parse and validate a whole trace; raise TraceError on the first problem."""
     nodes: list[NodeSpec] = []
@@ -385,12 +458,7 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     names = _Names()
     st = {"mmaps": 0}
     in_header = True
-    for lineno, raw in enumerate(text.split("\n"), 1):
-        raw = raw.rstrip("\r")
-        line = raw.split("#", 1)[0]
-        words = line.split()
-        if not words:
-            continue
+    for lineno, words in scan_text(text, path):
         word, rest = words[0], words[1:]
         try:
             if word in ("node", "distance"):
@@ -428,7 +496,7 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
             name, args = _parse_command(word, rest, names, st)
         except ValueError as e:
             raise TraceError(path, lineno, str(e)) from None
-        commands.append(Command(lineno, name, args))
+        commands.append(Command(lineno, name, args, tuple(words)))
 
     if not nodes:
         nodes = [NodeSpec(i, DEFAULT_MEM, 1) for i in range(DEFAULT_NODES)]
@@ -446,4 +514,4 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
 def load_trace(path: str | Path) -> Trace:
     """Read and parse a trace file (OSError for an unreadable file)."""
     p = Path(path)
-    return parse_trace(p.read_text(), str(path))
+    return parse_trace(p.read_text(encoding="utf-8"), str(path))
