@@ -8,8 +8,9 @@ from __future__ import annotations
 import errno as _errno
 
 from mempolicy.frontends.numactl.common import (
-    MPOL_BIND, MPOL_DEFAULT, MPOL_F_NODE, MPOL_F_NUMA_BALANCING, MPOL_INTERLEAVE, MPOL_LOCAL,
-    MPOL_PREFERRED, MPOL_PREFERRED_MANY, Output, c_strerror,
+    MPOL_BIND, MPOL_DEFAULT, MPOL_F_MEMS_ALLOWED, MPOL_F_NODE, MPOL_F_NUMA_BALANCING,
+    MPOL_INTERLEAVE, MPOL_LOCAL, MPOL_PREFERRED, MPOL_PREFERRED_MANY, MPOL_WEIGHTED_INTERLEAVE,
+    Output, c_strerror,
 )
 from mempolicy.frontends.numactl.cparse import _c_int, strtoul
 from mempolicy.frontends.numactl.nodestrings import NodeStrings
@@ -66,13 +67,17 @@ def _read_mask(text: str | None) -> int:
 class Libnuma(NodeStrings):
     """The state libnuma's constructor builds (numa_init), and the calls numactl makes."""
 
-    def __init__(self, be, io: Output) -> None:
+    def __init__(self, be, io: Output, v19: bool = False) -> None:
         self.be = be
         self.io = io
+        self.v19 = v19                          # libnuma 2.0.19 rather than 2.0.16
         self.errno = 0
         self.warned: set[str] = set()
         mems_text, cpus_text = be.status_masks()
-        self.nodemask_sz = len(mems_text) * 32 // 9 if mems_text else 0
+        if v19:                                 # four bits per hex digit
+            self.nodemask_sz = 4 * sum(ch in "0123456789abcdefABCDEF" for ch in mems_text or "")
+        else:                                   # s2nbits(): strlen * 32 / 9
+            self.nodemask_sz = len(mems_text) * 32 // 9 if mems_text else 0
         if self.nodemask_sz == 0:
             self.nodemask_sz = 1024
         dirs = be.node_dirs()
@@ -84,7 +89,7 @@ class Libnuma(NodeStrings):
         else:
             for nd in dirs:
                 self.nodes_ptr.set(nd)
-                if be.node_size(nd)[0] > 0:
+                if v19 or be.node_size(nd)[0] > 0:
                     self.memnode_ptr.set(nd)
                 self.maxconfigurednode = max(self.maxconfigurednode, nd)
         self.cpumask_sz = be.cpumask_bits()
@@ -104,8 +109,12 @@ class Libnuma(NodeStrings):
         self.bind_policy = MPOL_BIND
         self.mbind_flags = 0
         self.has_preferred_many = False
-        self._set_kernel_abi()
         self.node_cpu_cache: dict[int, set[int]] = {}
+        if v19:
+            self._set_preferred_many()
+            self.errno = 0                      # numa_init() clears errno
+        else:
+            self._set_kernel_abi()
 
     # -- error reporting --------------------------------------------------------
     def warn(self, kind: str, msg: str) -> None:
@@ -128,10 +137,28 @@ class Libnuma(NodeStrings):
         try:
             self.be.get_mempolicy(False, None, 0, 0, 0)
         except OSError as e:
-            if e.errno == _errno.ENOSYS:
-                self.errno = e.errno
+            if e.errno == _errno.ENOSYS or (self.v19 and e.errno == _errno.EPERM):
+                self.errno = e.errno or 0
                 return False
         return True
+
+    def _set_preferred_many(self) -> None:
+        """2.0.19's probe: MPOL_PREFERRED_MANY over the allowed nodes, errno kept."""
+        try:
+            _, allowed = self.be.get_mempolicy(False, self.nodemask_sz, self.nodemask_sz + 1, 0,
+                                               MPOL_F_MEMS_ALLOWED)
+            oldp, old = self.be.get_mempolicy(True, self.nodemask_sz, self.nodemask_sz + 1)
+        except OSError:
+            return
+        try:
+            self.be.set_mempolicy(MPOL_PREFERRED_MANY, allowed, self.nodemask_sz)
+        except OSError:
+            return
+        self.has_preferred_many = True
+        try:
+            self.be.set_mempolicy(oldp, old, self.nodemask_sz + 1)
+        except OSError:
+            pass
 
     def _set_kernel_abi(self) -> None:
         try:
@@ -177,6 +204,9 @@ class Libnuma(NodeStrings):
     def set_interleave_mask(self, bmp: Bitmask) -> None:
         self.setpol(MPOL_DEFAULT if bmp.bits == 0 else MPOL_INTERLEAVE, bmp)
 
+    def set_weighted_interleave_mask(self, bmp: Bitmask) -> None:
+        self.setpol(MPOL_DEFAULT if bmp.bits == 0 else MPOL_WEIGHTED_INTERLEAVE, bmp)
+
     def set_membind(self, bmp: Bitmask) -> None:
         self.setpol(MPOL_BIND, bmp)
 
@@ -218,7 +248,11 @@ class Libnuma(NodeStrings):
 
     def preferred_many(self) -> Bitmask:
         pol, bmp = self.getpol()
-        if pol in (MPOL_PREFERRED, MPOL_PREFERRED_MANY, MPOL_BIND) and bmp.weight() > 1:
+        if self.v19:
+            if pol == MPOL_PREFERRED and bmp.weight() > 1:
+                self.errno = _errno.EINVAL
+                self.error("libnuma.c")
+        elif pol in (MPOL_PREFERRED, MPOL_PREFERRED_MANY, MPOL_BIND) and bmp.weight() > 1:
             self.error("libnuma.c")
         return bmp
 

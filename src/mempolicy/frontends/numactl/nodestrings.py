@@ -35,6 +35,10 @@ class NodeStrings:
             k += 1
         return (k - 1) & ULONG, end
 
+    def _c_arg(self, v: int) -> int:
+        """An out-of-range node number as printed: ``%d`` in 2.0.16, ``%ld`` in 2.0.19."""
+        return _c_long(v) if self.v19 else _c_int(v)
+
     def parse_string(self, s: str, allowed: Bitmask, cpu: bool) -> Bitmask | None:
         """__numa_parse_nodestring / __numa_parse_cpustring."""
         what = "cpu" if cpu else "node"
@@ -69,7 +73,7 @@ class NodeStrings:
                 if cpu:
                     self.warn(kind, f"cpu argument {s[i:]} is out of range\n")
                 else:
-                    self.warn(kind, f"node argument {_c_int(arg)} is out of range\n")
+                    self.warn(kind, f"node argument {self._c_arg(arg)} is out of range\n")
                 return None
             mask.set(arg)
             i = end
@@ -83,7 +87,7 @@ class NodeStrings:
                     if cpu:
                         self.warn(kind, f"cpu argument {s[i:]} out of range\n")
                     else:
-                        self.warn(kind, f"node argument {_c_int(arg2)} out of range\n")
+                        self.warn(kind, f"node argument {self._c_arg(arg2)} out of range\n")
                     return None
                 self._set_range(mask, allowed, arg, arg2)
                 i = end2

@@ -7,7 +7,7 @@ from __future__ import annotations
 from mempolicy.frontends.gnu_getopt import Getopt, LongOpt
 from mempolicy.frontends.numactl.common import (
     MPOL_BIND, MPOL_INTERLEAVE, MPOL_LOCAL, MPOL_MF_STRICT, MPOL_PREFERRED, MPOL_PREFERRED_MANY,
-    PAGE_SIZE, ULONG, Exit, Output, c_strerror,
+    MPOL_WEIGHTED_INTERLEAVE, PAGE_SIZE, ULONG, Exit, Output, c_strerror,
 )
 from mempolicy.frontends.numactl.cparse import _c_long, memsize, strtoul
 from mempolicy.frontends.numactl.execute import Execute
@@ -25,7 +25,17 @@ OPTS = [
     LongOpt("dump", 0, "d"), LongOpt("dump-nodes", 0, "D"), LongOpt("shmid", 1, "I"),
     LongOpt("huge", 0, "u"), LongOpt("touch", 0, "T"), LongOpt("verify", 0, "V"),
 ]
-SHORTOPTS = "+" + "".join(o.val + (":" if o.has_arg else "") for o in OPTS)
+CPU_COMPRESS, OPT_VERSION = "<cpu-compress>", "<version>"   # long-only (values >= 300 in C)
+OPTS_2019 = (OPTS[:2] + [LongOpt("weighted-interleave", 1, "w")] + OPTS[2:-1]
+             + [LongOpt("cpu-compress", 0, CPU_COMPRESS), OPTS[-1], LongOpt("version", 0, OPT_VERSION)])
+
+
+def short_opts(opts: list[LongOpt]) -> str:
+    """numactl's get_short_opts(): '+' then every printable value, ':' when it takes an argument."""
+    return "+" + "".join(o.val + (":" if o.has_arg else "") for o in opts if len(o.val) == 1)
+
+
+SHORTOPTS = short_opts(OPTS)
 
 USAGE = (
     "usage: numactl [--all | -a] [--balancing | -b] [--interleave= | -i <nodes>]\n"
@@ -59,12 +69,29 @@ USAGE = (
     "for the process if it is supported by kernel\n"
     "<length> can have g (GB), m (MB) or k (KB) suffixes\n")
 
+USAGE_2019 = (
+    "usage: numactl [--all | -a] [--balancing | -b]\n"
+    "               [--interleave= | -i <nodes>] [--weighted-interleave= | -w <nodes>]\n"
+    "               [--preferred= | -p <node>] [--preferred-many= | -P <nodes>]\n"
+    + USAGE[USAGE.index("               [--physcpubind="):USAGE.index("       numactl [--hardware")]
+    + "       numactl [--hardware | -H] [--cpu-compress]\n"
+    "       numactl [--version]\n"
+    + USAGE[USAGE.index("       numactl [--length"):USAGE.index("memory policy is")]
+    + "memory policy is --preferred | -p, --membind | -m, --localalloc | -l,\n"
+    "                 --interleave | -i, --weighted-interleave | -w\n"
+    + USAGE[USAGE.index("<nodes> is"):])
+
 
 class Numactl(Show, SharedMemory, Execute):
-    def __init__(self, be, io: Output) -> None:
+    """numactl VERSION (``"2.0.16"`` or ``"2.0.19"``) over a backend: ``Numactl(be, io).run(argv)``."""
+
+    def __init__(self, be, io: Output, version: str = "2.0.16") -> None:
         self.be = be
         self.io = io
-        self.numa = Libnuma(be, io)
+        self.version = version
+        self.v19 = version == "2.0.19"
+        self.numa = Libnuma(be, io, v19=self.v19)
+        self.cpu_compress = False
         self.set_policy = -1
         self.last_nodestring: str | None = None
         self.shmattached = False
@@ -83,7 +110,7 @@ class Numactl(Show, SharedMemory, Execute):
 
     # -- messages ------------------------------------------------------------------
     def usage(self):
-        self.io.err(USAGE)
+        self.io.err(USAGE_2019 if self.v19 else USAGE)
         raise Exit(1)
 
     def usage_msg(self, msg: str):
@@ -93,7 +120,10 @@ class Numactl(Show, SharedMemory, Execute):
 
     def complain(self, msg: str):
         self.io.err(f"numactl: {msg}")
-        self.io.out("\n")
+        if self.v19:
+            self.io.err("\n")
+        else:
+            self.io.out("\n")
         raise Exit(1)
 
     def nerror(self, msg: str, err: int):
@@ -157,10 +187,12 @@ class Numactl(Show, SharedMemory, Execute):
     # -- main ------------------------------------------------------------------------------
     def run(self, argv: list[str]) -> int:
         numa = self.numa
-        g = Getopt(argv, SHORTOPTS, OPTS, "numactl", self.io.err)
+        opts = OPTS_2019 if self.v19 else OPTS
+        g = Getopt(argv, short_opts(opts), opts, "numactl", self.io.err)
         mask: Bitmask | None = None
         did_cpubind = did_strict = do_dump = False
         parse_all = numa_balancing = False
+        do_hardware = weighted = False
         while (c := g.next()) != -1:
             arg = g.optarg
             if c == "s":
@@ -168,21 +200,27 @@ class Numactl(Show, SharedMemory, Execute):
                 raise Exit(0)
             elif c == "H":
                 self.nopolicy()
+                if self.v19:                    # printed once every option is read
+                    do_hardware = True
+                    continue
                 self.hardware()
                 raise Exit(0)
             elif c == "b":
                 self.nopolicy()
                 numa_balancing = True
-            elif c == "i":
+            elif c in ("i", "w"):
+                weighted = weighted or c == "w"     # 2.0.19 never clears it: -w then -i is -w
                 self.checknuma()
                 mask = self.parse_nodes(arg, parse_all)
                 if mask is None:
                     self.invalid(arg)
                 numa.errno = 0
                 self.did_node_cpu_parse = True
-                self.setpolicy(MPOL_INTERLEAVE)
+                self.setpolicy(MPOL_WEIGHTED_INTERLEAVE if weighted else MPOL_INTERLEAVE)
                 if self.shmfd >= 0:
                     numa.dombind(self.shmptr, self.shmlen, MPOL_INTERLEAVE, mask)
+                elif weighted:
+                    numa.set_weighted_interleave_mask(mask)
                 else:
                     numa.set_interleave_mask(mask)
                 self.checkerror("setting interleave mask")
@@ -239,8 +277,14 @@ class Numactl(Show, SharedMemory, Execute):
                 numa.set_bind_policy(False)
                 if self.shmfd >= 0:
                     nodes = Bitmask(numa.nodemask_sz)
-                    nodes.set(-1)                    # numactl passes its unset node (-1)
+                    if self.v19:
+                        nodes.set(mask.first())
+                    else:
+                        nodes.set(-1)                # 2.0.16 passes its unset node (-1)
                     numa.dombind(self.shmptr, self.shmlen, numa.bind_policy, nodes)
+                    if self.v19:
+                        self.setpolicy(MPOL_PREFERRED_MANY if numa.has_preferred_many
+                                       else MPOL_PREFERRED)
                 elif c == "p":
                     if mask.weight() != 1:
                         self.usage()
@@ -321,8 +365,17 @@ class Numactl(Show, SharedMemory, Execute):
                 if self.did_node_cpu_parse:
                     self.usage_msg("--all/-a option must be before all cpu/node specifications")
                 parse_all = True
+            elif c == CPU_COMPRESS:
+                self.cpu_compress = True
+            elif c == OPT_VERSION:
+                self.nopolicy()
+                self.io.out(f"{self.version}\n")
+                raise Exit(0)
             else:
                 self.usage()
+        if do_hardware:
+            self.hardware()
+            raise Exit(0)
         av = g.rest
         if self.shmfd >= 0:
             if av:

@@ -139,9 +139,19 @@ class SharedMemory:
                 pol, mask = self.be.get_mempolicy(True, sz, sz, c + self.shmptr, MPOL_F_ADDR)
             except OSError as e:
                 self.perror_exit("get_mempolicy on shm", e.errno)
+            nodes = Bitmask(sz, mask).ids()
+            if self.v19:                        # a region per policy and node mask
+                if pol == prevpol and nodes == prevnodes:
+                    c += self.shm_pagesize
+                    continue
+                if prevpol != -1:
+                    self._dumppol(start, c, prevpol, prevnodes)
+                prevpol, prevnodes, start = pol, nodes, c
+                c += self.shm_pagesize
+                continue
             # 2.0.16 keeps one buffer for both masks: a region is printed with the
             # mask read last (that of the next region)
-            prevnodes = Bitmask(sz, mask).ids()
+            prevnodes = nodes
             if pol != prevpol:
                 if prevpol != -1:
                     self._dumppol(start, c, prevpol, prevnodes)

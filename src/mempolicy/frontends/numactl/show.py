@@ -94,12 +94,31 @@ class Show:
         self.io.out(out + ")\n")
         for i in nodes:
             sz, fr = self.be.node_size(i)
-            cpus = numa.node_to_cpus(i)
-            self.io.out(f"node {i} cpus:" + "".join(f" {c}" for c in sorted(cpus or ())
-                                                     if c < numa.cpumask_sz) + "\n")
+            if self.v19 and fr == -1:           # 2.0.19's numa_node_size64 starts *freep at 0
+                fr = 0
+            self.io.out(f"node {i} cpus:")
+            self.print_node_cpus(i)
             self.io.out(f"node {i} size: {_fmt_mem(sz)}\n")
             self.io.out(f"node {i} free: {_fmt_mem(fr)}\n")
         self.print_distances(maxnode)
+
+    def print_node_cpus(self, node: int) -> None:
+        numa = self.numa
+        cpus = numa.node_to_cpus(node)
+        if cpus is None and self.v19:           # 2.0.19 leaves the line unfinished
+            return
+        ids = sorted(c for c in cpus or () if c < numa.cpumask_sz)
+        if not self.cpu_compress:
+            self.io.out("".join(f" {c}" for c in ids) + "\n")
+            return
+        runs: list[list[int]] = []              # --cpu-compress: " a-b, c (count)"
+        for c in ids:
+            if runs and runs[-1][1] == c - 1:
+                runs[-1][1] = c
+            else:
+                runs.append([c, c])
+        self.io.out(",".join(f" {a}" if a == b else f" {a}-{b}" for a, b in runs)
+                    + f" ({len(ids)})\n")
 
     def print_distances(self, maxnode: int) -> None:
         numa = self.numa
@@ -114,6 +133,8 @@ class Show:
             return
         nodes = [i for i in range(maxnode + 1) if numa.nodes_ptr.isset(i)]
         self.io.out("node distances:\n")
-        self.io.out("node " + "".join(f"{i: 3d} " for i in nodes) + "\n")
+        w = 4 if self.v19 else 3                # printf("% 4d ") from 2.0.19 on
+        self.io.out(("node  " if self.v19 else "node ") + "".join(f"{i: {w}d} " for i in nodes) + "\n")
         for i in nodes:
-            self.io.out(f"{i: 3d}: " + "".join(f"{numa.distance(table, i, k): 3d} " for k in nodes) + "\n")
+            self.io.out(f"{i: {w}d}: " + "".join(f"{numa.distance(table, i, k): {w}d} " for k in nodes)
+                        + "\n")
