@@ -37,7 +37,7 @@ from mempolicy.core.nodemask import Nodemask
 from mempolicy.linux.procfs import NumaMapsRecord, parse_numa_maps
 
 __all__ = [
-    "Mode", "ModeFlag", "MbindFlag", "GetFlag", "Policy", "as_nodemask",
+    "Mode", "ModeFlag", "MbindFlag", "GetFlag", "Policy", "PolicyLike", "as_nodemask", "as_policy",
     "MemorySystem", "ModelSystem", "ModelFile", "NumaMapsRecord", "MASK_BITS",
     "load_topology",
 ]
@@ -188,19 +188,30 @@ class Policy:
 
         ``bind:0-1``, ``interleave=static:0,2``, ``prefer (many)=balancing:0``, ``local``.
         """
+        if not isinstance(text, str):
+            raise TypeError(f"a policy string is a str, not {type(text).__name__}")
         s = text.strip()
         head, colon, nodes = s.partition(":")
         name, eq, flagtext = head.partition("=")
         mode = _MODE_NAMES.get(name.strip().lower())
         if mode is None:
-            raise ValueError(f"unknown policy mode {name.strip()!r}")
+            raise ValueError(f"policy {text!r}: unknown mode {name.strip()!r} (modes: default, "
+                             "local, preferred, bind, interleave, weighted_interleave, "
+                             "preferred_many)")
         flags = ModeFlag.NONE
         if eq:
             for f in flagtext.split("|"):
                 if f.strip() not in _FLAG_NAMES:
-                    raise ValueError(f"unknown policy flag {f.strip()!r}")
+                    raise ValueError(f"policy {text!r}: unknown flag {f.strip()!r} "
+                                     "(flags: static, relative, balancing)")
                 flags |= _FLAG_NAMES[f.strip()]
-        return cls(mode, as_nodemask(nodes) if colon else Nodemask(), flags)
+        try:
+            mask = as_nodemask(nodes) if colon else Nodemask()
+        except ValueError as e:
+            raise ValueError(f"policy {text!r}: nodes {nodes.strip()!r}: {e}") from None
+        if colon and not mask and mode not in (Mode.DEFAULT, Mode.LOCAL, Mode.PREFERRED):
+            raise ValueError(f"policy {text!r}: no nodes after ':'")
+        return cls(mode, mask, flags)
 
     # -- queries ------------------------------------------------------------
     @property
@@ -218,6 +229,27 @@ class Policy:
         if self.home_node is not None:
             s += f" home={self.home_node}"
         return s
+
+
+#: Where a policy is taken: a :class:`Policy`, or a string :meth:`Policy.parse` reads.
+PolicyLike = Policy | str
+
+
+def as_policy(policy: PolicyLike | None) -> Policy:
+    """A Policy from a Policy, a numactl-style string or None (the default policy).
+
+    >>> as_policy("interleave:0-3") == Policy.interleave("0-3")
+    True
+
+    A string that does not parse raises ValueError naming the bad part.
+    """
+    if policy is None:
+        return Policy.default()
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, str):
+        return Policy.parse(policy)
+    raise TypeError(f"a policy is a Policy or a string like 'bind:0', not {type(policy).__name__}")
 
 
 def _oserror(e: int) -> OSError:
@@ -278,9 +310,12 @@ class MemorySystem:
     def _maxnode(self) -> int:
         return self.mask_bits + 1
 
-    def set_mempolicy(self, policy: Policy | None = None) -> None:
-        """Set the task policy of the calling thread (None: the default policy)."""
-        policy = policy or Policy.default()
+    def set_mempolicy(self, policy: PolicyLike | None = None) -> None:
+        """Set the task policy of the calling thread (None: the default policy).
+
+        Example: ``system.set_mempolicy("interleave:0-3")``.
+        """
+        policy = as_policy(policy)
         mask = policy.nodes.bits if (policy.nodes or policy.mode != Mode.DEFAULT) else None
         self._check_bits(policy.nodes)
         self.raw_set_mempolicy(policy.mode_word, mask, self._maxnode)
@@ -308,8 +343,13 @@ class MemorySystem:
                                          int(GetFlag.MEMS_ALLOWED))
         return Nodemask(mask or 0)
 
-    def mbind(self, addr: int, length: int, policy: Policy, flags: MbindFlag | int = 0) -> None:
-        """Set the policy of [addr, addr+length); then its home node if the policy has one."""
+    def mbind(self, addr: int, length: int, policy: PolicyLike,
+              flags: MbindFlag | int = 0) -> None:
+        """Set the policy of [addr, addr+length); then its home node if the policy has one.
+
+        Example: ``system.mbind(addr, 8 * 4096, "bind:1")``.
+        """
+        policy = as_policy(policy)
         self._check_bits(policy.nodes)
         mask = policy.nodes.bits if policy.nodes else None
         self.raw_mbind(addr, length, policy.mode_word, mask, self._maxnode if mask else 0, int(flags))
