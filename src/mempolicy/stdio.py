@@ -18,7 +18,7 @@ import errno
 import io
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO, cast
 
 __all__ = ["guard"]
 
@@ -76,12 +76,12 @@ def _reserve(fd: int) -> bool:
     return True
 
 
-def _wrap(fd: int, old: TextIO | None) -> TextIO:
+def _wrap(fd: int, old: TextIO | None) -> io.TextIOWrapper:
     line = bool(old is not None and old.line_buffering)
     enc = old.encoding if old is not None else "utf-8"
     errs = old.errors if old is not None and old.errors else "strict"
     raw = _LossyFd(fd)
-    return io.TextIOWrapper(io.BufferedWriter(raw), encoding=enc, errors=errs,
+    return io.TextIOWrapper(io.BufferedWriter(cast(Any, raw)), encoding=enc, errors=errs,
                             line_buffering=line or raw.isatty(), write_through=False)
 
 
