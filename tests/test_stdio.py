@@ -28,6 +28,7 @@ NUMASTAT = shutil.which("numastat")
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("MEMPOLICY_NUMACTL_VERSION", None)      # the installed numactl's version
     return env
 
 
