@@ -99,6 +99,8 @@ CASES = """
 -a -s
 -i all -a true
 nonexistent-command-xyz
+''
+-i 0 '' x
 -P 0 -s
 -m 0 -s
 -p 0-0 -s

@@ -26,8 +26,8 @@ class Execute:
             os.execvp(av[0], av)
         except OSError as e:
             err = e.errno or _errno.ENOENT
-        except ValueError:
-            err = _errno.EINVAL
+        except ValueError:                      # Python refuses what execvp(3) tries
+            err = _errno.ENOENT if av[0] == "" else _errno.EINVAL
         self.complain(f"execution of `{av[0]}': {c_strerror(err)}\n")
         return 1
 
