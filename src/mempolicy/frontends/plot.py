@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import IO, Any
 
 MAX_DEFAULT_MAPS = 6
 PAGE = 4096
@@ -45,7 +46,7 @@ _KELLY = ["#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#00
           "#F6A600", "#604E97", "#DCD300"]
 
 
-def node_colours(n: int) -> list:
+def node_colours(n: int) -> list[tuple[float, float, float, float]]:
     """One colour per node, none of them grey (grey is the zero page and the kernel).
 
     Up to 9 nodes take matplotlib's ``tab10`` (its grey left out), up to 19
@@ -76,7 +77,7 @@ def _axis_unit(pages: int) -> tuple[float, str]:
     return 256, "MiB"
 
 
-def mapping_bins(kernel, task, addr: int, pages: int, bins: int):
+def mapping_bins(kernel: Any, task: Any, addr: int, pages: int, bins: int) -> tuple[Any, Any]:
     """(edges in pages, counts array (bins, nr_nodes + 1)): pages per node in each slice
     of the range (page i falls in slice i * bins // pages), the last column zero pages."""
     import numpy as np
@@ -89,7 +90,9 @@ def mapping_bins(kernel, task, addr: int, pages: int, bins: int):
     return edges, counts
 
 
-def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | None = None) -> None:
+def plot_state(kernel: Any, task: Any, mappings: dict[str, tuple[int, int]],
+               out: str | os.PathLike[str] | IO[bytes], bins: int = 600,
+               title: str | None = None) -> None:
     """Draw ``mappings`` ({name: (address, pages)}) of ``task`` and every node's use to ``out``.
 
     Example: ``plot_state(m.kernel, m.task, {"A": (addr, 100)}, "a.png")``.
@@ -103,7 +106,7 @@ def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | 
         plt.close(fig)
 
 
-def vma_segments(kernel, task, addr: int, pages: int) -> list[tuple[int, int, str]]:
+def vma_segments(kernel: Any, task: Any, addr: int, pages: int) -> list[tuple[int, int, str]]:
     """(first page, end page, policy) of each VMA over the mapping, offsets in pages.
 
     The policy is what numa_maps prints for the VMA: its own, else the task's.
@@ -122,8 +125,12 @@ def vma_segments(kernel, task, addr: int, pages: int) -> list[tuple[int, int, st
     return out
 
 
-def draw_state(kernel, task, mappings: dict, bins: int = 600, title: str | None = None):
-    """The figure ``plot_state`` saves (a matplotlib ``Figure``; close it when done)."""
+def draw_state(kernel: Any, task: Any, mappings: dict[str, tuple[int, int]], bins: int = 600,
+               title: str | None = None) -> Any:
+    """The figure ``plot_state`` saves (a matplotlib ``Figure``; close it when done).
+
+    Example: ``fig = draw_state(m.kernel, m.task, {"A": (addr, 100)})``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
