@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mempolicy.core.nodemask import Nodemask, nodelist_parse
-from mempolicy.uapi import FLAG_NAMES, MODE_BY_NAME, PAGE_SIZE
+from mempolicy.core.nodemask import Nodemask
+from mempolicy.core.units import parse_list_bits, parse_size
+from mempolicy.uapi import FLAG_NAMES, MAX_NUMNODES, MODE_BY_NAME, PAGE_SIZE
 
 U64 = (1 << 64) - 1
 MAX_PAGES_QUERY = 65536
@@ -105,30 +106,18 @@ def _num(tok: str, what: str) -> int:
 
 
 def _size(tok: str) -> int:
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(tok[-1:].upper())
-    v = _num(tok[:-1] if mult else tok, "size") * (mult or 1)
-    if v > U64:
-        raise ValueError(f"size {tok} does not fit in 64 bits")
-    return v
+    return parse_size(tok, "trace")
 
 
 def _nodes(tok: str) -> Nodemask:
     if tok == "-":
         return Nodemask()
-    items = tok.split(",")
-    prev = -1
-    for item in items:
-        lo, sep, hi = item.partition("-")
-        if not _isdec(lo) or (sep and not _isdec(hi)):
-            raise ValueError(f"bad node list {tok!r}")
-        a = int(lo)
-        b = int(hi) if sep else a
-        if a <= prev or b < a:
-            raise ValueError(f"node list {tok!r} is not ascending")
-        if b > 1023:
-            raise ValueError(f"node {b} in {tok!r} is above 1023")
-        prev = b
-    return nodelist_parse(tok)
+    try:
+        return Nodemask(parse_list_bits(tok, MAX_NUMNODES, ascending=True))
+    except ValueError as e:
+        if "above" in str(e) or "ascending" in str(e):
+            raise
+        raise ValueError(f"bad node list {tok!r}") from None
 
 
 def _pages(tok: str, what: str) -> int:
