@@ -1,0 +1,274 @@
+"""hwloc XML: import what ``lstopo --of xml`` writes, export what hwloc 2.x loads.
+
+Import (:func:`read_hwloc_xml`) reads the hwloc 2.x format (``<topology
+version="2.0">``, as hwloc 2.x and 3.x write it): every ``NUMANode`` object
+(``os_index``, ``local_memory``, ``cpuset``), every ``PU`` and the
+``distances2`` matrix named ``NUMALatency`` with OS indexing (its values may
+be split over several ``indexes``/``u64values`` elements, as hwloc writes
+them ten at a time).  Mistakes are one line, ``FILE:LINE: message``; the
+file is read with expat, at most 64 MiB, and entity declarations are refused
+(no entity expansion).  hwloc 1.x files (no ``version``) are refused with a
+hint.
+
+Export (:func:`to_hwloc_xml`) writes ``version="2.0"`` (hwloc 2.9, Debian 12's,
+refuses a version above 2): a Machine, one Package per node with CPUs
+holding its NUMANode, Cores and PUs, the CPU-less nodes attached to the
+Machine, and the NUMALatency matrix, so ``lstopo --input FILE`` draws a
+simulated machine with the same nodes, memory and distances.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.parsers.expat
+from xml.sax.saxutils import quoteattr
+
+from mempolicy.alloc.topology import Topology
+from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODES, HwlocMachine, HwlocNode, TopologyError
+
+__all__ = ["read_hwloc_xml", "parse_hwloc_xml", "to_hwloc_xml", "parse_bitmap", "format_bitmap"]
+
+MAX_XML_BYTES = 64 << 20
+_MAX_BITMAP_BIT = 1 << 16
+
+
+class _XmlError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def parse_bitmap(text: str) -> frozenset[int]:
+    """hwloc's bitmap text (32-bit hex words, most significant first) -> the set bits.
+
+    >>> sorted(parse_bitmap("0x00000001,0x80000000"))
+    [31, 32]
+    """
+    words = text.strip().split(",")
+    out: set[int] = set()
+    if len(words) * 32 > _MAX_BITMAP_BIT:
+        raise ValueError(f"bitmap {text[:40]!r} is too long")
+    for k, w in enumerate(reversed(words)):
+        w = w.strip()
+        if w[:2].lower() == "0x":
+            w = w[2:]
+        if not w or len(w) > 8 or any(c not in "0123456789abcdefABCDEF" for c in w):
+            raise ValueError(f"bad bitmap {text[:40]!r}")
+        v = int(w, 16)
+        out.update(32 * k + i for i in range(32) if v >> i & 1)
+    return frozenset(out)
+
+
+def format_bitmap(ids) -> str:
+    """The set bits -> hwloc's bitmap text.
+
+    >>> format_bitmap([31, 32])
+    '0x00000001,0x80000000'
+    """
+    bits = 0
+    for i in ids:
+        bits |= 1 << i
+    words = []
+    while True:
+        words.append(bits & 0xFFFFFFFF)
+        bits >>= 32
+        if not bits:
+            break
+    return ",".join(f"0x{w:08x}" for w in reversed(words))
+
+
+def _uint(attrs: dict, key: str, line: int, default: int | None = None) -> int:
+    v = attrs.get(key)
+    if v is None:
+        if default is None:
+            raise _XmlError(line, f"{attrs.get('type', 'element')} without {key}=")
+        return default
+    if not (v.isascii() and v.isdigit()):
+        raise _XmlError(line, f"{key}={v!r} is not a number")
+    return int(v)
+
+
+def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
+    """The NUMA nodes, PUs and NUMA latencies of an hwloc 2.x XML document.
+
+    Raises TopologyError ``FILE:LINE: message``.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > MAX_XML_BYTES:
+        raise TopologyError(f"{path}:1: larger than {MAX_XML_BYTES >> 20} MiB; not an lstopo XML file")
+    p = xml.parsers.expat.ParserCreate()
+    nodes: list[HwlocNode] = []
+    node_lines: dict[int, int] = {}
+    pus: list[int] = []
+    stack: list[str] = []
+    dist: dict = {}
+    text: list[str] = []
+    state = {"version": None, "in_dist": False, "done_dist": False}
+
+    def start(name: str, attrs: dict) -> None:
+        line = p.CurrentLineNumber
+        if not stack:
+            if name != "topology":
+                raise _XmlError(line, f"<{name}> where hwloc's <topology> belongs")
+            ver = attrs.get("version")
+            if ver is None:
+                raise _XmlError(line, "hwloc 1.x XML (no version=); export it with hwloc 2 (lstopo --of xml)")
+            major = ver.split(".")[0]
+            if not (major.isascii() and major.isdigit()) or int(major) < 2:
+                raise _XmlError(line, f"hwloc XML version {ver!r}: this reads version 2 and 3")
+            state["version"] = ver
+        stack.append(name)
+        if name == "object":
+            typ = attrs.get("type")
+            if typ == "NUMANode":
+                idx = _uint(attrs, "os_index", line)
+                if idx in node_lines:
+                    raise _XmlError(line, f"a second NUMANode with os_index {idx} (first on line {node_lines[idx]})")
+                if len(nodes) >= MAX_NODES:
+                    raise _XmlError(line, f"more than {MAX_NODES} NUMA nodes: the model takes 1 to {MAX_NODES}")
+                try:
+                    cpus = parse_bitmap(attrs.get("cpuset", "0x0"))
+                except ValueError as e:
+                    raise _XmlError(line, str(e)) from None
+                node_lines[idx] = line
+                nodes.append(HwlocNode(idx, _uint(attrs, "local_memory", line, 0), cpus))
+            elif typ == "PU":
+                if len(pus) >= MAX_CPUS:
+                    raise _XmlError(line, f"more than {MAX_CPUS} PUs: the model takes at most {MAX_CPUS}")
+                pus.append(_uint(attrs, "os_index", line))
+        elif name == "distances2" and not state["done_dist"] and attrs.get("type") == "NUMANode" \
+                and attrs.get("name", "NUMALatency") == "NUMALatency":
+            if attrs.get("indexing") != "os":
+                raise _XmlError(line, "distances2 with indexing other than os")
+            n = _uint(attrs, "nbobjs", line)
+            if not 1 <= n <= MAX_NODES:
+                raise _XmlError(line, f"distances2 nbobjs={n}: the model takes 1 to {MAX_NODES} nodes")
+            state["in_dist"] = True
+            dist.update(n=n, line=line, indexes=[], values=[])
+        elif name in ("indexes", "u64values") and state["in_dist"]:
+            text.clear()
+        elif name == "!ENTITY":
+            pass
+
+    def end(name: str) -> None:
+        stack.pop()
+        if name in ("indexes", "u64values") and state["in_dist"]:
+            words = "".join(text).split()
+            if not all(w.isascii() and w.isdigit() for w in words):
+                raise _XmlError(p.CurrentLineNumber, f"<{name}> holds something other than numbers")
+            dist[name if name == "indexes" else "values"].extend(int(w) for w in words)
+            n = dist["n"]
+            if len(dist["indexes"]) > n or len(dist["values"]) > n * n:
+                raise _XmlError(p.CurrentLineNumber, f"distances2 with more than nbobjs={n} values")
+        elif name == "distances2" and state["in_dist"]:
+            state["in_dist"] = False
+            state["done_dist"] = True
+
+    def chars(s: str) -> None:
+        if state["in_dist"]:
+            text.append(s)
+
+    def entity(*_args) -> None:
+        raise _XmlError(p.CurrentLineNumber, "entity declarations are not read")
+
+    p.StartElementHandler = start
+    p.EndElementHandler = end
+    p.CharacterDataHandler = chars
+    p.EntityDeclHandler = entity
+    try:
+        p.Parse(data, True)
+    except _XmlError as e:
+        raise TopologyError(f"{path}:{e.line}: {e.message}") from None
+    except xml.parsers.expat.ExpatError as e:
+        raise TopologyError(f"{path}:{e.lineno}: {xml.parsers.expat.ErrorString(e.code)}") from None
+    if state["version"] is None:
+        raise TopologyError(f"{path}:1: no <topology> element")
+    if not nodes:
+        raise TopologyError(f"{path}:1: no NUMANode object")
+    distances = {}
+    if dist:
+        n, idx, vals = dist["n"], dist["indexes"], dist["values"]
+        if len(idx) != n or len(vals) != n * n:
+            raise TopologyError(f"{path}:{dist['line']}: distances2 needs {n} indexes and {n * n} values, "
+                                f"has {len(idx)} and {len(vals)}")
+        if sorted(idx) != sorted(node_lines):
+            raise TopologyError(f"{path}:{dist['line']}: distances2 indexes {idx} are not the NUMA nodes "
+                                f"{sorted(node_lines)}")
+        for a in range(n):
+            for b in range(n):
+                distances[(idx[a], idx[b])] = vals[a * n + b]
+    return HwlocMachine(nodes, pus, distances)
+
+
+def read_hwloc_xml(path: str | os.PathLike) -> HwlocMachine:
+    """Read an hwloc XML file (``lstopo --of xml``); TopologyError ``FILE:LINE: message``."""
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_XML_BYTES:
+            raise TopologyError(f"{path}:1: larger than {MAX_XML_BYTES >> 20} MiB; not an lstopo XML file")
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise TopologyError(f"{path}: {e.strerror}") from None
+    return parse_hwloc_xml(data, str(path))
+
+
+def to_hwloc_xml(topo: Topology) -> str:
+    """hwloc XML (version 2.0) of a model machine, loadable by hwloc 2.x and 3.x.
+
+    >>> from mempolicy.alloc.topology import Topology
+    >>> to_hwloc_xml(Topology.simple(2)).count('type="NUMANode"')
+    2
+    """
+    gp = [0]
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<!DOCTYPE topology SYSTEM "hwloc2.dtd">',
+             '<topology version="2.0">']
+
+    def obj(indent: int, typ: str, os_index: int | None, cpus, nodes, extra: str = "",
+            close: bool = True) -> None:
+        gp[0] += 1
+        attrs = f'type="{typ}"'
+        if os_index is not None:
+            attrs += f' os_index="{os_index}"'
+        cs, ns = format_bitmap(cpus), format_bitmap(nodes)
+        attrs += f' cpuset="{cs}" complete_cpuset="{cs}"'
+        if typ == "Machine":
+            attrs += f' allowed_cpuset="{cs}"'
+        attrs += f' nodeset="{ns}" complete_nodeset="{ns}"'
+        if typ == "Machine":
+            attrs += f' allowed_nodeset="{ns}"'
+        attrs += f' gp_index="{gp[0]}"{extra}'
+        lines.append("  " * indent + f"<object {attrs}{'/' if close else ''}>")
+
+    all_cpus = [c for n in topo.nodes for c in n.cpus]
+    all_nodes = [n.id for n in topo.nodes]
+    obj(1, "Machine", 0, all_cpus, all_nodes, close=False)
+    for n in topo.nodes:
+        if not len(n.cpus):
+            obj(2, "NUMANode", n.id, all_cpus, [n.id], f' local_memory="{n.mem_bytes}"')
+    pkg = 0
+    for n in topo.nodes:
+        if not len(n.cpus):
+            continue
+        obj(2, "Package", pkg, n.cpus, [n.id], close=False)
+        pkg += 1
+        obj(3, "NUMANode", n.id, n.cpus, [n.id], f' local_memory="{n.mem_bytes}"')
+        for c in n.cpus:
+            obj(3, "Core", c, [c], [n.id], close=False)
+            obj(4, "PU", c, [c], [n.id])
+            lines.append("      </object>")
+        lines.append("    </object>")
+    lines.append("  </object>")
+    k = len(all_nodes)
+    lines.append(f'  <distances2 type="NUMANode" nbobjs="{k}" kind="5" '
+                 f'name={quoteattr("NUMALatency")} indexing="os">')
+    vals = [topo.dist[a][b] for a in range(k) for b in range(k)]
+    for tag, seq in (("indexes", all_nodes), ("u64values", vals)):
+        for i in range(0, len(seq), 10):
+            chunk = " ".join(str(v) for v in seq[i:i + 10]) + " "
+            lines.append(f'    <{tag} length="{len(chunk)}">{chunk}</{tag}>')
+    lines.append("  </distances2>")
+    lines.append("</topology>")
+    return "\n".join(lines) + "\n"
