@@ -23,6 +23,7 @@ DEFAULT_MEM = 512 << 20
 DEFAULT_DISTANCE = 20
 MMAP_BASE = 0x200000000000
 MMAP_STRIDE = 0x40000000
+MAX_TRACE_BYTES = 64 << 20
 
 
 class TraceError(Exception):
@@ -434,5 +435,13 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
 
 def load_trace(path: str | Path) -> Trace:
     """Read and parse a trace file (OSError for an unreadable file)."""
-    p = Path(path)
-    return parse_trace(p.read_text(), str(path))
+    with open(path, "rb") as f:
+        raw = f.read(MAX_TRACE_BYTES + 1)
+    if len(raw) > MAX_TRACE_BYTES:
+        raise TraceError(str(path), 1, f"larger than {MAX_TRACE_BYTES >> 20} MiB; not a trace")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise TraceError(str(path), line, f"not UTF-8 text (byte {raw[e.start]:#04x})") from None
+    return parse_trace(text, str(path))
