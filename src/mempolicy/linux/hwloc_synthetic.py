@@ -20,7 +20,8 @@ What that means, for a user:
   ``indexes=core:pack``); sizes are hwloc's (``1GB`` is 10**9 bytes, ``1GiB``
   2**30, :func:`mempolicy.core.units.hwloc_size_prefix`); a NUMA node without
   ``memory=`` has 1 GiB; an ``indexes=`` hwloc cannot use is ignored, as
-  hwloc ignores it;
+  hwloc ignores it; one that repeats a PU or NUMA index is refused (hwloc
+  then drops or merges the colliding objects, which the model does not copy);
 * ``[numa]`` or ``[numa(memory=SIZE)]`` after a level attaches one NUMA
   node to each object of that level (then there is no NUMA level);
 * without any NUMA node, hwloc makes one with every PU.
@@ -237,7 +238,13 @@ def parse_synthetic(spec: str) -> HwlocMachine:
     for lv in levels:
         lv.array = _indexes(levels, lv.indexes, lv.width)
     att_array = _indexes(levels, attached_indexes, attached_total)
-    return _build(levels, att_array)
+    machine = _build(levels, att_array)
+    for what, ids in (("PU", machine.pus), ("NUMA node", [n.os_index for n in machine.nodes])):
+        if len(set(ids)) != len(ids):
+            # hwloc drops or merges objects that collide; the model takes each index once
+            raise TopologyError(f"hwloc synthetic string {spec!r}: indexes= repeats a {what} index; "
+                                f"the model takes each {what} index once")
+    return machine
 
 
 def _name_levels(levels: list[_Level], attached_total: int, spec: str) -> None:

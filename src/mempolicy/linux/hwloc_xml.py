@@ -40,11 +40,14 @@ class _XmlError(Exception):
 
 
 def parse_bitmap(text: str) -> frozenset[int]:
-    """hwloc's bitmap text (32-bit hex words, most significant first) -> the set bits.
+    """hwloc's bitmap text (32-bit hex words, most significant first, a zero word
+    may be empty: ``0xf,,0x0``) -> the set bits.
 
     >>> sorted(parse_bitmap("0x00000001,0x80000000"))
     [31, 32]
     """
+    if text.strip().startswith("0xf...f"):
+        raise ValueError(f"infinite bitmap {text[:40]!r} where a set of CPUs belongs")
     words = text.strip().split(",")
     out: set[int] = set()
     if len(words) * 32 > _MAX_BITMAP_BIT:
@@ -53,7 +56,9 @@ def parse_bitmap(text: str) -> frozenset[int]:
         w = w.strip()
         if w[:2].lower() == "0x":
             w = w[2:]
-        if not w or len(w) > 8 or any(c not in "0123456789abcdefABCDEF" for c in w):
+        if not w:               # hwloc writes a zero word as nothing between two commas
+            continue
+        if len(w) > 8 or any(c not in "0123456789abcdefABCDEF" for c in w):
             raise ValueError(f"bad bitmap {text[:40]!r}")
         v = int(w, 16)
         out.update(32 * k + i for i in range(32) if v >> i & 1)
