@@ -420,7 +420,14 @@ class ModelSystem(MemorySystem):
 
     @classmethod
     def from_spec(cls, spec: str, protocol: str = "current") -> "ModelSystem":
-        """From a topology spec: a TOML file, ``4x512M``, a hwloc synthetic string."""
+        """From a topology spec (docs/topology.md): a TOML or hwloc XML file, ``4x512M``,
+        a hwloc synthetic string.  ValueError (``TopologyError``), one line, for a bad spec.
+
+        >>> len(ModelSystem.from_spec("2x512M").topology.nodes)
+        2
+        """
+        if not isinstance(spec, str):
+            raise TypeError(f"a topology spec is a str, not {type(spec).__name__}")
         return cls(load_topology(spec), protocol)
 
     # -- errors ---------------------------------------------------------------
@@ -597,8 +604,9 @@ def _int32(v: int) -> int:
 
 
 def load_topology(spec: str):
-    """A Topology from a spec: a TOML file, a trace file's header, ``NxSIZE`` (``4x512M``,
-    ``2x1G:21``), ``node:4(memory=1GB) core:2 pu:1`` (hwloc synthetic) or ``sysfs``."""
+    """A Topology from a spec: a TOML or hwloc XML file, a trace file's header, ``NxSIZE``
+    (``4x512M``, ``2x1G:21``), ``numa:4(memory=1GiB) core:2 pu:1`` (hwloc synthetic, as hwloc
+    reads it) or ``sysfs`` (docs/topology.md)."""
     from mempolicy.linux.topology import load_topology as _load
 
     return _load(spec)

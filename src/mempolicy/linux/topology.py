@@ -25,7 +25,7 @@ from pathlib import Path
 from mempolicy.alloc.topology import LOCAL_DISTANCE, REMOTE_DISTANCE, Node, Topology
 from mempolicy.core.units import parse_size as _parse_size
 from mempolicy.linux import sysfs
-from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODE_MEM, MAX_NODES, TopologyError, check_limits
+from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODE_MEM, MAX_NODES, TopologyError, check_limits, cpu_range
 from mempolicy.linux.hwloc_xml import read_hwloc_xml, to_hwloc_xml
 
 __all__ = ["topology_from_sysfs", "topology_from_shorthand", "topology_from_synthetic",
@@ -43,13 +43,6 @@ def parse_size(tok: str) -> int:
         return _parse_size(tok, "model")
     except ValueError as e:
         raise TopologyError(str(e)) from None
-
-
-def _cpus(cpus) -> range | tuple[int, ...]:
-    cpus = sorted(cpus)
-    if cpus and cpus == list(range(cpus[0], cpus[-1] + 1)):
-        return range(cpus[0], cpus[-1] + 1)
-    return tuple(cpus) if cpus else range(0)
 
 
 def topology_from_sysfs(root: str | os.PathLike = "/") -> Topology:
@@ -76,7 +69,7 @@ def topology_from_sysfs(root: str | os.PathLike = "/") -> Topology:
             mem = 0
         if "has_memory" in states and n not in states["has_memory"]:
             mem = 0
-        nodes.append(Node(n, mem, _cpus(cpus)))
+        nodes.append(Node(n, mem, cpu_range(cpus)))
     dist = []
     for n in ids:
         try:
