@@ -215,3 +215,14 @@ def test_fuzz_numastat_trace(tmp_path_factory, blob):
     assert rc in (0, 2)
     if rc == 2:
         assert err.getvalue().count("\n") == 1 and err.getvalue().startswith(str(f))
+
+
+@pytest.mark.parametrize("module", ["mempolicy.core.units", "mempolicy.linux.hwloc", "mempolicy.linux.hwloc_xml",
+                                    "mempolicy.linux.hwloc_synthetic", "mempolicy.linux.topology_toml",
+                                    "mempolicy.linux.topology"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    res = doctest.testmod(importlib.import_module(module))
+    assert res.failed == 0 and res.attempted > 0

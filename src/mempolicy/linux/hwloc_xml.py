@@ -98,6 +98,10 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
     """The NUMA nodes, PUs and NUMA latencies of an hwloc 2.x XML document.
 
     Raises TopologyError ``FILE:LINE: message``.
+
+    >>> parse_hwloc_xml('<topology version="2.0"><object type="NUMANode" os_index="0" '
+    ...                 'cpuset="0x3" local_memory="4096"/></topology>').summary()
+    [(0, 4096, (0, 1))]
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -224,7 +228,7 @@ def to_hwloc_xml(topo: Topology) -> str:
     """hwloc XML (version 2.0) of a model machine, loadable by hwloc 2.x and 3.x.
 
     >>> from mempolicy.alloc.topology import Topology
-    >>> to_hwloc_xml(Topology.simple(2)).count('type="NUMANode"')
+    >>> to_hwloc_xml(Topology.simple(2)).count('<object type="NUMANode"')
     2
     """
     gp = [0]
