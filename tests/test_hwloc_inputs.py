@@ -217,3 +217,36 @@ def test_fuzz_xml(data):
         parse_hwloc_xml(text, "f.xml").to_topology("f.xml")
     except TopologyError as e:
         assert str(e).startswith("f.xml") and "\n" not in str(e)
+
+
+@needs_hwloc
+@pytest.mark.skipif(shutil.which("hwloc-annotate") is None, reason="hwloc-annotate is not installed")
+@pytest.mark.parametrize("spec", ["pack:2 numa:2 core:2 pu:1", "numa:12 pu:1",
+                                  "pack:2 numa:2(indexes=3,1,2,0) pu:2", "pack:3 [numa(memory=2GiB)] pu:1"])
+def test_lstopo_synthetic_xml_with_distances(tmp_path, spec):
+    """XML hwloc writes for a synthetic topology with a NUMALatency matrix (hwloc-annotate)."""
+    base = tmp_path / "s.xml"
+    r = _lstopo("--if", "synthetic", "--input", spec, "--of", "xml", str(base), "--force")
+    assert r.returncode == 0, r.stderr
+    n = len(parse_synthetic(spec).nodes)
+    rng = random.Random(spec)
+    m = [[10] * n for _ in range(n)]
+    for a in range(n):
+        for b in range(a + 1, n):
+            m[a][b] = m[b][a] = rng.randint(11, 255)
+    dfile = tmp_path / "d.txt"
+    dfile.write_text("name=NUMALatency\n5\n" + f"{n}\n" + "".join(f"numa:{i}\n" for i in range(n))
+                     + "".join(f"{m[a][b]}\n" for a in range(n) for b in range(n)))
+    out = tmp_path / "d.xml"
+    r = subprocess.run(["hwloc-annotate", str(base), str(out), "root", "distances", str(dfile)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # hwloc's own words: the matrix by OS index, read with ElementTree
+    d = ET.parse(out).getroot().find("distances2")
+    idx = [int(x) for e in d.findall("indexes") for x in e.text.split()]
+    vals = [int(x) for e in d.findall("u64values") for x in e.text.split()]
+    topo = load_topology(str(out))
+    assert [[topo.dist[idx[a]][idx[b]] for b in range(n)] for a in range(n)] == \
+        [vals[a * n:(a + 1) * n] for a in range(n)]
+    mine = parse_hwloc_xml(out.read_bytes(), str(out))
+    assert mine.summary() == hwloc_reads(spec)[0]
