@@ -169,9 +169,15 @@ def test_numactl_sim_refuses_in_one_line(spec, capsys):
     assert err.startswith("numactl: --sim: ") and err.count("\n") == 1
 
 
-def test_negative_memory_is_not_17_exabytes(capsys):
-    assert numactl.main(["--sim", "2x-1", "--hardware"]) == 2
-    assert "EB" not in capsys.readouterr().out
+def test_negative_memory_is_not_17_exabytes(tmp_path, capsys):
+    f = tmp_path / "neg.toml"
+    f.write_text('[[node]]\nmem = -1048576\ncpus = 1\n[[node]]\nmem = "1G"\n')
+    assert numactl.main(["--sim", str(f), "--hardware"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err == f"numactl: --sim: {f}:2: node 0: mem is negative\n"
+    from mempolicy.alloc.topology import Topology
+    with pytest.raises(ValueError, match="negative memory"):
+        ModelSystem(Topology.simple(2, -1))
 
 
 def test_cli_sim_exit_2_no_traceback():

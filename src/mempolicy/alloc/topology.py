@@ -49,6 +49,9 @@ class Topology:
 
     def __post_init__(self) -> None:
         n = len(self.nodes)
+        for x in self.nodes:
+            if x.mem_bytes < 0:
+                raise ValueError(f"node {x.id} has negative memory ({x.mem_bytes} bytes)")
         self.nr_node_ids = n
         self.possible = Nodemask.range(0, n - 1)
         self.online = self.possible
