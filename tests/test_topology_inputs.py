@@ -114,9 +114,24 @@ def test_toml_mistakes(text, line, msg):
 
 
 def test_toml_node_limit_checked_before_building():
-    text = "[[node]]\n" * 100000           # a million-line file would be refused by size
-    with pytest.raises(TopologyError, match="100000 nodes"):
+    text = "[[node]]\n" * 20000
+    with pytest.raises(TopologyError, match="big.toml:65: 20000 nodes"):
         parse_topology_toml(text, "big.toml")
+    with pytest.raises(TopologyError, match="big.toml:1: larger than 256 KiB"):
+        parse_topology_toml(text * 2, "big.toml")
+
+
+def test_long_inputs_are_refused_quickly():
+    import time
+
+    t0 = time.monotonic()
+    for spec in ("numa:2 pu:4096(indexes=" + ":".join(["1*1"] * 5000) + ")", "numa:2 " + "[numa]" * 5000,
+                 "numa:2 pu:2(indexes=" + ":".join(["1*1"] * 1000) + ":2*1)"):
+        try:
+            load_topology(spec)
+        except TopologyError as e:
+            assert "\n" not in str(e)
+    assert time.monotonic() - t0 < 20
 
 
 def test_toml_file_not_utf8(tmp_path):

@@ -108,9 +108,10 @@ def as_nodemask(nodes) -> Nodemask:
             raise ValueError(f"negative node {nodes}")
         return Nodemask([nodes])
     if isinstance(nodes, str):
-        from mempolicy.core.nodemask import nodelist_parse
+        from mempolicy.core.units import parse_list_bits
+        from mempolicy.uapi import MAX_NUMNODES
 
-        return nodelist_parse(nodes.strip())
+        return Nodemask(parse_list_bits(nodes.strip(), MAX_NUMNODES))
     return Nodemask(list(nodes))
 
 

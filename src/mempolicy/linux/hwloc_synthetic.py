@@ -43,6 +43,7 @@ _DISALLOWED = {"osdev", "bridge", "pcidev", "misc", "machine"}
 _CACHES = {"l1", "l2", "l3", "l4", "l5", "l1i", "l2i", "l3i"}
 MAX_DEPTH = 128
 UINT_MAX = (1 << 32) - 1
+MAX_SPEC_CHARS = 16384         # 128 levels with attributes fit many times over
 
 
 def _match(s: str, i: int, name: str, minmatch: int) -> int | None:
@@ -168,6 +169,9 @@ def parse_synthetic(spec: str) -> HwlocMachine:
     >>> len(m.nodes), len(m.pus), m.nodes[0].memory
     (4, 32, 1000000000)
     """
+    if len(spec) > MAX_SPEC_CHARS:
+        raise TopologyError(f"a hwloc synthetic string of {len(spec)} characters: the model takes "
+                            f"at most {MAX_SPEC_CHARS}")
     s = spec
     levels = [_Level(kind="machine")]
     pos = 0
@@ -194,8 +198,8 @@ def parse_synthetic(spec: str) -> HwlocMachine:
             close = s.find("]", pos)
             if close < 0:
                 raise _err(spec, pos, "missing ']' after the attached object")
-            paren = s.find("(", pos)
-            if 0 <= paren < close:
+            paren = s.find("(", pos, close)
+            if paren >= 0:
                 att.memory, _, idx = _parse_attrs(s, paren + 1, "numa", spec)
                 if idx is not None:
                     attached_indexes = idx
@@ -354,7 +358,7 @@ def _indexes(levels: list[_Level], text: str | None, total: int) -> list[int] | 
             return None
     array = [0] * total
     mul = 1
-    for step, nb in loops:
+    for step, nb in [lp for lp in loops if lp[1] > 1]:     # a loop of 1 adds nothing
         for j in range(total):
             array[j] += ((j // step) % nb) * mul
         mul *= nb

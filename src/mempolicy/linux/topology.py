@@ -152,6 +152,14 @@ def topology_from_hwloc_xml(path: str | os.PathLike) -> Topology:
     return read_hwloc_xml(path).to_topology(str(path))
 
 
+def _is_file(p: Path) -> bool:
+    """Path.is_file without the OSError of a name too long for a path (a long synthetic string)."""
+    try:
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _looks_like_xml(p: Path) -> bool:
     try:
         with open(p, "rb") as f:
@@ -170,8 +178,8 @@ def load_topology(spec: str) -> Topology:
     if "\0" in spec:
         raise TopologyError("a topology spec cannot contain a NUL byte")
     p = Path(spec)
-    if p.suffix in (".toml", ".trace", ".xml") or (len(spec) < 4096 and p.is_file()):
-        if not p.is_file():
+    if p.suffix in (".toml", ".trace", ".xml") or _is_file(p):
+        if not _is_file(p):
             raise TopologyError(f"{spec}: no such file")
         if p.suffix == ".trace":
             from mempolicy.trace.parser import TraceError, load_trace

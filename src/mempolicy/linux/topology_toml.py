@@ -27,7 +27,7 @@ from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODE_MEM, MAX_NODES, TopologyErr
 
 __all__ = ["read_topology_toml", "parse_topology_toml", "MAX_TOML_BYTES"]
 
-MAX_TOML_BYTES = 1 << 20
+MAX_TOML_BYTES = 256 << 10       # 64 nodes and all 2016 distances take about 40 KiB
 DEFAULT_MEM = 512 << 20
 
 
@@ -36,15 +36,15 @@ class _Lines:
 
     def __init__(self, text: str) -> None:
         self.lines = text.split("\n")
+        self._headers: dict[tuple[str, bool], list[int]] = {}
 
     def header(self, name: str, nth: int = 0, array: bool = False) -> int:
-        pat = re.compile(r"\s*\[\[\s*" + name + r"\s*\]\]" if array else r"\s*\[\s*" + name + r"\s*\]")
-        seen = 0
-        for i, line in enumerate(self.lines):
-            if pat.match(line):
-                if seen == nth:
-                    return i + 1
-                seen += 1
+        found = self._headers.get((name, array))
+        if found is None:
+            pat = re.compile(r"\s*\[\[\s*" + name + r"\s*\]\]" if array else r"\s*\[\s*" + name + r"\s*\]")
+            found = self._headers[(name, array)] = [i + 1 for i, line in enumerate(self.lines) if pat.match(line)]
+        if nth < len(found):
+            return found[nth]
         for i, line in enumerate(self.lines):          # inline forms: node = [...], distance = {...}
             if re.match(r"\s*" + name + r"\s*=", line):
                 return i + 1
@@ -69,7 +69,7 @@ class _Lines:
 
 
 def _kind(v: object) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+    return {bool: "a boolean", int: "a number", float: "a fractional number", str: "a string", list: "a list",
             dict: "a table"}.get(type(v), type(v).__name__)
 
 
@@ -143,20 +143,21 @@ def parse_topology_toml(text: str, path: str = "<toml>") -> Topology:
     if not isinstance(table, dict):
         raise fail(dstart, f"distance is {_kind(table)}; give a [distance] table of \"A-B\" = 11..255")
     for key, v in table.items():
-        line = where.key(dstart, key)
+        def line(key: str = key) -> int:       # scanned only for a mistake
+            return where.key(dstart, key)
         m = re.fullmatch(r"(\d+)-(\d+)", key)
         if not m:
-            raise fail(line, f"distance key {key!r}: expected \"A-B\", two node ids")
+            raise fail(line(), f"distance key {key!r}: expected \"A-B\", two node ids")
         a, b = int(m.group(1)), int(m.group(2))
         for x in (a, b):
             if x >= n:
-                raise fail(line, f"distance {key!r} names node {x}, and there are {n} nodes (0-{n - 1})")
+                raise fail(line(), f"distance {key!r} names node {x}, and there are {n} nodes (0-{n - 1})")
         if a == b:
-            raise fail(line, f"distance {key!r}: the distance of a node to itself is always 10")
+            raise fail(line(), f"distance {key!r}: the distance of a node to itself is always 10")
         if not isinstance(v, int) or isinstance(v, bool):
-            raise fail(line, f"distance {key!r} is {_kind(v)}; give a number 11..255")
+            raise fail(line(), f"distance {key!r} is {_kind(v)}; give a number 11..255")
         if not LOCAL_DISTANCE < v <= 255:
-            raise fail(line, f"distance {key!r} = {v} is not in 11..255")
+            raise fail(line(), f"distance {key!r} = {v} is not in 11..255")
         dist[a][b] = dist[b][a] = v
     if not any(x.mem_bytes for x in nodes):
         raise fail(where.header("node", array=True), "no node has memory")
