@@ -18,8 +18,9 @@ What that means, for a user:
 * attributes in parentheses: ``memory=SIZE`` (not on caches), ``size=SIZE``
   (caches only), ``indexes=0,2,1,3`` or an interleaving (``indexes=2*2:1*2``,
   ``indexes=core:pack``); sizes are hwloc's (``1GB`` is 10**9 bytes, ``1GiB``
-  2**30, :func:`mempolicy.core.units.hwloc_size_prefix`); a NUMA node without
-  ``memory=`` has 1 GiB; an ``indexes=`` hwloc cannot use is ignored, as
+  2**30, :func:`mempolicy.core.units.hwloc_size_prefix`); a NUMA level without
+  ``memory=`` has 1 GiB a node (an attached ``[numa]`` without it has 0 bytes,
+  as hwloc 2.9 makes it); an ``indexes=`` hwloc cannot use is ignored, as
   hwloc ignores it; one that repeats a PU or NUMA index is refused (hwloc
   then drops or merges the colliding objects, which the model does not copy);
 * ``[numa]`` or ``[numa(memory=SIZE)]`` after a level attaches one NUMA
