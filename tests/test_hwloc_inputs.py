@@ -250,3 +250,24 @@ def test_lstopo_synthetic_xml_with_distances(tmp_path, spec):
         [vals[a * n:(a + 1) * n] for a in range(n)]
     mine = parse_hwloc_xml(out.read_bytes(), str(out))
     assert mine.summary() == hwloc_reads(spec)[0]
+
+
+@needs_hwloc
+@pytest.mark.skipif(shutil.which("numactl") is None, reason="numactl is not installed")
+def test_sim_of_lstopo_xml_shows_this_machine_as_numactl_does(tmp_path, capsys):
+    """The production box in one step: lstopo's XML, then --sim, against the real numactl --hardware."""
+    from mempolicy.frontends import numactl
+
+    real = subprocess.run(["numactl", "--hardware"], capture_output=True, text=True, timeout=60)
+    r = _lstopo("--of", "xml", "-")
+    if real.returncode != 0 or r.returncode != 0 or "available:" not in real.stdout:
+        pytest.skip("numactl --hardware or lstopo does not work here")
+    f = tmp_path / "box.xml"
+    f.write_text(r.stdout)
+    assert numactl.main(["--sim", str(f), "--hardware"]) == 0
+    sim = capsys.readouterr().out
+
+    def keep(text: str) -> list[str]:      # free memory differs: the model's process is fresh
+        return [ln for ln in text.splitlines() if " free:" not in ln]
+
+    assert keep(sim) == keep(real.stdout)
