@@ -187,7 +187,13 @@ def test_bitmap_round_trip():
 
 
 @pytest.mark.parametrize("text,line,msg", [
-    ('<topology>\n<object type="Machine"/>\n</topology>', 1, "hwloc 1.x"),
+    ('<topology>\n<object type="Machine"/>\n</topology>', 1, "no NUMANode"),
+    ('<topology version="4.0">\n</topology>', 1, "versions 1 to 3"),
+    ('<?xml version="1.0" encoding="TF-8"?>\n<topology version="2.0"/>', 1, "encoding"),
+    ('<topology>\n<object type="NUMANode" os_index="0" cpuset="0x1"/><object type="NUMANode" os_index="1" '
+     'cpuset="0x2"/>\n<distances nbobjs="2" latency_base="1"><latency value="10"/></distances>\n</topology>',
+     3, "latency values"),
+    ('<topology>\n<distances nbobjs="1" latency_base="x"/>\n</topology>', 2, "not a number"),
     ('<topology version="2.0">\n<object type="Machine">\n<object type="NUMANode" local_memory="1"/>'
      '\n</object>\n</topology>', 3, "without os_index"),
     ('<topology version="2.0">\n<object type="NUMANode" os_index="x"/>\n</topology>', 2, "not a number"),
@@ -271,3 +277,34 @@ def test_sim_of_lstopo_xml_shows_this_machine_as_numactl_does(tmp_path, capsys):
         return [ln for ln in text.splitlines() if " free:" not in ln]
 
     assert keep(sim) == keep(real.stdout)
+
+
+@needs_hwloc
+@pytest.mark.skipif(shutil.which("hwloc-annotate") is None, reason="hwloc-annotate is not installed")
+@pytest.mark.parametrize("spec", ["pack:2 numa:2 core:2 pu:1", "core:2 pu:2", "numa:11 pu:1",
+                                  "pack:2 [numa] [numa(memory=3GB)] pu:2"])
+def test_hwloc_1x_xml_reads_as_hwloc_2_imports_it(tmp_path, spec):
+    """lstopo --export-xml-flags v1 writes hwloc 1.x XML; lstopo reads it back into 2.x: same nodes."""
+    v2 = tmp_path / "v2.xml"
+    assert _lstopo("--if", "synthetic", "--input", spec, "--of", "xml", str(v2), "--force").returncode == 0
+    n = len(parse_synthetic(spec).nodes)
+    if n > 1:
+        rng = random.Random(spec)
+        vals = [[10 if a == b else 0 for b in range(n)] for a in range(n)]
+        for a in range(n):
+            for b in range(a + 1, n):
+                vals[a][b] = vals[b][a] = rng.randint(11, 99)
+        d = tmp_path / "d.txt"
+        d.write_text(f"name=NUMALatency\n5\n{n}\n" + "".join(f"numa:{i}\n" for i in range(n))
+                     + "".join(f"{v}\n" for row in vals for v in row))
+        subprocess.run(["hwloc-annotate", str(v2), str(v2), "root", "distances", str(d)], check=True,
+                       capture_output=True, timeout=60)
+    v1, back = tmp_path / "v1.xml", tmp_path / "back.xml"
+    assert _lstopo("--if", "xml", "--input", str(v2), "--export-xml-flags", "v1", "--of", "xml", str(v1),
+                   "--force").returncode == 0
+    assert "version=" not in v1.read_text().split("<topology", 1)[1].split(">", 1)[0]
+    assert _lstopo("--if", "xml", "--input", str(v1), "--of", "xml", str(back), "--force").returncode == 0
+    from mempolicy.linux.hwloc_xml import read_hwloc_xml
+    mine, theirs = read_hwloc_xml(v1), read_hwloc_xml(back)
+    assert mine.summary() == theirs.summary() and sorted(mine.pus) == sorted(theirs.pus)
+    assert mine.distances == theirs.distances and (n == 1 or len(mine.distances) == n * n)

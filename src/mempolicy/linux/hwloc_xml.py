@@ -7,8 +7,12 @@ version="2.0">``, as hwloc 2.x and 3.x write it): every ``NUMANode`` object
 be split over several ``indexes``/``u64values`` elements, as hwloc writes
 them ten at a time).  Mistakes are one line, ``FILE:LINE: message``; the
 file is read with expat, at most 64 MiB, and entity declarations are refused
-(no entity expansion).  hwloc 1.x files (no ``version``) are refused with a
-hint.
+(no entity expansion).  hwloc 1.x files (no ``version``, as hwloc 1.x or
+``lstopo --export-xml-flags v1`` write them) are read as hwloc 2.x imports
+them: NUMA nodes in document order, the first ``distances`` matrix over all
+of them (``latency`` times ``latency_base``, rounded when every value is a
+whole number, else times 1000), and a machine without NUMANode objects has
+one node with the Machine's ``local_memory`` and every PU.
 
 Export (:func:`to_hwloc_xml`) writes ``version="2.0"`` (hwloc 2.9, Debian 12's,
 refuses a version above 2): a Machine, one Package per node with CPUs
@@ -83,6 +87,20 @@ def format_bitmap(ids) -> str:
     return ",".join(f"0x{w:08x}" for w in reversed(words))
 
 
+def _float32(text: str, line: int) -> float:
+    """C ``(float) atof(text)``: a float rounded to single precision (NaN and infinities refused)."""
+    import math
+    import struct
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise _XmlError(line, f"{text[:20]!r} is not a number") from None
+    if not math.isfinite(v) or abs(v) > 3.4e38:
+        raise _XmlError(line, f"{text[:20]!r} is not a finite number")
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
 def _uint(attrs: dict, key: str, line: int, default: int | None = None) -> int:
     v = attrs.get(key)
     if v is None:
@@ -95,7 +113,7 @@ def _uint(attrs: dict, key: str, line: int, default: int | None = None) -> int:
 
 
 def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
-    """The NUMA nodes, PUs and NUMA latencies of an hwloc 2.x XML document.
+    """The NUMA nodes, PUs and NUMA latencies of an hwloc XML document (2.x format, or 1.x).
 
     Raises TopologyError ``FILE:LINE: message``.
 
@@ -114,20 +132,20 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
     stack: list[str] = []
     dist: dict = {}
     text: list[str] = []
-    state = {"version": None, "in_dist": False, "done_dist": False}
+    state: dict = {"version": None, "in_dist": False, "done_dist": False, "v1": False, "root_memory": 0}
+    v1dists: list[dict] = []
 
     def start(name: str, attrs: dict) -> None:
         line = p.CurrentLineNumber
         if not stack:
             if name != "topology":
                 raise _XmlError(line, f"<{name}> where hwloc's <topology> belongs")
-            ver = attrs.get("version")
-            if ver is None:
-                raise _XmlError(line, "hwloc 1.x XML (no version=); export it with hwloc 2 (lstopo --of xml)")
+            ver = attrs.get("version", "1.0")
             major = ver.split(".")[0]
-            if not (major.isascii() and major.isdigit()) or int(major) < 2:
-                raise _XmlError(line, f"hwloc XML version {ver!r}: this reads version 2 and 3")
+            if not (major.isascii() and major.isdigit()) or not 1 <= int(major) <= 3:
+                raise _XmlError(line, f"hwloc XML version {ver!r}: this reads versions 1 to 3")
             state["version"] = ver
+            state["v1"] = int(major) == 1
         stack.append(name)
         if name == "object":
             typ = attrs.get("type")
@@ -143,7 +161,9 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
                     raise _XmlError(line, str(e)) from None
                 node_lines[idx] = line
                 nodes.append(HwlocNode(idx, _uint(attrs, "local_memory", line, 0), cpus))
-            elif typ == "PU":
+            elif state["v1"] and len(stack) == 2 and "local_memory" in attrs:
+                state["root_memory"] = _uint(attrs, "local_memory", line)
+            if typ == "PU":
                 if len(pus) >= MAX_CPUS:
                     raise _XmlError(line, f"more than {MAX_CPUS} PUs: the model takes at most {MAX_CPUS}")
                 pus.append(_uint(attrs, "os_index", line))
@@ -158,8 +178,16 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
             dist.update(n=n, line=line, indexes=[], values=[])
         elif name in ("indexes", "u64values") and state["in_dist"]:
             text.clear()
-        elif name == "!ENTITY":
-            pass
+        elif name == "distances" and state["v1"]:
+            n = _uint(attrs, "nbobjs", line)
+            if n > MAX_CPUS:
+                raise _XmlError(line, f"distances nbobjs={n}: more objects than the model takes")
+            v1dists.append(dict(n=n, line=line, base=_float32(attrs.get("latency_base", "0"), line), values=[]))
+        elif name == "latency" and v1dists and len(stack) >= 2 and stack[-2] == "distances":
+            d = v1dists[-1]
+            if len(d["values"]) >= d["n"] ** 2:
+                raise _XmlError(line, f"distances with more than nbobjs={d['n']} squared values")
+            d["values"].append(_float32(str(_float32(attrs.get("value", "0"), line) * d["base"]), line))
 
     def end(name: str) -> None:
         stack.pop()
@@ -192,11 +220,29 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
         raise TopologyError(f"{path}:{e.line}: {e.message}") from None
     except xml.parsers.expat.ExpatError as e:
         raise TopologyError(f"{path}:{e.lineno}: {xml.parsers.expat.ErrorString(e.code)}") from None
+    except (LookupError, ValueError) as e:          # an unknown encoding= in the XML declaration
+        raise TopologyError(f"{path}:{p.CurrentLineNumber}: {e}") from None
     if state["version"] is None:
         raise TopologyError(f"{path}:1: no <topology> element")
+    distances: dict[tuple[int, int], int] = {}
+    if not nodes and state["v1"] and pus:      # a hwloc 1.x machine without NUMA: one node
+        node_lines[0] = 1
+        nodes.append(HwlocNode(0, state["root_memory"], frozenset(pus)))
     if not nodes:
         raise TopologyError(f"{path}:1: no NUMANode object")
-    distances = {}
+    v1dist = next((d for d in v1dists if d["n"] == len(nodes) and d["n"] >= 2), None)
+    if v1dist is not None:
+        n, vals = v1dist["n"], v1dist["values"]
+        if len(vals) != n * n:
+            raise TopologyError(f"{path}:{v1dist['line']}: distances needs {n * n} latency values, has {len(vals)}")
+        if all(v >= 0 and not .001 < v % 1 < .999 for v in vals):
+            ints = [int(v + .5) for v in vals]
+        else:
+            ints = [int(1000 * v) for v in vals]
+        for a in range(n):
+            for b in range(n):
+                distances[(nodes[a].os_index, nodes[b].os_index)] = ints[a * n + b]
+        return HwlocMachine(nodes, pus, distances)
     if dist:
         n, idx, vals = dist["n"], dist["indexes"], dist["values"]
         if len(idx) != n or len(vals) != n * n:
