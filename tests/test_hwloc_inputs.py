@@ -6,6 +6,7 @@ Debian ``hwloc`` package); the tests skip when hwloc is not installed.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -24,7 +25,11 @@ from mempolicy.linux.topology import load_topology, topology_from_sysfs
 from hwloc_agreement import compare, generate, hwloc_reads
 
 needs_hwloc = pytest.mark.skipif(shutil.which("lstopo") is None, reason="hwloc (lstopo) is not installed")
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Fixed examples in the suite (derandomized: the same 200 every run); MEMPOLICY_FUZZ_EXAMPLES=N
+# explores N fresh ones.
+FUZZ = settings(max_examples=int(os.environ.get("MEMPOLICY_FUZZ_EXAMPLES", "200")), deadline=None,
+                derandomize=not os.environ.get("MEMPOLICY_FUZZ_EXAMPLES"),
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 def _lstopo(*args: str) -> subprocess.CompletedProcess:

@@ -7,6 +7,7 @@ command, ValueError from the API; never a traceback, a hang or gigabytes.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,11 @@ from mempolicy.linux.hwloc import TopologyError
 from mempolicy.linux.topology import load_topology
 from mempolicy.linux.topology_toml import parse_topology_toml
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Fixed examples in the suite (derandomized: the same 200 every run); MEMPOLICY_FUZZ_EXAMPLES=N
+# explores N fresh ones.
+FUZZ = settings(max_examples=int(os.environ.get("MEMPOLICY_FUZZ_EXAMPLES", "200")), deadline=None,
+                derandomize=not os.environ.get("MEMPOLICY_FUZZ_EXAMPLES"),
+                suppress_health_check=[HealthCheck.too_slow])
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
