@@ -252,3 +252,14 @@ def test_docstring_examples(module):
 
     res = doctest.testmod(importlib.import_module(module))
     assert res.failed == 0 and res.attempted > 0
+
+
+@pytest.mark.parametrize("spec", ["l" + "9" * 5000 + ":2 pu:1", "pack:" + "9" * 5000 + " pu:1",
+                                  "numa:2(memory=" + "9" * 5000 + ") pu:1", "4x" + "9" * 5000 + "M",
+                                  "9" * 5000 + "x1G", "4x512M/" + "9" * 5000])
+def test_numbers_of_thousands_of_digits(spec):
+    with pytest.raises(TopologyError) as e:
+        load_topology(spec)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300 and "set_int_max_str_digits" not in str(e.value)
+    with pytest.raises(TopologyError, match="x.toml:2: a number too large"):
+        parse_topology_toml("[[node]]\nmem = " + "9" * 5000 + "\n", "x.toml")

@@ -44,7 +44,7 @@ from typing import Literal
 
 __all__ = [
     "U64", "MAX_LIST_ID", "parse_size", "hwloc_size_prefix", "c_strtoul", "parse_list",
-    "parse_list_bits", "format_size",
+    "parse_list_bits", "format_size", "decimal",
 ]
 
 U64 = (1 << 64) - 1
@@ -62,6 +62,21 @@ _HWLOC_UNITS = (("TB", 1000 ** 4), ("TiB", 1 << 40), ("GB", 1000 ** 3), ("GiB", 
 def _isdec(s: str) -> bool:
     """ASCII decimal digits only (``str.isdigit`` also takes other scripts' digits)."""
     return bool(s) and set(s) <= _DEC
+
+
+MAX_DIGITS = 60               # more digits than any size or count a machine has
+
+
+def decimal(digits: str, base: int = 10) -> int:
+    """``int(digits, base)`` for user text, refusing numbers of more than 60 digits
+    (Python's own limit is 4300, with a message about ``sys.set_int_max_str_digits``).
+
+    >>> decimal("0042")
+    42
+    """
+    if len(digits.lstrip("0")) > MAX_DIGITS:
+        raise ValueError(f"number {digits[:12]}... ({len(digits)} digits) is too large")
+    return int(digits, base)
 
 
 def c_strtoul(s: str, i: int = 0, base: int = 0, bits: int = 64) -> tuple[int, int]:
@@ -93,6 +108,8 @@ def c_strtoul(s: str, i: int = 0, base: int = 0, bits: int = 64) -> tuple[int, i
     if k == j:
         return 0, i
     mod = 1 << bits
+    if len(s[j:k].lstrip("0")) > 70:        # C clamps; Python would refuse to convert
+        return mod - 1, k
     v = int(s[j:k], base)
     if v >= mod:
         return mod - 1, k
@@ -133,9 +150,9 @@ def parse_size(text: str, grammar: SizeGrammar = "model") -> int:
         mult = {"K": 10, "M": 20, "G": 30}.get(tok[-1:].upper())
         num = tok[:-1] if mult else tok
         if num[:2] in ("0x", "0X") and len(num) > 2 and set(num[2:]) <= _HEX:
-            v = int(num[2:], 16)
+            v = decimal(num[2:], 16)
         elif _isdec(num):
-            v = int(num, 10)
+            v = decimal(num, 10)
         else:
             raise ValueError(f"bad size {text!r}")
         v <<= mult or 0
@@ -160,7 +177,7 @@ def parse_size(text: str, grammar: SizeGrammar = "model") -> int:
         u = ""
     if u not in _BINARY:
         raise ValueError(f"bad size {text!r}: the unit is K, M, G, T, P or KiB, MiB, GiB, TiB, PiB")
-    return int(num) << _BINARY[u]
+    return decimal(num) << _BINARY[u]
 
 
 def format_size(nbytes: int) -> str:
@@ -193,8 +210,8 @@ def parse_list_bits(text: str, limit: int = MAX_LIST_ID, *, ascending: bool = Fa
         lo, sep, hi = item.partition("-")
         if not _isdec(lo) or (sep and not _isdec(hi)):
             raise ValueError(f"bad list item {item!r} in {text!r}")
-        a = int(lo)
-        b = int(hi) if sep else a
+        a = decimal(lo)
+        b = decimal(hi) if sep else a
         if ascending and (a <= prev or b < a):
             raise ValueError(f"list {text!r} is not ascending")
         if b < a:

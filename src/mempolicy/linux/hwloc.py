@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from mempolicy.alloc.topology import LOCAL_DISTANCE, REMOTE_DISTANCE, Node, Topology
 
 __all__ = ["HwlocNode", "HwlocMachine", "TopologyError", "MAX_NODES", "MAX_CPUS", "MAX_NODE_MEM",
-           "check_limits", "cpu_range"]
+           "check_limits", "cpu_range", "shown"]
 
 MAX_NODES = 64                 # the model's limit (the trace format's too)
 MAX_CPUS = 8192                # CONFIG_NR_CPUS of Debian's x86-64 kernels
@@ -33,6 +33,15 @@ MAX_NODE_MEM = 1 << 52         # MAX_PHYSMEM_BITS of x86-64 with 5-level paging:
 
 class TopologyError(ValueError):
     """A topology spec that cannot be read; the message is one line for the user."""
+
+
+def shown(spec: str, width: int = 60) -> str:
+    """A spec quoted for a message, cut to ``width`` characters.
+
+    >>> shown("4x512M"), shown("x" * 100, 10)
+    ("'4x512M'", "'xxxxxxx...'")
+    """
+    return repr(spec if len(spec) <= width else spec[:width - 3] + "...")
 
 
 def check_limits(nodes: int, cpus: int, what: str = "") -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mempolicy.core.units import c_strtoul, hwloc_size_prefix
-from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODES, HwlocMachine, HwlocNode, TopologyError
+from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODES, HwlocMachine, HwlocNode, TopologyError, shown
 
 __all__ = ["parse_synthetic", "type_sscanf"]
 
@@ -63,6 +63,23 @@ def _match(s: str, i: int, name: str, minmatch: int) -> int | None:
         k += 1
 
 
+# hwloc_type_sscanf's names in its order: (name, letters that must match), the kind
+_TYPE_NAMES = (
+    ((("osdev", 2), ("block", 4), ("network", 3), ("openfabrics", 7), ("dma", 3), ("gpu", 3),
+      ("coproc", 5), ("co-processor", 6)), "osdev"),
+    ((("machine", 2),), "machine"),
+    ((("numanode", 2), ("node", 2)), "numa"),
+    ((("memcache", 5), ("memory-side cache", 8)), "memcache"),
+    ((("package", 2), ("socket", 2)), "package"),
+    ((("die", 2),), "die"),
+    ((("core", 2),), "core"),
+    ((("pu", 2),), "pu"),
+    ((("misc", 4),), "misc"),
+    ((("bridge", 4), ("hostbridge", 6), ("pcibridge", 5)), "bridge"),
+    ((("pcidev", 3),), "pcidev"),
+)
+
+
 def type_sscanf(s: str, i: int = 0) -> tuple[str, int | None, str | None] | None:
     """hwloc_type_sscanf at ``s[i:]``: (kind, depth, cache type) or None for an unknown type.
 
@@ -74,23 +91,11 @@ def type_sscanf(s: str, i: int = 0) -> tuple[str, int | None, str | None] | None
     (('package', None, None), ('l2', 2, 'data'))
     """
     m = _match
-    for names, kind in ((("osdev", 2), ("block", 4), ("network", 3), ("openfabrics", 7), ("dma", 3),
-                         ("gpu", 3), ("coproc", 5), ("co-processor", 6)), "osdev"), \
-                       ((("machine", 2),), "machine"), \
-                       ((("numanode", 2), ("node", 2)), "numa"), \
-                       ((("memcache", 5), ("memory-side cache", 8)), "memcache"), \
-                       ((("package", 2), ("socket", 2)), "package"), \
-                       ((("die", 2),), "die"), ((("core", 2),), "core"), ((("pu", 2),), "pu"), \
-                       ((("misc", 4),), "misc"), \
-                       ((("bridge", 4), ("hostbridge", 6), ("pcibridge", 5)), "bridge"), \
-                       ((("pcidev", 3),), "pcidev"):
+    for names, kind in _TYPE_NAMES:
         if any(m(s, i, n, k) is not None for n, k in names):
             return kind, None, None
     if s[i:i + 1] in ("l", "L") and s[i + 1:i + 2].isdigit() and s[i + 1:i + 2].isascii():
-        j = i + 1
-        while j < len(s) and s[j].isascii() and s[j].isdigit():
-            j += 1
-        depth = int(s[i + 1:j])
+        depth, j = c_strtoul(s, i + 1, 10)
         c = s[j:j + 1].lower()
         if c == "i":
             if not 1 <= depth <= 3:
@@ -132,7 +137,7 @@ class _Level:
 
 
 def _err(spec: str, pos: int, msg: str) -> TopologyError:
-    return TopologyError(f"hwloc synthetic string {spec!r}: {msg} at offset {pos}")
+    return TopologyError(f"hwloc synthetic string {shown(spec)}: {msg} at offset {pos}")
 
 
 def _parse_attrs(s: str, i: int, kind: str | None, spec: str) -> tuple[int, int, str | None]:
@@ -247,7 +252,7 @@ def parse_synthetic(spec: str) -> HwlocMachine:
     for what, ids in (("PU", machine.pus), ("NUMA node", [n.os_index for n in machine.nodes])):
         if len(set(ids)) != len(ids):
             # hwloc drops or merges objects that collide; the model takes each index once
-            raise TopologyError(f"hwloc synthetic string {spec!r}: indexes= repeats a {what} index; "
+            raise TopologyError(f"hwloc synthetic string {shown(spec)}: indexes= repeats a {what} index; "
                                 f"the model takes each {what} index once")
     return machine
 
@@ -300,7 +305,7 @@ def _check_size(levels: list[_Level], attached_total: int, spec: str) -> None:
     pus = levels[-1].width
     nodes = attached_total or next(lv.width for lv in levels if lv.kind == "numa")
     if nodes > MAX_NODES or pus > MAX_CPUS:
-        raise TopologyError(f"hwloc synthetic string {spec!r}: {nodes} NUMA nodes and {pus} PUs; "
+        raise TopologyError(f"hwloc synthetic string {shown(spec)}: {nodes} NUMA nodes and {pus} PUs; "
                             f"the model takes at most {MAX_NODES} nodes and {MAX_CPUS} CPUs")
 
 

@@ -28,6 +28,7 @@ import xml.parsers.expat
 from xml.sax.saxutils import quoteattr
 
 from mempolicy.alloc.topology import Topology
+from mempolicy.core.units import decimal
 from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODES, HwlocMachine, HwlocNode, TopologyError
 
 __all__ = ["read_hwloc_xml", "parse_hwloc_xml", "to_hwloc_xml", "parse_bitmap", "format_bitmap"]
@@ -108,8 +109,11 @@ def _uint(attrs: dict, key: str, line: int, default: int | None = None) -> int:
             raise _XmlError(line, f"{attrs.get('type', 'element')} without {key}=")
         return default
     if not (v.isascii() and v.isdigit()):
-        raise _XmlError(line, f"{key}={v!r} is not a number")
-    return int(v)
+        raise _XmlError(line, f"{key}={v[:20]!r} is not a number")
+    try:
+        return decimal(v)
+    except ValueError as e:
+        raise _XmlError(line, f"{key}: {e}") from None
 
 
 def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
@@ -195,7 +199,10 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
             words = "".join(text).split()
             if not all(w.isascii() and w.isdigit() for w in words):
                 raise _XmlError(p.CurrentLineNumber, f"<{name}> holds something other than numbers")
-            dist[name if name == "indexes" else "values"].extend(int(w) for w in words)
+            try:
+                dist[name if name == "indexes" else "values"].extend(decimal(w) for w in words)
+            except ValueError as e:
+                raise _XmlError(p.CurrentLineNumber, f"<{name}>: {e}") from None
             n = dist["n"]
             if len(dist["indexes"]) > n or len(dist["values"]) > n * n:
                 raise _XmlError(p.CurrentLineNumber, f"distances2 with more than nbobjs={n} values")

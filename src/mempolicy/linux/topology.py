@@ -23,9 +23,10 @@ import re
 from pathlib import Path
 
 from mempolicy.alloc.topology import LOCAL_DISTANCE, REMOTE_DISTANCE, Node, Topology
+from mempolicy.core.units import decimal
 from mempolicy.core.units import parse_size as _parse_size
 from mempolicy.linux import sysfs
-from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODE_MEM, MAX_NODES, TopologyError, check_limits, cpu_range
+from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODE_MEM, MAX_NODES, TopologyError, check_limits, cpu_range, shown
 from mempolicy.linux.hwloc_xml import read_hwloc_xml, to_hwloc_xml
 
 __all__ = ["topology_from_sysfs", "topology_from_shorthand", "topology_from_synthetic",
@@ -96,27 +97,30 @@ def topology_from_shorthand(spec: str) -> Topology:
     body, _, dist = spec.strip().partition(":")
     remote = REMOTE_DISTANCE
     if dist:
-        if not (dist.isascii() and dist.isdigit()) or not 10 < int(dist) <= 255:
-            raise TopologyError(f"bad remote distance {dist!r} in {spec!r} (11..255)")
+        if not (dist.isascii() and dist.isdigit()) or len(dist) > 3 or not 10 < int(dist) <= 255:
+            raise TopologyError(f"bad remote distance {dist!r} in {shown(spec)} (11..255)")
         remote = int(dist)
     groups = []
     total_nodes = total_cpus = 0
     for group in body.split("+"):
         m = _SHORT.fullmatch(group.strip())
         if not m or not m.group(1).isascii() or (m.group(3) and not m.group(3).isascii()):
-            raise TopologyError(f"bad topology {spec!r}: expected COUNTxSIZE[/CPUS] groups, e.g. 4x512M")
-        count, ncpu = int(m.group(1)), int(m.group(3) or 1)
+            raise TopologyError(f"bad topology {shown(spec)}: expected COUNTxSIZE[/CPUS] groups, e.g. 4x512M")
+        try:
+            count, ncpu = decimal(m.group(1)), decimal(m.group(3) or "1")
+        except ValueError as e:
+            raise TopologyError(f"bad topology {shown(spec)}: {e}") from None
         size = parse_size(m.group(2))
         if count == 0:
-            raise TopologyError(f"bad topology {spec!r}: a group of 0 nodes")
+            raise TopologyError(f"bad topology {shown(spec)}: a group of 0 nodes")
         if size > MAX_NODE_MEM:
-            raise TopologyError(f"{m.group(2)} per node in {spec!r}: the model takes at most 4P per node")
+            raise TopologyError(f"{shown(m.group(2), 20)} per node in {shown(spec)}: the model takes at most 4P per node")
         total_nodes += count
         total_cpus += count * ncpu
         if total_nodes > MAX_NODES or total_cpus > MAX_CPUS:
-            check_limits(total_nodes, total_cpus, spec)
+            check_limits(total_nodes, total_cpus, shown(spec))
         groups.append((count, size, ncpu))
-    check_limits(total_nodes, total_cpus, spec)
+    check_limits(total_nodes, total_cpus, shown(spec))
     nodes: list[Node] = []
     cpu = 0
     for count, size, ncpu in groups:
@@ -144,7 +148,7 @@ def topology_from_synthetic(spec: str) -> Topology:
     """
     from mempolicy.linux.hwloc_synthetic import parse_synthetic
 
-    return parse_synthetic(spec).to_topology(f"hwloc synthetic string {spec!r}")
+    return parse_synthetic(spec).to_topology(f"hwloc synthetic string {shown(spec)}")
 
 
 def topology_from_hwloc_xml(path: str | os.PathLike) -> Topology:
@@ -200,8 +204,8 @@ def load_topology(spec: str) -> Topology:
     if re.match(r"\d+x", spec):
         return topology_from_shorthand(spec)
     if re.match(r"[-+]\d", spec):
-        raise TopologyError(f"bad topology {spec!r}: counts and sizes are not signed")
+        raise TopologyError(f"bad topology {shown(spec)}: counts and sizes are not signed")
     if ":" in spec or re.fullmatch(r"[\d ]+", spec) or spec.startswith("("):
         return topology_from_synthetic(spec)
-    raise TopologyError(f"cannot read topology {spec!r}: give a TOML or hwloc XML file, NxSIZE (4x512M) "
+    raise TopologyError(f"cannot read topology {shown(spec)}: give a TOML or hwloc XML file, NxSIZE (4x512M) "
                         "or a hwloc synthetic string (numa:4 core:2 pu:1)")

@@ -83,7 +83,11 @@ def parse_topology_toml(text: str, path: str = "<toml>") -> Topology:
         raise TopologyError(f"{path}:1: larger than {MAX_TOML_BYTES >> 10} KiB; not a topology file")
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:
+        if not isinstance(e, tomllib.TOMLDecodeError):      # an integer of thousands of digits
+            m = re.search(r"\d{100}", text)
+            line = text.count("\n", 0, m.start()) + 1 if m else 1
+            raise TopologyError(f"{path}:{line}: a number too large to read") from None
         m = re.search(r"\(at line (\d+), column \d+\)", str(e))
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
         line = m.group(1) if m else "1"
@@ -145,7 +149,7 @@ def parse_topology_toml(text: str, path: str = "<toml>") -> Topology:
     for key, v in table.items():
         def line(key: str = key) -> int:       # scanned only for a mistake
             return where.key(dstart, key)
-        m = re.fullmatch(r"(\d+)-(\d+)", key)
+        m = re.fullmatch(r"([0-9]{1,9})-([0-9]{1,9})", key)
         if not m:
             raise fail(line(), f"distance key {key!r}: expected \"A-B\", two node ids")
         a, b = int(m.group(1)), int(m.group(2))
