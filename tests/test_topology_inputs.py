@@ -263,3 +263,11 @@ def test_numbers_of_thousands_of_digits(spec):
     assert "\n" not in str(e.value) and len(str(e.value)) < 300 and "set_int_max_str_digits" not in str(e.value)
     with pytest.raises(TopologyError, match="x.toml:2: a number too large"):
         parse_topology_toml("[[node]]\nmem = " + "9" * 5000 + "\n", "x.toml")
+
+
+def test_trace_header_beyond_the_model(tmp_path, capsys):
+    f = tmp_path / "big.trace"
+    f.write_text("node 0 mem=512M cpus=1\nnode 1 mem=0xffffffffffffffff cpus=1\nmmap A 1\n")
+    assert numactl.main(["--sim", str(f), "--hardware"]) == 2
+    assert capsys.readouterr().err == (f"numactl: --sim: {f}:2: node 1 has 18446744073709551615 bytes, "
+                                       "more than the model's 4503599627370496 (4P) per node\n")

@@ -156,6 +156,18 @@ def topology_from_hwloc_xml(path: str | os.PathLike) -> Topology:
     return read_hwloc_xml(path).to_topology(str(path))
 
 
+def _trace_topology(p: Path, machine) -> Topology:
+    """A trace header as a model machine, within the model's limits (the line of a node too big)."""
+    for n in machine.nodes:
+        if n.mem > MAX_NODE_MEM:
+            text = p.read_text(errors="replace").split("\n")
+            line = next((i + 1 for i, ln in enumerate(text) if re.match(rf"\s*node\s+0*{n.id}\s", ln)), 1)
+            raise TopologyError(f"{p}:{line}: node {n.id} has {n.mem} bytes, more than the model's "
+                                f"{MAX_NODE_MEM} (4P) per node")
+    check_limits(len(machine.nodes), machine.nr_cpus, str(p))
+    return Topology.from_machine(machine)
+
+
 def _is_file(p: Path) -> bool:
     """Path.is_file without the OSError of a name too long for a path (a long synthetic string)."""
     try:
@@ -189,7 +201,7 @@ def load_topology(spec: str) -> Topology:
             from mempolicy.trace.parser import TraceError, load_trace
 
             try:
-                return Topology.from_machine(load_trace(str(p)).machine)
+                return _trace_topology(p, load_trace(str(p)).machine)
             except TraceError as e:
                 raise TopologyError(str(e)) from None
             except UnicodeDecodeError:
