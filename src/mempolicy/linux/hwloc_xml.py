@@ -265,7 +265,10 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
 
 
 def read_hwloc_xml(path: str | os.PathLike) -> HwlocMachine:
-    """Read an hwloc XML file (``lstopo --of xml``); TopologyError ``FILE:LINE: message``."""
+    """Read an hwloc XML file (``lstopo --of xml``); TopologyError ``FILE:LINE: message``.
+
+    Example: ``read_hwloc_xml("box.xml").to_topology()``.
+    """
     try:
         size = os.path.getsize(path)
         if size > MAX_XML_BYTES:

@@ -152,7 +152,10 @@ def topology_from_synthetic(spec: str) -> Topology:
 
 
 def topology_from_hwloc_xml(path: str | os.PathLike) -> Topology:
-    """The machine an hwloc XML file describes (``lstopo --of xml > FILE``)."""
+    """The machine an hwloc XML file describes (``lstopo --of xml > FILE``).
+
+    Example: ``topology_from_hwloc_xml("box.xml")`` (TopologyError ``FILE:LINE: message``).
+    """
     return read_hwloc_xml(path).to_topology(str(path))
 
 
@@ -187,7 +190,11 @@ def _looks_like_xml(p: Path) -> bool:
 
 def load_topology(spec: str) -> Topology:
     """A TOML file, an hwloc XML file, a trace file (its header), ``sysfs``, a shorthand
-    (``4x512M``) or an hwloc synthetic string; TopologyError (one line) otherwise."""
+    (``4x512M``) or an hwloc synthetic string; TopologyError (one line) otherwise.
+
+    >>> len(load_topology("pack:2 numa:2 core:4 pu:2").nodes)
+    4
+    """
     spec = spec.strip()
     if spec == "sysfs":
         return topology_from_sysfs()

@@ -171,7 +171,10 @@ def parse_topology_toml(text: str, path: str = "<toml>") -> Topology:
 
 
 def read_topology_toml(path: str | os.PathLike) -> Topology:
-    """Read a TOML topology file (TopologyError ``FILE:LINE: message``, or ``FILE: reason``)."""
+    """Read a TOML topology file (TopologyError ``FILE:LINE: message``, or ``FILE: reason``).
+
+    Example: ``read_topology_toml("machine.toml").nodes``.
+    """
     try:
         if os.path.getsize(path) > MAX_TOML_BYTES:
             raise TopologyError(f"{path}:1: larger than {MAX_TOML_BYTES >> 10} KiB; not a topology file")
