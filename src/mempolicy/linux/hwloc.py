@@ -20,6 +20,7 @@ is the one documented step from hwloc's meaning to the model's:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from mempolicy.alloc.topology import LOCAL_DISTANCE, REMOTE_DISTANCE, Node, Topology
 
@@ -56,18 +57,18 @@ def check_limits(nodes: int, cpus: int, what: str = "") -> None:
         raise TopologyError(f"{where}{cpus} CPUs: the model takes at most {MAX_CPUS}")
 
 
-def cpu_range(cpus) -> range | tuple[int, ...]:
+def cpu_range(cpus: Iterable[int]) -> range | tuple[int, ...]:
     """CPU ids as a range when contiguous (what :class:`Node` prefers), else a sorted tuple.
 
     >>> cpu_range([3, 2]), cpu_range([0, 2])
     (range(2, 4), (0, 2))
     """
-    cpus = sorted(cpus)
-    if not cpus:
+    ids = sorted(cpus)
+    if not ids:
         return range(0)
-    if cpus == list(range(cpus[0], cpus[-1] + 1)):
-        return range(cpus[0], cpus[-1] + 1)
-    return tuple(cpus)
+    if ids == list(range(ids[0], ids[-1] + 1)):
+        return range(ids[0], ids[-1] + 1)
+    return tuple(ids)
 
 
 @dataclass(frozen=True)

@@ -112,10 +112,10 @@ def type_sscanf(s: str, i: int = 0) -> tuple[str, int | None, str | None] | None
         return kind, depth, ctype
     end = m(s, i, "group", 2)
     if end is not None:
-        depth = None
+        group_depth = None
         if s[end:end + 1].isascii() and s[end:end + 1].isdigit():
-            depth, _ = c_strtoul(s, end, 10, 32)
-        return "group", depth, None
+            group_depth, _ = c_strtoul(s, end, 10, 32)
+        return "group", group_depth, None
     return None
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import xml.parsers.expat
+from typing import Any, Iterable
 from xml.sax.saxutils import quoteattr
 
 from mempolicy.alloc.topology import Topology
@@ -70,7 +71,7 @@ def parse_bitmap(text: str) -> frozenset[int]:
     return frozenset(out)
 
 
-def format_bitmap(ids) -> str:
+def format_bitmap(ids: Iterable[int]) -> str:
     """The set bits -> hwloc's bitmap text.
 
     >>> format_bitmap([31, 32])
@@ -99,10 +100,10 @@ def _float32(text: str, line: int) -> float:
         raise _XmlError(line, f"{text[:20]!r} is not a number") from None
     if not math.isfinite(v) or abs(v) > 3.4e38:
         raise _XmlError(line, f"{text[:20]!r} is not a finite number")
-    return struct.unpack("f", struct.pack("f", v))[0]
+    return float(struct.unpack("f", struct.pack("f", v))[0])
 
 
-def _uint(attrs: dict, key: str, line: int, default: int | None = None) -> int:
+def _uint(attrs: dict[str, str], key: str, line: int, default: int | None = None) -> int:
     v = attrs.get(key)
     if v is None:
         if default is None:
@@ -134,12 +135,12 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
     node_lines: dict[int, int] = {}
     pus: list[int] = []
     stack: list[str] = []
-    dist: dict = {}
+    dist: dict[str, Any] = {}
     text: list[str] = []
-    state: dict = {"version": None, "in_dist": False, "done_dist": False, "v1": False, "root_memory": 0}
-    v1dists: list[dict] = []
+    state: dict[str, Any] = {"version": None, "in_dist": False, "done_dist": False, "v1": False, "root_memory": 0}
+    v1dists: list[dict[str, Any]] = []
 
-    def start(name: str, attrs: dict) -> None:
+    def start(name: str, attrs: dict[str, str]) -> None:
         line = p.CurrentLineNumber
         if not stack:
             if name != "topology":
@@ -214,7 +215,7 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
         if state["in_dist"]:
             text.append(s)
 
-    def entity(*_args) -> None:
+    def entity(*_args: object) -> None:
         raise _XmlError(p.CurrentLineNumber, "entity declarations are not read")
 
     p.StartElementHandler = start
@@ -264,7 +265,7 @@ def parse_hwloc_xml(data: bytes | str, path: str = "<xml>") -> HwlocMachine:
     return HwlocMachine(nodes, pus, distances)
 
 
-def read_hwloc_xml(path: str | os.PathLike) -> HwlocMachine:
+def read_hwloc_xml(path: str | os.PathLike[str]) -> HwlocMachine:
     """Read an hwloc XML file (``lstopo --of xml``); TopologyError ``FILE:LINE: message``.
 
     Example: ``read_hwloc_xml("box.xml").to_topology()``.
@@ -291,7 +292,7 @@ def to_hwloc_xml(topo: Topology) -> str:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<!DOCTYPE topology SYSTEM "hwloc2.dtd">',
              '<topology version="2.0">']
 
-    def obj(indent: int, typ: str, os_index: int | None, cpus, nodes, extra: str = "",
+    def obj(indent: int, typ: str, os_index: int | None, cpus: Iterable[int], nodes: Iterable[int], extra: str = "",
             close: bool = True) -> None:
         gp[0] += 1
         attrs = f'type="{typ}"'

@@ -21,13 +21,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mempolicy.alloc.topology import LOCAL_DISTANCE, REMOTE_DISTANCE, Node, Topology
 from mempolicy.core.units import decimal
 from mempolicy.core.units import parse_size as _parse_size
 from mempolicy.linux import sysfs
-from mempolicy.linux.hwloc import MAX_CPUS, MAX_NODE_MEM, MAX_NODES, TopologyError, check_limits, cpu_range, shown
+from mempolicy.linux.hwloc import (MAX_CPUS, MAX_NODE_MEM, MAX_NODES, TopologyError, check_limits,
+                                   cpu_range, shown)
 from mempolicy.linux.hwloc_xml import read_hwloc_xml, to_hwloc_xml
+
+if TYPE_CHECKING:
+    from mempolicy.trace.parser import Machine
 
 __all__ = ["topology_from_sysfs", "topology_from_shorthand", "topology_from_synthetic",
            "topology_from_hwloc_xml", "load_topology", "to_hwloc_xml", "TopologyError", "parse_size"]
@@ -151,7 +156,7 @@ def topology_from_synthetic(spec: str) -> Topology:
     return parse_synthetic(spec).to_topology(f"hwloc synthetic string {shown(spec)}")
 
 
-def topology_from_hwloc_xml(path: str | os.PathLike) -> Topology:
+def topology_from_hwloc_xml(path: str | os.PathLike[str]) -> Topology:
     """The machine an hwloc XML file describes (``lstopo --of xml > FILE``).
 
     Example: ``topology_from_hwloc_xml("box.xml")`` (TopologyError ``FILE:LINE: message``).
@@ -159,7 +164,7 @@ def topology_from_hwloc_xml(path: str | os.PathLike) -> Topology:
     return read_hwloc_xml(path).to_topology(str(path))
 
 
-def _trace_topology(p: Path, machine) -> Topology:
+def _trace_topology(p: Path, machine: Machine) -> Topology:
     """A trace header as a model machine, within the model's limits (the line of a node too big)."""
     for n in machine.nodes:
         if n.mem > MAX_NODE_MEM:

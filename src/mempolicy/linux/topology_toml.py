@@ -85,15 +85,15 @@ def parse_topology_toml(text: str, path: str = "<toml>") -> Topology:
         data = tomllib.loads(text)
     except ValueError as e:
         if not isinstance(e, tomllib.TOMLDecodeError):      # an integer of thousands of digits
-            m = re.search(r"\d{100}", text)
-            line = text.count("\n", 0, m.start()) + 1 if m else 1
-            raise TopologyError(f"{path}:{line}: a number too large to read") from None
+            big = re.search(r"\d{100}", text)
+            at = text.count("\n", 0, big.start()) + 1 if big else 1
+            raise TopologyError(f"{path}:{at}: a number too large to read") from None
         m = re.search(r"\(at line (\d+), column \d+\)", str(e))
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
-        line = m.group(1) if m else "1"
+        where_line = m.group(1) if m else "1"
         if not m and "end of document" in str(e):
-            line = str(text.count("\n") + 1)
-        raise TopologyError(f"{path}:{line}: {msg}") from None
+            where_line = str(text.count("\n") + 1)
+        raise TopologyError(f"{path}:{where_line}: {msg}") from None
     where = _Lines(text)
 
     def fail(line: int, msg: str) -> TopologyError:
@@ -117,15 +117,17 @@ def parse_topology_toml(text: str, path: str = "<toml>") -> Topology:
         for key in t:
             if key not in ("mem", "cpus"):
                 raise fail(where.key(start, key), f"node {i}: unknown key {key!r} (mem, cpus)")
-        mem = t.get("mem", DEFAULT_MEM)
-        if isinstance(mem, str):
+        raw = t.get("mem", DEFAULT_MEM)
+        if isinstance(raw, str):
             try:
-                mem = parse_size(mem, "model")
+                mem = parse_size(raw, "model")
             except ValueError as e:
                 raise fail(where.key(start, "mem"), f"node {i}: mem: {e}") from None
-        elif not isinstance(mem, int) or isinstance(mem, bool):
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            mem = raw
+        else:
             raise fail(where.key(start, "mem"),
-                       f"node {i}: mem is {_kind(mem)}; give a size such as \"512M\" or a number of bytes")
+                       f"node {i}: mem is {_kind(raw)}; give a size such as \"512M\" or a number of bytes")
         if mem < 0:
             raise fail(where.key(start, "mem"), f"node {i}: mem is negative")
         if mem > MAX_NODE_MEM:
@@ -149,6 +151,7 @@ def parse_topology_toml(text: str, path: str = "<toml>") -> Topology:
     for key, v in table.items():
         def line(key: str = key) -> int:       # scanned only for a mistake
             return where.key(dstart, key)
+
         m = re.fullmatch(r"([0-9]{1,9})-([0-9]{1,9})", key)
         if not m:
             raise fail(line(), f"distance key {key!r}: expected \"A-B\", two node ids")
@@ -170,7 +173,7 @@ def parse_topology_toml(text: str, path: str = "<toml>") -> Topology:
     return Topology(nodes, dist)
 
 
-def read_topology_toml(path: str | os.PathLike) -> Topology:
+def read_topology_toml(path: str | os.PathLike[str]) -> Topology:
     """Read a TOML topology file (TopologyError ``FILE:LINE: message``, or ``FILE: reason``).
 
     Example: ``read_topology_toml("machine.toml").nodes``.
