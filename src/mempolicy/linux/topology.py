@@ -30,6 +30,7 @@ from mempolicy.linux import sysfs
 from mempolicy.linux.hwloc import (MAX_CPUS, MAX_NODE_MEM, MAX_NODES, TopologyError, check_limits,
                                    cpu_range, shown)
 from mempolicy.linux.hwloc_xml import read_hwloc_xml, to_hwloc_xml
+from mempolicy.linux.sysfs import StrPath
 
 if TYPE_CHECKING:
     from mempolicy.trace.parser import Machine
@@ -51,7 +52,7 @@ def parse_size(tok: str) -> int:
         raise TopologyError(str(e)) from None
 
 
-def topology_from_sysfs(root: str | os.PathLike = "/") -> Topology:
+def topology_from_sysfs(root: StrPath = "/") -> Topology:
     """The live machine: online nodes, their CPUs, MemTotal and SLIT distances.
 
     The model numbers nodes 0..N-1; a machine with holes in its node ids
@@ -156,7 +157,7 @@ def topology_from_synthetic(spec: str) -> Topology:
     return parse_synthetic(spec).to_topology(f"hwloc synthetic string {shown(spec)}")
 
 
-def topology_from_hwloc_xml(path: str | os.PathLike[str]) -> Topology:
+def topology_from_hwloc_xml(path: StrPath) -> Topology:
     """The machine an hwloc XML file describes (``lstopo --of xml > FILE``).
 
     Example: ``topology_from_hwloc_xml("box.xml")`` (TopologyError ``FILE:LINE: message``).
