@@ -118,9 +118,10 @@ def as_nodemask(nodes: NodesLike) -> Nodemask:
             raise ValueError(f"negative node {nodes}")
         return Nodemask([nodes])
     if isinstance(nodes, str):
-        from mempolicy.core.nodemask import nodelist_parse
+        from mempolicy.core.units import parse_list_bits
+        from mempolicy.uapi import MAX_NUMNODES
 
-        return nodelist_parse(nodes.strip())
+        return Nodemask(parse_list_bits(nodes.strip(), MAX_NUMNODES))
     return Nodemask(list(nodes))
 
 
@@ -503,7 +504,14 @@ class ModelSystem(MemorySystem):
 
     @classmethod
     def from_spec(cls, spec: str, protocol: str = "current") -> "ModelSystem":
-        """From a topology spec: a TOML file, ``4x512M``, a hwloc synthetic string."""
+        """From a topology spec (docs/topology.md): a TOML or hwloc XML file, ``4x512M``,
+        a hwloc synthetic string.  ValueError (``TopologyError``), one line, for a bad spec.
+
+        >>> len(ModelSystem.from_spec("2x512M").topology.nodes)
+        2
+        """
+        if not isinstance(spec, str):
+            raise TypeError(f"a topology spec is a str, not {type(spec).__name__}")
         return cls(load_topology(spec), protocol)
 
     # -- errors ---------------------------------------------------------------
@@ -686,8 +694,9 @@ def _int32(v: int) -> int:
 
 
 def load_topology(spec: str) -> Topology:
-    """A Topology from a spec: a TOML file, a trace file's header, ``NxSIZE`` (``4x512M``,
-    ``2x1G:21``), ``node:4(memory=1GB) core:2 pu:1`` (hwloc synthetic) or ``sysfs``."""
+    """A Topology from a spec: a TOML or hwloc XML file, a trace file's header, ``NxSIZE``
+    (``4x512M``, ``2x1G:21``), ``numa:4(memory=1GiB) core:2 pu:1`` (hwloc synthetic, as hwloc
+    reads it) or ``sysfs`` (docs/topology.md)."""
     from mempolicy.linux.topology import load_topology as _load
 
     return _load(spec)

@@ -49,6 +49,9 @@ class Topology:
 
     def __post_init__(self) -> None:
         n = len(self.nodes)
+        for x in self.nodes:
+            if x.mem_bytes < 0:
+                raise ValueError(f"node {x.id} has negative memory ({x.mem_bytes} bytes)")
         self.nr_node_ids = n
         self.possible = Nodemask.range(0, n - 1)
         self.online = self.possible
@@ -82,26 +85,11 @@ class Topology:
 
     @classmethod
     def from_toml(cls, path) -> "Topology":
-        """From a TOML file with ``[[node]]`` tables (mem, cpus) and a ``[distance]`` table."""
-        import tomllib
+        """From a TOML file with ``[[node]]`` tables (mem, cpus) and a ``[distance]`` table
+        (docs/topology.md; :mod:`mempolicy.linux.topology_toml` reads it)."""
+        from mempolicy.linux.topology_toml import read_topology_toml
 
-        from mempolicy.trace.parser import Machine, NodeSpec, _size
-
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-        specs = []
-        for i, nd in enumerate(data.get("node", [])):
-            mem = nd.get("mem", "512M")
-            specs.append(NodeSpec(i, _size(mem) if isinstance(mem, str) else int(mem),
-                                  int(nd.get("cpus", 1))))
-        if not specs:
-            raise ValueError(f"{path}: no [[node]] table")
-        distances = {}
-        for key, v in data.get("distance", {}).items():
-            a, _, b = key.partition("-")
-            a, b = int(a), int(b)
-            distances[(min(a, b), max(a, b))] = int(v)
-        return cls.from_machine(Machine(specs, distances))
+        return read_topology_toml(path)
 
     # -- queries ------------------------------------------------------------
     def distance(self, a: int, b: int) -> int:

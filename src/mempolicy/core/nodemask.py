@@ -183,23 +183,14 @@ def nodelist_parse(text: str) -> Nodemask:
     """bitmap_parselist() for the decimal ``N`` and ``A-B`` items of a node list.
 
     Raises ValueError for anything else, for descending ranges and for nodes
-    at or above MAX_NUMNODES.
+    at or above MAX_NUMNODES (the list grammar of :mod:`mempolicy.core.units`).
+
+    >>> nodelist_parse("0-2,5")
+    Nodemask('0-2,5')
     """
-    if text == "":
-        return NODE_MASK_NONE
-    bits = 0
-    for item in text.split(","):
-        lo, sep, hi = item.partition("-")
-        if not (lo.isascii() and lo.isdigit()) or (sep and not (hi.isascii() and hi.isdigit())):
-            raise ValueError(f"bad node list item {item!r}")
-        a = int(lo)
-        b = int(hi) if sep else a
-        if b < a:
-            raise ValueError(f"descending range {item!r}")
-        if b >= MAX_NUMNODES:
-            raise ValueError(f"node {b} is above {MAX_NUMNODES - 1}")
-        bits |= ((1 << (b - a + 1)) - 1) << a
-    return Nodemask(bits)
+    from mempolicy.core.units import parse_list_bits
+
+    return Nodemask(parse_list_bits(text, MAX_NUMNODES))
 
 
 # ---------------------------------------------------------------------------

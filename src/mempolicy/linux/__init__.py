@@ -36,6 +36,7 @@ _LAZY = {
     "read_numa_maps": "procfs", "parse_numa_maps": "procfs", "NumaMapsRecord": "procfs",
     "topology_from_sysfs": "topology", "topology_from_synthetic": "topology",
     "topology_from_shorthand": "topology", "load_topology": "topology", "to_hwloc_xml": "topology",
+    "topology_from_hwloc_xml": "topology", "TopologyError": "topology",
     "node_states": "sysfs", "node_ids": "sysfs", "node_cpus": "sysfs", "node_meminfo": "sysfs",
     "node_distance": "sysfs", "node_numastat": "sysfs", "weighted_interleave_weights": "sysfs",
     "weighted_interleave_auto": "sysfs", "memory_tiers": "sysfs",

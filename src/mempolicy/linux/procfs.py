@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 
 from mempolicy.core.nodemask import Nodemask
+from mempolicy.core.units import parse_list
+from mempolicy.uapi import MAX_NUMNODES
 
 __all__ = ["NumaMapsRecord", "parse_numa_maps", "parse_numa_maps_line", "read_numa_maps",
            "unescape_path", "POLICY_NAMES"]
@@ -102,13 +104,7 @@ def parse_numa_maps_line(line: str) -> NumaMapsRecord:
 
 
 def _parse_ids(text: str) -> list[int]:
-    out: list[int] = []
-    for item in text.split(","):
-        if not item:
-            continue
-        a, _, b = item.partition("-")
-        out.extend(range(int(a), int(b or a) + 1))
-    return out
+    return parse_list(text, MAX_NUMNODES)
 
 
 def parse_numa_maps(text: str) -> list[NumaMapsRecord]:

@@ -24,6 +24,7 @@ from typing import Iterable, Union
 #: A root directory: a str or a path-like object.
 StrPath = Union[str, "os.PathLike[str]"]
 
+from mempolicy.core import units
 from mempolicy.core.nodemask import Nodemask
 
 __all__ = [
@@ -50,19 +51,9 @@ def _read(path: Path) -> str:
 
 
 def parse_list(text: str) -> list[int]:
-    """``0-3,5`` -> [0, 1, 2, 3, 5] (the kernel's ``%*pbl`` list format)."""
-    text = text.strip()
-    out: list[int] = []
-    if not text:
-        return out
-    for item in text.split(","):
-        lo, sep, hi = item.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise ValueError(f"bad list item {item!r}")
-        a = int(lo)
-        b = int(hi) if sep else a
-        out.extend(range(a, b + 1))
-    return out
+    """``0-3,5`` -> [0, 1, 2, 3, 5] (the kernel's ``%*pbl`` list format; see
+    :func:`mempolicy.core.units.parse_list`, which this is)."""
+    return units.parse_list(text.strip())
 
 
 def format_list(ids: Iterable[int]) -> str:

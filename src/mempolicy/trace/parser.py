@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mempolicy.core.nodemask import Nodemask, nodelist_parse
+from mempolicy.core.nodemask import Nodemask
+from mempolicy.core.units import parse_list_bits, parse_size
 from mempolicy.trace import limits
-from mempolicy.uapi import FLAG_NAMES, MODE_BY_NAME, PAGE_SIZE
+from mempolicy.uapi import FLAG_NAMES, MAX_NUMNODES, MODE_BY_NAME, PAGE_SIZE
 
 U64 = (1 << 64) - 1
 MAX_PAGES_QUERY = limits.MAX_PAGES
@@ -108,30 +109,18 @@ def _num(tok: str, what: str) -> int:
 
 
 def _size(tok: str) -> int:
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(tok[-1:].upper())
-    v = _num(tok[:-1] if mult else tok, "size") * (mult or 1)
-    if v > U64:
-        raise ValueError(f"size {tok} does not fit in 64 bits")
-    return v
+    return parse_size(tok, "trace")
 
 
 def _nodes(tok: str) -> Nodemask:
     if tok == "-":
         return Nodemask()
-    items = tok.split(",")
-    prev = -1
-    for item in items:
-        lo, sep, hi = item.partition("-")
-        if not _isdec(lo) or (sep and not _isdec(hi)):
-            raise ValueError(f"bad node list {tok!r}")
-        a = int(lo)
-        b = int(hi) if sep else a
-        if a <= prev or b < a:
-            raise ValueError(f"node list {tok!r} is not ascending")
-        if b > 1023:
-            raise ValueError(f"node {b} in {tok!r} is above 1023")
-        prev = b
-    return nodelist_parse(tok)
+    try:
+        return Nodemask(parse_list_bits(tok, MAX_NUMNODES, ascending=True))
+    except ValueError as e:
+        if "above" in str(e) or "ascending" in str(e):
+            raise
+        raise ValueError(f"bad node list {tok!r}") from None
 
 
 def _pages(tok: str, what: str) -> int:
@@ -513,5 +502,13 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
 
 def load_trace(path: str | Path) -> Trace:
     """Read and parse a trace file (OSError for an unreadable file)."""
-    p = Path(path)
-    return parse_trace(p.read_text(encoding="utf-8"), str(path))
+    with open(path, "rb") as f:
+        raw = f.read(limits.MAX_TEXT)
+    if len(raw) >= limits.MAX_TEXT:
+        raise TraceError(str(path), 1, f"the trace is larger than {limits.MAX_TEXT - 1} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise TraceError(str(path), line, f"not UTF-8 text (byte {raw[e.start]:#04x})") from None
+    return parse_trace(text, str(path))

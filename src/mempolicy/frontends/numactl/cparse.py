@@ -1,47 +1,28 @@
 """Numbers as numactl reads them: C ``strtoul`` and numactl's ``memsize`` (sizes with K/M/G).
 
-These are the only number and size parsers of ``mempolicy numactl``; node and
-CPU strings are read by :mod:`.nodestrings`.
+These are the only number and size parsers of ``mempolicy numactl``, and both
+are the package's own (:mod:`mempolicy.core.units`: ``c_strtoul`` and the
+``numactl`` size grammar); node and CPU strings are read by :mod:`.nodestrings`
+as libnuma reads them.
 """
 
 from __future__ import annotations
 
+from mempolicy.core.units import c_strtoul, parse_size
 from mempolicy.frontends.numactl.common import ULONG
 
 _SPACE = " \t\n\v\f\r"
 
 
 def strtoul(s: str, i: int = 0, base: int = 0) -> tuple[int, int]:
-    """C strtoul(s + i, &end, base): (value modulo 2**64, end index; i when nothing parsed)."""
-    j = i
-    n = len(s)
-    while j < n and s[j] in _SPACE:
-        j += 1
-    neg = False
-    if j < n and s[j] in "+-":
-        neg = s[j] == "-"
-        j += 1
-    if base == 0:
-        if s[j:j + 2] in ("0x", "0X") and j + 2 < n and s[j + 2] in "0123456789abcdefABCDEF":
-            base, j = 16, j + 2
-        elif s[j:j + 1] == "0":
-            base = 8
-        else:
-            base = 10
-    elif base == 16 and s[j:j + 2] in ("0x", "0X") and j + 2 < n and s[j + 2] in "0123456789abcdefABCDEF":
-        j += 2
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"[:base]
-    k = j
-    while k < n and s[k].lower() in digits:
-        k += 1
-    if k == j:
-        return 0, i
-    v = int(s[j:k], base)
-    if v > ULONG:
-        v = ULONG
-    elif neg:
-        v = (-v) & ULONG
-    return v, k
+    """C strtoul(s + i, &end, base): (value modulo 2**64, end index; i when nothing parsed).
+
+    The package's one C-number reader, :func:`mempolicy.core.units.c_strtoul`.
+
+    >>> strtoul("0x10k")
+    (16, 4)
+    """
+    return c_strtoul(s, i, base)
 
 
 def _c_int(v: int) -> int:
@@ -55,13 +36,10 @@ def _c_long(v: int) -> int:
 
 
 def memsize(s: str) -> int:
-    """numactl's memsize(): strtoul(s, 0) then a K/M/G suffix."""
-    v, end = strtoul(s, 0, 0)
-    suffix = s[end:end + 1].upper()
-    if suffix == "G":
-        v *= 1024 * 1024 * 1024
-    elif suffix == "M":
-        v *= 1024 * 1024
-    elif suffix == "K":
-        v *= 1024
-    return _c_long(v)
+    """numactl's memsize(): strtoul(s, 0) then a K/M/G suffix, as a C long (the
+    ``numactl`` grammar of :func:`mempolicy.core.units.parse_size`).
+
+    >>> memsize("1g"), memsize("16K")
+    (1073741824, 16384)
+    """
+    return parse_size(s, "numactl")
