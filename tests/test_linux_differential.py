@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -222,20 +227,20 @@ def _fresh():
     live_sys = linux.default_system()
     sc.set_mempolicy(0, None, 0)
     sc.munmap(WINDOW[0], WINDOW[1] - WINDOW[0])
-    model = ModelSystem(linux.topology_from_sysfs())
+    model = ModelSystem(linux.topology_from_sysfs(), cred=linux.read_cred())
     live, mod = Side(live_sys, os.getpid()), Side(model, model.pid)
     for side in (live, mod):
         side.s.mmap(ARENA_PAGES * PS, BASE)
     return live, mod
 
 
-@settings(max_examples=int(os.environ.get("MEMPOLICY_DIFF_EXAMPLES", "200")), deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
-@given(st.lists(ops, min_size=50, max_size=60))
-def _run_sequence(seq):
+def compare_sequence(seq) -> tuple[int, str | None]:
+    """Send ``seq`` to the host kernel and to the model; returns the number of calls
+    compared and a description of the first divergence (None when there is none).
+    The sequence stops at its first divergence: the two sides differ after it."""
     from mempolicy.linux import syscalls as sc
 
+    n = 0
     live, mod = _fresh()
     try:
         for i, op in enumerate(seq):
@@ -244,15 +249,30 @@ def _run_sequence(seq):
                 continue                     # other pages of this process would move
             a = live.apply(op)
             b = mod.apply(op)
-            CASES["n"] += 1
-            assert a == b, f"call {i} {op!r}: kernel {a!r}, model {b!r}\nsequence: {seq[:i + 1]!r}"
-        assert live.window_maps() == mod.window_maps(), f"numa_maps differ after {seq!r}"
+            n += 1
+            if a != b:
+                return n, f"call {i} {op!r}: kernel {a!r}, model {b!r}\nsequence: {seq[:i + 1]!r}"
+        if live.window_maps() != mod.window_maps():
+            return n, f"numa_maps differ after {seq!r}"
+        return n, None
     finally:
         sc.set_mempolicy(0, None, 0)
         sc.munmap(WINDOW[0], WINDOW[1] - WINDOW[0])
 
 
+@settings(max_examples=int(os.environ.get("MEMPOLICY_DIFF_EXAMPLES", "200")), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(st.lists(ops, min_size=50, max_size=60))
+def _run_sequence(seq):
+    n, divergence = compare_sequence(seq)
+    CASES["n"] += n
+    assert divergence is None, divergence
+
+
 def test_model_matches_host_kernel_on_random_calls():
+    """As whoever runs the suite: root in CI, or an ordinary user (the model takes the
+    caller's credentials from /proc/self/status)."""
     if not _window_free():
         pytest.skip("the address window used by the test is taken")
     CASES["n"] = 0
@@ -260,6 +280,35 @@ def test_model_matches_host_kernel_on_random_calls():
     assert CASES["n"] >= 10_000, f"only {CASES['n']} calls compared"
 
 
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "differential.py"
+DROP_TO_NOBODY = ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+
+
+def test_model_matches_host_kernel_unprivileged():
+    """The same comparison as an ordinary user: benchmarks/differential.py on a smaller
+    sample, re-run under ``setpriv`` as nobody when the suite runs as root.  Without
+    privileges MPOL_MF_MOVE_ALL is EPERM, migrate_pages wants target nodes inside the
+    cpuset and leaves shared pages alone."""
+    if os.geteuid() != 0:
+        pytest.skip("the suite runs unprivileged: the test above is the unprivileged run")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is missing: cannot drop to an unprivileged user")
+    python = os.environ.get("MEMPOLICY_UNPRIVILEGED_PYTHON", sys.executable)
+    cmd = [setpriv, *DROP_TO_NOBODY, python]
+    env = dict(os.environ, HOME="/", PYTHONDONTWRITEBYTECODE="1")
+    probe = subprocess.run(cmd + ["-c", "import hypothesis, pytest; open(%r).close()" % str(SCRIPT)],
+                           env=env, capture_output=True, text=True, cwd="/")
+    if probe.returncode != 0:
+        pytest.skip(f"user nobody cannot run {python} with hypothesis on this tree "
+                    f"(set MEMPOLICY_UNPRIVILEGED_PYTHON): {probe.stderr.strip().splitlines()[-1:]}")
+    r = subprocess.run(cmd + [str(SCRIPT), "--calls", "4000", "--seed", "1"], env=env,
+                       capture_output=True, text=True, cwd="/")
+    assert r.returncode in (0, 1), r.stderr
+    assert "uid=65534" in r.stdout and "CAP_SYS_NICE=no" in r.stdout, r.stdout
+    calls = int(re.search(r"^calls: (\d+)$", r.stdout, re.M).group(1))
+    assert calls >= 4000, r.stdout
+    assert "divergences: 0\n" in r.stdout, r.stdout + r.stderr
 # What `mempolicy trace oracle` printed for this trace on Linux 7.3 (2 nodes).
 BALANCING_TRACE = """\
 node 0 mem=512M cpus=1
