@@ -86,6 +86,23 @@ class Cred:
         return cls(*uid, *gid, cap_permitted=int(fields["CapPrm"][0], 16),
                    cap_effective=int(fields["CapEff"][0], 16))
 
+    @classmethod
+    def of_caller(cls) -> "Cred":
+        """The credentials of this Python process, for a model process that acts as its
+        caller: from ``/proc/self/status``, or where there is none, its uids and gids
+        with every capability for effective uid 0 and none otherwise."""
+        try:
+            with open("/proc/self/status", encoding="utf-8") as f:
+                return cls.from_proc_status(f.read())
+        except (OSError, KeyError, ValueError, IndexError):
+            pass
+        import os
+
+        uid, euid, suid = os.getresuid() if hasattr(os, "getresuid") else (os.getuid(),) * 3
+        gid, egid, sgid = os.getresgid() if hasattr(os, "getresgid") else (os.getgid(),) * 3
+        caps = CAP_FULL_SET if euid == 0 else 0
+        return cls(uid, euid, suid, euid, gid, egid, sgid, egid, caps, caps)
+
     def has_cap(self, cap: int) -> bool:
         """``cap`` is in the effective set."""
         return bool(self.cap_effective >> cap & 1)
