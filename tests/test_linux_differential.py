@@ -196,12 +196,26 @@ KNOWN_VERSION_DIFFS = ("MPOL_F_NUMA_BALANCING without STATIC/RELATIVE: user mask
 _ALLOWED_BITS = None
 
 
+def _own_floor() -> int:
+    """Where this process's own low mappings end: a non-PIE interpreter (Debian's
+    python3 sits at 0x400000) and its brk heap, with 4 GiB for the heap to grow."""
+    top = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = (int(x, 16) for x in line.split(" ", 1)[0].split("-"))
+            if hi <= WINDOW[0] - 2 * PS:
+                top = max(top, hi)
+    return top + (1 << 32) if top else 0
+
+
 def _keep_in_window(op):
     """A range from address 0 with a huge length would reach every mapping of this
-    process (pytest's own), which the model process does not have: shorten it."""
+    process (pytest's own), which the model process does not have: shorten it, and
+    start it above the process's own low mappings."""
     if op[0] in ("mbind", "home") and op[1] < WINDOW[0] and op[1] + op[2] > WINDOW[0] - 2 * PS \
             and op[1] + op[2] <= U64:
-        op = (op[0], op[1], WINDOW[0] - 2 * PS - op[1]) + op[3:]
+        start = max(op[1], _own_floor())
+        op = (op[0], start, WINDOW[0] - 2 * PS - start) + op[3:]
     return op
 
 
