@@ -133,7 +133,6 @@ class SimBackend:
 
     def __init__(self, spec: str) -> None:
         from mempolicy.api import ModelSystem
-
         from mempolicy.scopes.cred import Cred
 
         self.model = ModelSystem.from_spec(spec, cred=Cred.of_caller())   # as privileged as the caller
