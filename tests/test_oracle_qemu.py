@@ -73,3 +73,13 @@ def test_recorded_traces_still_match():
                 expected.splitlines(keepends=True), out.splitlines(keepends=True),
                 fromfile=f"{path.name} (recorded)", tofile=f"{path.name} (kernel now)")))
     assert not bad, "\n".join(bad)
+
+
+def test_privilege_traces_still_match():
+    """The runner's ``cred`` and ``parent`` on a real kernel: the two-node traces of
+    tests/traces/privileges (one boot) give what was recorded."""
+    sample = sorted((TRACES / "privileges").glob("*-2n.trace"))
+    assert len(sample) >= 3
+    outs = run_traces([(p.read_text(), str(p)) for p in sample])
+    for path, out in zip(sample, outs):
+        assert out == path.with_suffix(".expected").read_text(), path.name
