@@ -522,7 +522,7 @@ class ModelSystem(MemorySystem):
     @property
     def privileged(self) -> bool:
         """The process has CAP_SYS_NICE in its effective set."""
-        return self.task.cred.privileged
+        return bool(self.task.cred.privileged)
 
     # -- errors ---------------------------------------------------------------
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:

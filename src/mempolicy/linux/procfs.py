@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mempolicy.core.nodemask import Nodemask
+
+if TYPE_CHECKING:
+    from mempolicy.scopes.cred import Cred
 
 __all__ = ["NumaMapsRecord", "parse_numa_maps", "parse_numa_maps_line", "read_numa_maps",
            "unescape_path", "POLICY_NAMES", "read_cred"]
@@ -123,13 +127,13 @@ def read_numa_maps(pid: int | str = "self") -> list[NumaMapsRecord]:
         return parse_numa_maps(f.read())
 
 
-def read_cred(pid: int | str = "self"):
+def read_cred(pid: int | str = "self") -> Cred:
     """The credentials of a live process, for a model process to run as (a ``Cred``).
 
     >>> read_cred().uid          # 0 when run as root
     0
     """
-    from mempolicy.scopes.cred import Cred
+    from mempolicy.scopes.cred import Cred as _Cred
 
     with open(f"/proc/{pid}/status", encoding="utf-8") as f:
-        return Cred.from_proc_status(f.read())
+        return _Cred.from_proc_status(f.read())
