@@ -192,3 +192,31 @@ def test_model_affinity():
     assert m.sched_getaffinity() == {2, 3} and m.task.numa_node_id() == 1
     with pytest.raises(OSError):
         m.sched_setaffinity([9])
+
+
+def test_model_system_unprivileged_as_recorded():
+    """``privileged=False``: the answers Linux 7.3 gave a process without CAP_SYS_NICE in
+    tests/traces/privileges (move-all-2n, migrate-2n), through the Python API."""
+    move_all = (TRACES / "privileges" / "move-all-2n.expected").read_text().splitlines()
+    migrate = (TRACES / "privileges" / "migrate-2n.expected").read_text().splitlines()
+    assert "16 mbind: EPERM" in move_all and "22 move_pages: EPERM" in move_all
+    assert "9 migrate_pages: EINVAL" in migrate and "14 migrate_pages: EPERM" in migrate
+
+    results = {}
+    for privileged in (True, False):
+        m = ModelSystem.from_spec("2x512M", privileged=privileged)
+        assert m.privileged is privileged
+        a = m.mmap(4 * PS, 0x200000000000)
+        m.touch(a, 4 * PS)
+        got = []
+        for call in (lambda: m.mbind(a, 2 * PS, Policy.bind([1]), MbindFlag.MOVE_ALL),
+                     lambda: m.move_pages([a], [1], MbindFlag.MOVE_ALL),
+                     lambda: m.migrate_pages([0], [9])):
+            try:
+                call()
+                got.append("ok")
+            except OSError as e:
+                got.append(errno.errorcode[e.errno])
+        results[privileged] = got
+    assert results[False] == ["EPERM", "EPERM", "EPERM"]
+    assert results[True] == ["ok", "ok", "EINVAL"]

@@ -16,6 +16,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -190,12 +196,26 @@ KNOWN_VERSION_DIFFS = ("MPOL_F_NUMA_BALANCING without STATIC/RELATIVE: user mask
 _ALLOWED_BITS = None
 
 
+def _own_floor() -> int:
+    """Where this process's own low mappings end: a non-PIE interpreter (Debian's
+    python3 sits at 0x400000) and its brk heap, with 4 GiB for the heap to grow."""
+    top = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = (int(x, 16) for x in line.split(" ", 1)[0].split("-"))
+            if hi <= WINDOW[0] - 2 * PS:
+                top = max(top, hi)
+    return top + (1 << 32) if top else 0
+
+
 def _keep_in_window(op):
     """A range from address 0 with a huge length would reach every mapping of this
-    process (pytest's own), which the model process does not have: shorten it."""
+    process (pytest's own), which the model process does not have: shorten it, and
+    start it above the process's own low mappings."""
     if op[0] in ("mbind", "home") and op[1] < WINDOW[0] and op[1] + op[2] > WINDOW[0] - 2 * PS \
             and op[1] + op[2] <= U64:
-        op = (op[0], op[1], WINDOW[0] - 2 * PS - op[1]) + op[3:]
+        start = max(op[1], _own_floor())
+        op = (op[0], start, WINDOW[0] - 2 * PS - start) + op[3:]
     return op
 
 
@@ -222,20 +242,20 @@ def _fresh():
     live_sys = linux.default_system()
     sc.set_mempolicy(0, None, 0)
     sc.munmap(WINDOW[0], WINDOW[1] - WINDOW[0])
-    model = ModelSystem(linux.topology_from_sysfs())
+    model = ModelSystem(linux.topology_from_sysfs(), cred=linux.read_cred())
     live, mod = Side(live_sys, os.getpid()), Side(model, model.pid)
     for side in (live, mod):
         side.s.mmap(ARENA_PAGES * PS, BASE)
     return live, mod
 
 
-@settings(max_examples=int(os.environ.get("MEMPOLICY_DIFF_EXAMPLES", "200")), deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
-@given(st.lists(ops, min_size=50, max_size=60))
-def _run_sequence(seq):
+def compare_sequence(seq) -> tuple[int, str | None]:
+    """Send ``seq`` to the host kernel and to the model; returns the number of calls
+    compared and a description of the first divergence (None when there is none).
+    The sequence stops at its first divergence: the two sides differ after it."""
     from mempolicy.linux import syscalls as sc
 
+    n = 0
     live, mod = _fresh()
     try:
         for i, op in enumerate(seq):
@@ -244,20 +264,84 @@ def _run_sequence(seq):
                 continue                     # other pages of this process would move
             a = live.apply(op)
             b = mod.apply(op)
-            CASES["n"] += 1
-            assert a == b, f"call {i} {op!r}: kernel {a!r}, model {b!r}\nsequence: {seq[:i + 1]!r}"
-        assert live.window_maps() == mod.window_maps(), f"numa_maps differ after {seq!r}"
+            n += 1
+            if a != b:
+                return n, f"call {i} {op!r}: kernel {a!r}, model {b!r}\nsequence: {seq[:i + 1]!r}"
+        if live.window_maps() != mod.window_maps():
+            return n, f"numa_maps differ after {seq!r}"
+        return n, None
     finally:
         sc.set_mempolicy(0, None, 0)
         sc.munmap(WINDOW[0], WINDOW[1] - WINDOW[0])
 
 
+@settings(max_examples=int(os.environ.get("MEMPOLICY_DIFF_EXAMPLES", "200")), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(st.lists(ops, min_size=50, max_size=60))
+def _run_sequence(seq):
+    n, divergence = compare_sequence(seq)
+    CASES["n"] += n
+    assert divergence is None, divergence
+
+
 def test_model_matches_host_kernel_on_random_calls():
+    """As whoever runs the suite: root in CI, or an ordinary user (the model takes the
+    caller's credentials from /proc/self/status)."""
     if not _window_free():
         pytest.skip("the address window used by the test is taken")
     CASES["n"] = 0
     _run_sequence()
     assert CASES["n"] >= 10_000, f"only {CASES['n']} calls compared"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DROP_TO_NOBODY = ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+
+
+def _tree_for_nobody(dest: Path) -> Path:
+    """A copy of what benchmarks/differential.py needs, readable by everyone (the
+    checkout may sit in a directory nobody cannot enter); returns the script."""
+    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel in ("benchmarks/differential.py", "tests/test_linux_differential.py"):
+        (dest / rel).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / rel, dest / rel)
+    for d, _, files in os.walk(dest):
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    return dest / "benchmarks" / "differential.py"
+
+
+def test_model_matches_host_kernel_unprivileged():
+    """The same comparison as an ordinary user: benchmarks/differential.py on a smaller
+    sample, re-run under ``setpriv`` as nobody when the suite runs as root.  Without
+    privileges MPOL_MF_MOVE_ALL is EPERM, migrate_pages wants target nodes inside the
+    cpuset and leaves shared pages alone."""
+    if os.geteuid() != 0:
+        pytest.skip("the suite runs unprivileged: the test above is the unprivileged run")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is missing: cannot drop to an unprivileged user")
+    python = os.environ.get("MEMPOLICY_UNPRIVILEGED_PYTHON", sys.executable)
+    cmd = [setpriv, *DROP_TO_NOBODY, python]
+    env = dict(os.environ, HOME="/", PYTHONDONTWRITEBYTECODE="1")
+    probe = subprocess.run(cmd + ["-c", "import hypothesis, pytest"], env=env, capture_output=True,
+                           text=True, cwd="/")
+    if probe.returncode != 0:
+        why = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        pytest.skip(f"user nobody cannot run {python} with hypothesis and pytest ({why}); "
+                    "MEMPOLICY_UNPRIVILEGED_PYTHON names another interpreter")
+    with tempfile.TemporaryDirectory(prefix="mempolicy-nobody-") as tmp:
+        os.chmod(tmp, 0o755)
+        script = _tree_for_nobody(Path(tmp))
+        r = subprocess.run(cmd + [str(script), "--calls", "4000", "--seed", "1"], env=env,
+                           capture_output=True, text=True, cwd="/")
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    assert "uid=65534" in r.stdout and "CAP_SYS_NICE=no" in r.stdout, r.stdout
+    calls = int(re.search(r"^calls: (\d+)$", r.stdout, re.M).group(1))
+    assert calls >= 4000, r.stdout
+    assert "divergences: 0\n" in r.stdout, r.stdout + r.stderr
 
 
 # What `mempolicy trace oracle` printed for this trace on Linux 7.3 (2 nodes).

@@ -271,3 +271,16 @@ def test_exec_status_and_signals_pass_through():
                          "yes | head -1 >/dev/null; grep SigIgn /proc/self/status"],
                         capture_output=True, text=True)
     assert r.stdout == r0.stdout
+
+
+def test_sim_process_has_the_callers_privileges(monkeypatch):
+    """``--sim`` runs the model process with the caller's credentials: root's capabilities
+    for root, none for an ordinary user."""
+    from mempolicy.frontends.numactl.backends import SimBackend
+    from mempolicy.scopes.cred import Cred
+
+    assert SimBackend("2x512M").model.task.cred == Cred.of_caller()
+    monkeypatch.setattr(Cred, "of_caller", classmethod(lambda cls: Cred.user(1000)))
+    assert not SimBackend("2x512M").model.privileged
+    monkeypatch.setattr(Cred, "of_caller", classmethod(lambda cls: Cred.root()))
+    assert SimBackend("2x512M").model.privileged

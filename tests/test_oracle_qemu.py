@@ -144,3 +144,13 @@ def test_ctrl_c_during_a_real_boot(tmp_path):
     assert exp.read_text() == "old\n"
     assert not any(Path(f"/proc/{q}").exists() for q in qemus)
     assert os.listdir(tmpdir) == []
+
+
+def test_privilege_traces_still_match():
+    """The runner's ``cred`` and ``parent`` on a real kernel: the two-node traces of
+    tests/traces/privileges (one boot) give what was recorded."""
+    sample = sorted((TRACES / "privileges").glob("*-2n.trace"))
+    assert len(sample) >= 3
+    outs = run_traces([(p.read_text(), str(p)) for p in sample])
+    for path, out in zip(sample, outs):
+        assert out == path.with_suffix(".expected").read_text(), path.name

@@ -1,6 +1,6 @@
 """The trace parser and the ``mempolicy trace run`` command-line contract.
 
-The rules are those of docs/trace-format.md (version 1.1): a
+The rules are those of docs/trace-format.md (version 1.2): a
 malformed trace is rejected before anything runs with ``FILE:LINE: message``
 on standard error and exit status 2, nothing on standard output and never a
 traceback.
@@ -82,6 +82,17 @@ ERRORS = [
     ("mmap A 1\ntouch A 0 1 read read\n", 2, ["given twice"]),
     ("mmap A 1\nmunmap A 0\n", 2, ["missing arguments"]),
     ("raw frob 1\n", 1, ["unknown raw call"]),
+    ("cred\n", 1, ["needs uid=, gid= or drop="]),
+    ("cred uid=1000 uid=0\n", 1, ["given twice"]),
+    ("cred uid=1,2\n", 1, ["one id or three"]),
+    ("cred uid=4294967295\n", 1, ["above 4294967294"]),
+    ("cred gid=x\n", 1, ["bad number"]),
+    ("cred drop=sys_admin\n", 1, ["unknown capability", "sys_admin"]),
+    ("cred root\n", 1, ["unexpected word"]),
+    ("migrate_pages 0 1 parent\n", 1, ["outside a fork"]),
+    ("fork\nexit\nmmap A 1\nwhere A 0 1 parent\n", 4, ["outside a fork"]),
+    ("fork\nmigrate_pages 0 1 self\n", 2, ["unexpected word"]),
+    ("fork\nmmap A 1\nmove_pages A 0 1 0 parent all\n", 3, ["unexpected word"]),
 ]
 
 
@@ -157,6 +168,15 @@ def test_spec_example_output():
         "5 touch: ok\n"
         "6 where: 0 1 0 1 0 1 0 1\n"
         "7 numa_maps: A+0 interleave:0-1 anon=8 dirty=8 N0=4 N1=4 kernelpagesize_kB=4\n")
+
+
+def test_cred_and_parent():
+    t = parse_trace("fork\ncred drop=sys_nice,sys_ptrace gid=5 uid=0,1000,0\n"
+                    "migrate_pages 0 1 parent\nmmap A 1\nmove_pages A 0 1 1 all parent\nwhere A 0 1\n")
+    cred, mig, _, move, where = (c.args for c in t.commands[1:])
+    assert cred == {"uid": (0, 1000, 0), "gid": (5, 5, 5), "drop": (1 << 23) | (1 << 19)}
+    assert mig["parent"] and move["parent"] and move["all"] and not where["parent"]
+    assert parse_trace("cred drop=all\n").commands[0].args["drop"] == (1 << 41) - 1
 
 
 def test_load_trace_reads_a_file(tmp_path):

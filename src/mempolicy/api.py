@@ -38,6 +38,7 @@ from mempolicy.linux.procfs import NumaMapsRecord, parse_numa_maps
 
 if TYPE_CHECKING:
     from mempolicy.alloc.topology import Topology
+    from mempolicy.scopes.cred import Cred
 
 #: Where a node set is taken: a Nodemask, a node, nodes, a list string ``"0-2,5"``, or None.
 NodesLike = Union[Nodemask, int, Iterable[int], str, None]
@@ -491,19 +492,31 @@ class ModelSystem(MemorySystem):
 
     ``ModelSystem(Topology.simple(4))``, ``ModelSystem.from_spec("4x512M")``,
     ``ModelSystem.from_spec("machine.toml")``.
+
+    The process runs as root with every capability unless told otherwise:
+    ``privileged=False`` makes it uid and gid 65534 without capabilities (then
+    ``MPOL_MF_MOVE_ALL`` is ``EPERM`` and ``migrate_pages`` leaves shared pages
+    alone), and ``cred`` gives any credentials, e.g. those of the real caller,
+    ``ModelSystem(topo, cred=mempolicy.linux.read_cred())``.
     """
 
-    def __init__(self, topology: Topology, protocol: str = "current") -> None:
+    def __init__(self, topology: Topology, protocol: str = "current", *, privileged: bool = True,
+                 cred: Cred | None = None) -> None:
         from mempolicy.kernel import Kernel
+        from mempolicy.scopes.cred import Cred
 
         self.kernel, self.task = Kernel.boot(topology, protocol)
+        if cred is None:
+            cred = Cred.root() if privileged else Cred.user()
+        self.task.cred = cred
         self.topology = topology
         self.kernel.pages = _NumaStatCounter(self.kernel.pages, topology,
                                              lambda: self.task.numa_node_id())
         self.pid = self.task.pid
 
     @classmethod
-    def from_spec(cls, spec: str, protocol: str = "current") -> "ModelSystem":
+    def from_spec(cls, spec: str, protocol: str = "current", *, privileged: bool = True,
+                  cred: Cred | None = None) -> "ModelSystem":
         """From a topology spec (docs/topology.md): a TOML or hwloc XML file, ``4x512M``,
         a hwloc synthetic string.  ValueError (``TopologyError``), one line, for a bad spec.
 
@@ -512,7 +525,12 @@ class ModelSystem(MemorySystem):
         """
         if not isinstance(spec, str):
             raise TypeError(f"a topology spec is a str, not {type(spec).__name__}")
-        return cls(load_topology(spec), protocol)
+        return cls(load_topology(spec), protocol, privileged=privileged, cred=cred)
+
+    @property
+    def privileged(self) -> bool:
+        """The process has CAP_SYS_NICE in its effective set."""
+        return bool(self.task.cred.privileged)
 
     # -- errors ---------------------------------------------------------------
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "LinuxSystem": "system", "LinuxFile": "system", "Probe": "system", "probe": "system",
     "available": "system",
-    "read_numa_maps": "procfs", "parse_numa_maps": "procfs", "NumaMapsRecord": "procfs",
+    "read_numa_maps": "procfs", "read_cred": "procfs", "parse_numa_maps": "procfs", "NumaMapsRecord": "procfs",
     "topology_from_sysfs": "topology", "topology_from_synthetic": "topology",
     "topology_from_shorthand": "topology", "load_topology": "topology", "to_hwloc_xml": "topology",
     "topology_from_hwloc_xml": "topology", "TopologyError": "topology",

@@ -1,4 +1,5 @@
-"""``/proc/<pid>/numa_maps`` parsed into records (fs/proc/task_mmu.c ``show_numa_map``).
+"""``/proc/<pid>/numa_maps`` parsed into records (fs/proc/task_mmu.c ``show_numa_map``),
+and a process's credentials from ``/proc/<pid>/status`` (:func:`read_cred`).
 
 A line is ``ADDRESS POLICY [file=PATH|heap|stack|huge] [anon=N] [dirty=N]
 [mapped=N] [mapmax=N] [swapcache=N] [active=N] [writeback=N] [N<node>=<pages>...]
@@ -13,13 +14,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.core.units import parse_list
 from mempolicy.uapi import MAX_NUMNODES
 
+if TYPE_CHECKING:
+    from mempolicy.scopes.cred import Cred
+
 __all__ = ["NumaMapsRecord", "parse_numa_maps", "parse_numa_maps_line", "read_numa_maps",
-           "unescape_path", "POLICY_NAMES"]
+           "unescape_path", "POLICY_NAMES", "read_cred"]
 
 # mpol_to_str's names (mm/mempolicy.c policy_modes[]).
 POLICY_NAMES = ("default", "prefer (many)", "prefer", "bind", "weighted interleave",
@@ -116,3 +121,15 @@ def read_numa_maps(pid: int | str = "self") -> list[NumaMapsRecord]:
     """``/proc/<pid>/numa_maps`` of a live process."""
     with open(f"/proc/{pid}/numa_maps", encoding="utf-8", errors="surrogateescape") as f:
         return parse_numa_maps(f.read())
+
+
+def read_cred(pid: int | str = "self") -> Cred:
+    """The credentials of a live process, for a model process to run as (a ``Cred``).
+
+    >>> read_cred().uid          # 0 when run as root
+    0
+    """
+    from mempolicy.scopes.cred import Cred as _Cred
+
+    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+        return _Cred.from_proc_status(f.read())

@@ -1,5 +1,5 @@
 /*
- * runner.c: execute one mempolicy trace (trace format 1.1) on the running
+ * runner.c: execute one mempolicy trace (trace format 1.2) on the running
  * kernel and print the canonical output lines "LINE COMMAND: RESULT".
  *
  * Build: gcc -static -O2 $(python3 -c 'from mempolicy.trace.limits import
@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -878,11 +879,18 @@ static void out_status(unsigned long n)
 	}
 }
 
+/* A trailing "parent": the call targets the parent process, else the caller (0). */
+static pid_t target_pid(const struct cmd *c)
+{
+	return strcmp(tokens[c->tok + c->ntok - 1], "parent") == 0 ? getppid() : 0;
+}
+
 /* where (move == 0) and move_pages (move == 1). */
 static void do_pages(const struct cmd *c, int move)
 {
 	unsigned long s, l, n;
 	int node = 0, flags = 0;
+	pid_t pid;
 	long rc;
 
 	range(c, 1, &s, &l);
@@ -893,12 +901,13 @@ static void do_pages(const struct cmd *c, int move)
 		node = (int)num(ARG(4));
 		flags = has_word(c, 5, "all") ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE;
 	}
+	pid = target_pid(c);
 	for (unsigned long i = 0; i < n; i++) {
 		mp_pages[i] = (void *)(s + i * PAGE);
 		mp_nodes[i] = node;
 		mp_status[i] = -12345;
 	}
-	rc = syscall(NR_MOVE_PAGES, 0, n, mp_pages, move ? mp_nodes : NULL, mp_status, flags);
+	rc = syscall(NR_MOVE_PAGES, pid, n, mp_pages, move ? mp_nodes : NULL, mp_status, flags);
 	if (rc < 0) {
 		result(c, "%s", errname(errno));
 		return;
@@ -915,11 +924,100 @@ static void do_migrate_pages(const struct cmd *c)
 
 	nodelist(ARG(1), mask_a);
 	nodelist(ARG(2), mask_b);
-	rc = syscall(NR_MIGRATE_PAGES, 0, HL_MAXNODE, mask_a, mask_b);
+	rc = syscall(NR_MIGRATE_PAGES, target_pid(c), HL_MAXNODE, mask_a, mask_b);
 	if (rc < 0)
 		result(c, "%s", errname(errno));
 	else
 		result(c, "%ld", rc);
+}
+
+/* "uid=R[,E,S]" or "gid=R[,E,S]": three ids (one id stands for all three). */
+static void cred_ids(const char *s, unsigned long id[3])
+{
+	char buf[96], *p = buf, *comma;
+	int n = 0;
+
+	snprintf(buf, sizeof buf, "%s", s);
+	for (; n < 3; n++) {
+		comma = strchr(p, ',');
+		if (comma)
+			*comma = 0;
+		id[n] = num(p);
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (n == 0)
+		id[1] = id[2] = id[0];
+}
+
+/* cred [uid=..] [gid=..] [drop=CAP,..]: setresgid, setresuid, then capset. */
+static void do_cred(const struct cmd *c)
+{
+	static const struct { const char *name; int cap; } caps[] = {
+		{ "sys_nice", CAP_SYS_NICE }, { "sys_ptrace", CAP_SYS_PTRACE },
+		{ "setuid", CAP_SETUID }, { "setgid", CAP_SETGID },
+	};
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	unsigned long id[3];
+	uint32_t drop[2] = { 0, 0 };
+	int have_drop = 0;
+
+	for (int i = 1; i < c->ntok; i++) {
+		const char *w = ARG(i);
+		if (strncmp(w, "gid=", 4) == 0) {
+			cred_ids(w + 4, id);
+			if (syscall(SYS_setresgid, id[0], id[1], id[2]) < 0) {
+				result(c, "%s", errname(errno));
+				return;
+			}
+		}
+	}
+	for (int i = 1; i < c->ntok; i++) {
+		const char *w = ARG(i);
+		if (strncmp(w, "uid=", 4) == 0) {
+			cred_ids(w + 4, id);
+			if (syscall(SYS_setresuid, id[0], id[1], id[2]) < 0) {
+				result(c, "%s", errname(errno));
+				return;
+			}
+		} else if (strncmp(w, "drop=", 5) == 0) {
+			char buf[128], *tok, *save;
+
+			have_drop = 1;
+			snprintf(buf, sizeof buf, "%s", w + 5);
+			for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				int k, found = strcmp(tok, "all") == 0;
+
+				if (found)
+					drop[0] = drop[1] = ~0u;
+				for (k = 0; !found && k < (int)(sizeof caps / sizeof *caps); k++)
+					if (strcmp(tok, caps[k].name) == 0) {
+						drop[caps[k].cap / 32] |= 1u << (caps[k].cap % 32);
+						found = 1;
+					}
+				if (!found)
+					die("line %d: unknown capability '%s'", c->line, tok);
+			}
+		}
+	}
+	if (have_drop) {
+		if (syscall(SYS_capget, &hdr, data) < 0) {
+			result(c, "%s", errname(errno));
+			return;
+		}
+		for (int k = 0; k < 2; k++) {
+			data[k].effective &= ~drop[k];
+			data[k].permitted &= ~drop[k];
+			data[k].inheritable &= ~drop[k];
+		}
+		if (syscall(SYS_capset, &hdr, data) < 0) {
+			result(c, "%s", errname(errno));
+			return;
+		}
+	}
+	result(c, "ok");
 }
 
 /* Remove the " active=N" field from a numa_maps line (in place). */
@@ -1136,6 +1234,8 @@ static void run(void)
 			do_migrate_pages(c);
 		} else if (strcmp(w, "numa_maps") == 0) {
 			do_numa_maps(c);
+		} else if (strcmp(w, "cred") == 0) {
+			do_cred(c);
 		} else if (strcmp(w, "fork") == 0) {
 			pid_t pid = fork();
 			if (pid == 0) {

@@ -168,6 +168,7 @@ class MM:
         self.pgtables: dict[int, dict[int, int]] = {PGDIR_SHIFT: {}, PUD_SHIFT: {}, PMD_SHIFT: {}}
         self.mmap_lock = RWLock("mmap_lock")
         self.page_table_lock = threading.Lock()    # populating page-table pages
+        self.dumpable = 1                          # SUID_DUMP_USER; see scopes.cred.commit_creds
 
     @property
     def dirty_ptes(self) -> DirtyView:

@@ -2,7 +2,7 @@
 
 A task has its own policy (``mempolicy``, None for MPOL_DEFAULT), the
 interleave round-robin state ``il_prev``/``il_weight``, its cpuset's
-``mems_allowed`` and the CPU it runs on.  ``get_task_policy`` falls back to
+``mems_allowed``, the CPU it runs on and its credentials (``cred``).  ``get_task_policy`` falls back to
 ``preferred_node_policy[numa_node_id()]`` as the kernel does once
 numa_policy_init() has run.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import Mempolicy, mpol_put, mpol_rebind_policy
 from mempolicy.core.nodemask import Nodemask
+from mempolicy.scopes.cred import Cred
 from mempolicy.scopes.shmem import SpinLock
 from mempolicy.uapi import MAX_NUMNODES
 
@@ -32,6 +33,7 @@ class Task:
         self.alloc_lock = SpinLock("task_lock")  # task_lock()
         self.exited = False
         self.runner_pgtables: list = []          # see syscalls.process.RUNNER_FORK_PGTABLES
+        self.cred: Cred = Cred.root()            # see scopes.cred
 
     def numa_node_id(self) -> int:
         """The node of the CPU the task runs on."""

@@ -31,6 +31,7 @@ from mempolicy.core.mempolicy import (
     sanitize_mpol_flags,
 )
 from mempolicy.core.nodemask import NODE_MASK_NONE, Nodemask
+from mempolicy.scopes.cred import CAP_SYS_NICE, capable
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref, get_vma_policy
 from mempolicy.scopes.pagetable import KIND_OBJ, KIND_ZERO
 from mempolicy.uapi import (
@@ -399,6 +400,8 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
     mm = task.mm
     if flags & ~MPOL_MF_VALID & ULONG_MASK:
         _err(errno.EINVAL)
+    if flags & MPOL_MF_MOVE_ALL and not capable(task, CAP_SYS_NICE):
+        _err(errno.EPERM)
     if start & ~PAGE_MASK:
         _err(errno.EINVAL)
     if mode == MPOL_DEFAULT:

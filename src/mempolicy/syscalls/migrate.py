@@ -12,6 +12,7 @@ import errno
 from mempolicy.alloc.swap import lru_batches
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.core.nodemask import Nodemask, bitmap_bitremap
+from mempolicy.scopes.cred import CAP_SYS_NICE, PTRACE_MODE_READ_REALCREDS, capable, ptrace_may_access
 from mempolicy.scopes.pagetable import ABSENT, KIND_ZERO
 from mempolicy.syscalls.mempolicy import (
     _present_vpns,
@@ -87,11 +88,16 @@ def kernel_migrate_pages(kernel, task, pid: int, maxnode: int, old_nodes: int | 
     target = task if pid == 0 else kernel.tasks.get(pid)
     if target is None:
         raise KernelError(errno.ESRCH)
-    # root: ptrace_may_access and CAP_SYS_NICE hold
+    if not ptrace_may_access(task, target, PTRACE_MODE_READ_REALCREDS):
+        raise KernelError(errno.EPERM)
+    # Is the user allowed to access the target nodes?
+    if not new.issubset(target.mems_allowed) and not capable(task, CAP_SYS_NICE):
+        raise KernelError(errno.EPERM)
     new = new & task.mems_allowed
     if not new:
         raise KernelError(errno.EINVAL)
-    return do_migrate_pages(kernel, task, target.mm, old, new, MPOL_MF_MOVE_ALL)
+    flags = MPOL_MF_MOVE_ALL if capable(task, CAP_SYS_NICE) else MPOL_MF_MOVE
+    return do_migrate_pages(kernel, task, target.mm, old, new, flags)
 
 
 def do_pages_stat(kernel, mm, addrs: list[int]) -> list[int]:
@@ -195,9 +201,14 @@ def kernel_move_pages(kernel, task, pid: int, addrs: list[int], nodes: list[int]
                       flags: int) -> tuple[int, list[int | None]]:
     if flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
         raise KernelError(errno.EINVAL)
+    if flags & MPOL_MF_MOVE_ALL and not capable(task, CAP_SYS_NICE):
+        raise KernelError(errno.EPERM)
+    # find_mm_struct(): pid 0 is the caller, unchecked
     target = task if pid == 0 else kernel.tasks.get(pid)
     if target is None:
         raise KernelError(errno.ESRCH)
+    if pid != 0 and not ptrace_may_access(task, target, PTRACE_MODE_READ_REALCREDS):
+        raise KernelError(errno.EPERM)
     mm = target.mm
     if nodes is None:
         return 0, do_pages_stat(kernel, mm, addrs)

@@ -49,6 +49,8 @@ def copy_process(kernel, parent: Task) -> Task:
     child.il_prev, child.il_weight = parent.il_prev, parent.il_weight
     child.mems_allowed = parent.mems_allowed
     child.cpus_allowed = parent.cpus_allowed
+    child.cred = parent.cred                          # copy_creds: shared until changed
+    mm.dumpable = parent.mm.dumpable                  # dup_mm keeps MMF_DUMPABLE
     with parent.alloc_lock:
         child.mempolicy = mpol_dup(parent.mempolicy, kernel.policy_cache)
     # dup_mm(): page tables of the runner's own memory, then of each copied VMA

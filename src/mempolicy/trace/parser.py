@@ -1,4 +1,4 @@
-"""Parser and validator of the trace format (docs/trace-format.md, version 1.1).
+"""Parser and validator of the trace format (docs/trace-format.md, version 1.2).
 
 A trace is checked completely before anything runs: any violation raises
 ``TraceError`` whose text is ``FILE:LINE: message``.  Both the model runner
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.core.units import parse_list_bits, parse_size
+from mempolicy.scopes.cred import CAP_FULL_SET, CAP_NAMES
 from mempolicy.trace import limits
 from mempolicy.uapi import FLAG_NAMES, MAX_NUMNODES, MODE_BY_NAME, PAGE_SIZE
 
@@ -215,6 +216,57 @@ def _expect(words: list[str], lo: int, hi: int | None = None) -> None:
         raise ValueError(f"unexpected word {words[hi]!r}")
 
 
+def _parent(words: list[str], names: _Names) -> bool:
+    """Remove a trailing ``parent`` word from ``words``: the call then targets the parent process."""
+    if not words or words[-1] != "parent":
+        return False
+    if not names.scopes:
+        raise ValueError("'parent' outside a fork")
+    words.pop()
+    return True
+
+
+_ID_MAX = (1 << 32) - 2                  # (uid_t)-1 means "unchanged" to setresuid
+
+
+def _ids(tok: str, what: str) -> tuple[int, int, int]:
+    vals = [_num(v, what) for v in tok.split(",")]
+    if len(vals) not in (1, 3):
+        raise ValueError(f"{what}= takes one id or three (real,effective,saved), not {tok!r}")
+    if any(v > _ID_MAX for v in vals):
+        raise ValueError(f"{what} {tok!r} above {_ID_MAX}")
+    return (vals[0],) * 3 if len(vals) == 1 else tuple(vals)
+
+
+def _cred(words: list[str]) -> dict:
+    """``cred [uid=R[,E,S]] [gid=R[,E,S]] [drop=CAP,...|all]``, each at most once."""
+    a: dict = {"uid": None, "gid": None, "drop": 0}
+    seen: set[str] = set()
+    for w in words:
+        key, eq, val = w.partition("=")
+        if not eq or key not in a or not val:
+            raise ValueError(f"unexpected word {w!r} (cred [uid=ID] [gid=ID] [drop=CAPS])")
+        if key in seen:
+            raise ValueError(f"{key}= given twice")
+        seen.add(key)
+        if key == "drop":
+            caps = 0
+            for name in val.split(","):
+                if name == "all":
+                    caps |= CAP_FULL_SET
+                elif name in CAP_NAMES:
+                    caps |= 1 << CAP_NAMES[name]
+                else:
+                    raise ValueError(f"unknown capability {name!r} (sys_nice, sys_ptrace, setuid, "
+                                     "setgid or all)")
+            a["drop"] = caps
+        else:
+            a[key] = _ids(val, key)
+    if not seen:
+        raise ValueError("cred needs uid=, gid= or drop=")
+    return a
+
+
 def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tuple[str, dict]:
     a: dict = {}
     if word == "cpu":
@@ -268,9 +320,12 @@ def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tupl
         if (a["off"] + a["pages"]) * PAGE_SIZE > U64:
             raise ValueError("range overflows 64 bits")
         rest = words[3:]
-        if word in ("munmap", "where"):
+        if word == "munmap":
             _expect(rest, 0)
-            if word == "where" and a["pages"] > MAX_PAGES_QUERY:
+        elif word == "where":
+            a["parent"] = _parent(rest, names)
+            _expect(rest, 0)
+            if a["pages"] > MAX_PAGES_QUERY:
                 raise ValueError(f"where takes at most {MAX_PAGES_QUERY} pages")
         elif word == "mprotect":
             _expect(rest, 1)
@@ -290,6 +345,7 @@ def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tupl
             _expect(rest, 1)
             a["node"] = _num(rest[0], "node")
         elif word == "move_pages":
+            a["parent"] = _parent(rest, names)
             _expect(rest, 1, 2)
             a["node"] = _num(rest[0], "node")
             a.update(_split_flags(rest[1:], {"all": "all"}))
@@ -315,9 +371,12 @@ def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tupl
             else:
                 raise ValueError(f"unexpected word {w!r}")
     elif word == "migrate_pages":
+        a["parent"] = _parent(words, names)
         _expect(words, 2)
         a["from"] = _nodes(words[0])
         a["to"] = _nodes(words[1])
+    elif word == "cred":
+        a.update(_cred(words))
     elif word == "numa_maps":
         _expect(words, 1)
         names.need(words[0], "map")

@@ -15,6 +15,7 @@ from mempolicy.core.mempolicy import KernelError
 from mempolicy.kernel import Kernel
 from mempolicy.progress import Progress
 from mempolicy.proc.task_mmu import numa_maps
+from mempolicy.scopes import cred
 from mempolicy.syscalls import mempolicy as sp
 from mempolicy.syscalls import migrate as mig
 from mempolicy.syscalls import mman, process
@@ -204,10 +205,14 @@ class TraceRunner:
         return " ".join(str(s) if s is not None and s >= 0 else errname(-s) if s is not None else "?"
                         for s in status)
 
+    def _pid(self, a) -> int:
+        """0 (the caller), or with ``parent`` the pid of the parent process (getppid())."""
+        return self.stack[-2].pid if a["parent"] else 0
+
     def do_where(self, a) -> str:
         base = self.addr(a["name"], a["off"])
         addrs = [(base + i * PAGE_SIZE) & U64 for i in range(a["pages"])]
-        _, status = mig.kernel_move_pages(self.kernel, self.task, 0, addrs, None, 0)
+        _, status = mig.kernel_move_pages(self.kernel, self.task, self._pid(a), addrs, None, 0)
         return self._status(status)
 
     def do_move_pages(self, a) -> str:
@@ -215,12 +220,24 @@ class TraceRunner:
         addrs = [(base + i * PAGE_SIZE) & U64 for i in range(a["pages"])]
         node = _as_int(a["node"])
         flags = MPOL_MF_MOVE_ALL if a["all"] else MPOL_MF_MOVE
-        _, status = mig.kernel_move_pages(self.kernel, self.task, 0, addrs, [node] * len(addrs), flags)
+        _, status = mig.kernel_move_pages(self.kernel, self.task, self._pid(a), addrs,
+                                          [node] * len(addrs), flags)
         return self._status(status)
 
     def do_migrate_pages(self, a) -> str:
-        r = mig.kernel_migrate_pages(self.kernel, self.task, 0, MAXNODE, a["from"].bits, a["to"].bits)
+        r = mig.kernel_migrate_pages(self.kernel, self.task, self._pid(a), MAXNODE, a["from"].bits,
+                                     a["to"].bits)
         return str(r)
+
+    def do_cred(self, a) -> str:
+        """setresgid, setresuid, then capset without the dropped capabilities, as the runner."""
+        if a["gid"] is not None:
+            cred.sys_setresgid(self.task, *a["gid"])
+        if a["uid"] is not None:
+            cred.sys_setresuid(self.task, *a["uid"])
+        if a["drop"]:
+            cred.sys_capset_drop(self.task, a["drop"])
+        return "ok"
 
     def do_numa_maps(self, a) -> str:
         start, pages = self.maps[a["name"]]

@@ -133,8 +133,9 @@ class SimBackend:
 
     def __init__(self, spec: str) -> None:
         from mempolicy.api import ModelSystem
+        from mempolicy.scopes.cred import Cred
 
-        self.model = ModelSystem.from_spec(spec)
+        self.model = ModelSystem.from_spec(spec, cred=Cred.of_caller())   # as privileged as the caller
         self.topo = self.model.topology
 
     def syscall_ok(self) -> bool:
