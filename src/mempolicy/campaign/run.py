@@ -149,7 +149,7 @@ def run_dask(batches: list[list], kernel: str, oracle: str, address: str,
         raise RuntimeError("--scheduler needs the 'distributed' package "
                            "(pip install 'mempolicy[distributed]')") from None
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout="5s")
     except (OSError, TimeoutError, ValueError) as e:
         raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {e}") from None
     try:
