@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def main(argv: list[str]) -> int:
         except OracleError as e:
             print(f"{prog}: {e}", file=sys.stderr)
             return 2
+    from mempolicy.campaign.run import stoppable
+
+    handlers = stoppable()
     try:
         s = run_campaign(args.out, args.seed, args.count, modes, args.kernel, args.oracle,
                          args.jobs, args.scheduler)
@@ -73,6 +77,9 @@ def main(argv: list[str]) -> int:
     except (RuntimeError, OSError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
+    finally:
+        for sig, h in handlers:
+            signal.signal(sig, h)
     t = s["total"]
     print(f"{s['traces']} traces: {t.get('same', 0)} same, {t.get('divergent', 0)} divergent "
           f"in {len(s['groups'])} group(s), {t.get('nondeterministic', 0)} nondeterministic, "

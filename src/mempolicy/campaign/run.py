@@ -113,13 +113,31 @@ def prepare(out: Path, seed: int, count: int, modes: list[str]) -> tuple[list, l
     return todo, done
 
 
-Submit = Callable[[list], object]
+def _worker_init() -> None:
+    """A local worker: its own process group (with the QEMUs it starts), out of
+    the terminal's Ctrl-C, which the main process handles."""
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def stoppable() -> list:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt here (even where the shell
+    started the process with SIGINT ignored, as it does for background jobs);
+    the previous handlers, for ``signal.signal`` to put back."""
+    old = [(signal.SIGINT, signal.signal(signal.SIGINT, signal.default_int_handler))]
+    old.append((signal.SIGTERM, signal.signal(signal.SIGTERM, _stop)))
+    return old
 
 
 def run_local(batches: list[list], kernel: str, oracle: str, jobs: int,
               on_done: Callable[[list[dict]], None]) -> None:
     """Run BATCHES on a pool of JOBS local processes, calling ON_DONE with each batch's results."""
-    pool = ProcessPoolExecutor(max_workers=jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
     pending = {pool.submit(evaluate_batch, b, kernel, oracle) for b in batches}
     try:
         while pending:
@@ -127,13 +145,12 @@ def run_local(batches: list[list], kernel: str, oracle: str, jobs: int,
             for f in finished:
                 on_done(f.result())
     except BaseException:
-        # Ctrl-C reaches the workers too on a terminal; otherwise pass it on, so
-        # that each worker stops its QEMU, then wait for them.
-        workers = list(getattr(pool, "_processes", {}) or {})
+        # Each worker leads its own process group with its QEMU: stop both.
+        workers = list(getattr(pool, "_processes", None) or {})
         pool.shutdown(wait=False, cancel_futures=True)
         for pid in workers:
             try:
-                os.kill(pid, signal.SIGINT)
+                os.killpg(pid, signal.SIGTERM)
             except OSError:
                 pass
         raise

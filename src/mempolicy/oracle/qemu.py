@@ -131,7 +131,11 @@ def _boot_once(kernel: Kernel, machine, texts: list[str], workdir: Path,
         try:
             proc.wait(timeout=1.0)
             break
-        except subprocess.TimeoutExpired:
+        except BaseException as e:      # Ctrl-C or a stopped campaign: no QEMU left behind
+            if not isinstance(e, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+                raise
             size = console.stat().st_size + results.stat().st_size
             if size != seen:
                 seen, last = size, time.monotonic()

@@ -129,14 +129,24 @@ def mode_fork(p: Program, header: list[str]) -> None:
         if r < 0.30:
             p.cmds.append(f"touch {m} {off} {cnt}" + (" read" if rng.random() < 0.2 else ""))
         elif r < 0.42:
-            pol = _policy(p)
+            # often back to the default policy, which lets split VMAs merge again
+            pol = "default -" if rng.random() < 0.4 else _policy(p)
             p.cmds.append(f"mbind {m} {off} {cnt} {pol}")
         elif r < 0.50:
-            p.cmds.append(f"mprotect {m} {off} {cnt} {rng.choice(('ro', 'rw', 'rw'))}")
+            # a split, and often the same range made equal again (a merge attempt)
+            p.cmds.append(f"mprotect {m} {off} {cnt} ro")
+            if rng.random() < 0.7:
+                p.cmds.append(f"mprotect {m} {off} {cnt} rw")
         elif r < 0.55:
             p.cmds.append(f"munmap {m} {off} {cnt}")
         elif r < 0.67 and len(p.scopes) < 3:
             p.fork()
+            if rng.random() < 0.5:
+                # a neighbour without an anon_vma next to a VMA the child inherited
+                n = _adjacent_mmap(p, rng.choice((1, 2, 4)))
+                if rng.random() < 0.5:
+                    p.cmds.append(f"touch {n} 0 1")
+                p.cmds.append(f"numa_maps {n}")
         elif r < 0.77 and len(p.scopes) > 1:
             p.exit()
         elif r < 0.85:
@@ -182,7 +192,7 @@ def mode_shared(p: Program, header: list[str]) -> None:
         m = rng.choice(list(p.maps))
         off, cnt = _span(p, m)
         if r < 0.45:
-            p.cmds.append(f"touch {m} {off} {cnt}" + (" read" if rng.random() < 0.3 else ""))
+            p.cmds.append(f"touch {m} {off} {cnt}" + (" read" if rng.random() < 0.45 else ""))
         elif r < 0.58:
             words = f"mbind {m} {off} {cnt} {_policy(p)}"
             if rng.random() < 0.3:
