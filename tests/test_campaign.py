@@ -170,3 +170,19 @@ def test_dask_local_cluster_gives_the_same_report(tmp_path, monkeypatch):
     assert len(workers) == 2
     assert s["total"] == local["total"] and s["groups"] == local["groups"]
     assert s["total"]["traces"] == 24
+
+
+def test_suspected_classes():
+    def cls(trace, k, m):
+        return suspected_class({"minimized": trace, "min_kernel": k, "min_model": m})
+
+    assert cls("mmap A 1\nmove_pages A 0 1 1\n", "2 move_pages: ENOMEM\n", "2 move_pages: ok\n") \
+        == "enomem-full-target"
+    assert cls("raw set_mempolicy 16387 0x3 3\nfork\nmmap A 1\ntouch A 0 1\nwhere A 0 1\n",
+               "5 where: 1\n", "5 where: 0\n") == "fork-interleave-alloc"
+    assert cls("memfd F 1\nmmap A 1 file=F\nnuma_maps A\n",
+               "3 numa_maps: A+0 default dirty=1 N0=1\n", "3 numa_maps: A+0 default N0=1\n") == "dirty-shared"
+    assert cls("mmap A 2\nfork\nnuma_maps A\n", "3 numa_maps: a\n3 numa_maps: b\n",
+               "3 numa_maps: c\n") == "vma-merge-after-fork"
+    assert cls("mmap A 2\nwhere A 0 2\n", "2 where: 0 0\n", "2 where: 0 1\n") == "other"
+    assert cls("cpu 0\n", "(x)\n", "(the model failed: E: x)\n") == "model-crash"

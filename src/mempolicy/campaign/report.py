@@ -29,6 +29,19 @@ def _differing_lines(kernel: str, model: str) -> tuple[list[str], list[str]]:
     return [x for x in k if x not in m], [x for x in m if x not in k]
 
 
+def _interleaving(line: str) -> bool:
+    """Does LINE set an interleaving task policy?"""
+    w = line.split()
+    if w[:1] == ["set_mempolicy"]:
+        return len(w) > 1 and w[1] in ("interleave", "weighted_interleave")
+    if w[:2] == ["raw", "set_mempolicy"] and len(w) > 2:
+        try:
+            return int(w[2], 0) & 0xFF in (3, 6)
+        except ValueError:
+            return False
+    return False
+
+
 def suspected_class(r: dict) -> str:
     """A guess at which known gap a divergence belongs to, or ``other``.
 
@@ -49,8 +62,7 @@ def suspected_class(r: dict) -> str:
         return "model-crash"
     if cmd in ("move_pages", "migrate_pages", "mbind") and any("ENOMEM" in x for x in kd):
         return "enomem-full-target"
-    if forked and any(re.match(r"(set_mempolicy (weighted_)?interleave|raw set_mempolicy (3|6|0x..0[36]) )", x)
-                      for x in lines):
+    if forked and any(_interleaving(x) for x in lines):
         return "fork-interleave-alloc"
     strip = lambda xs: [re.sub(r" dirty=\d+", "", x) for x in xs]  # noqa: E731
     if cmd == "numa_maps" and kd and strip(kd) == strip(md):
