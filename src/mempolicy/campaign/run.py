@@ -134,6 +134,20 @@ def stoppable() -> list:
     return old
 
 
+def _collect(future, on_done: Callable[[list[dict]], None]) -> None:
+    """Hand a finished batch to ON_DONE; a batch that failed as a whole is reported
+    and left unfinished (the next run tries it again)."""
+    try:
+        batch = future.result()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - one batch must not end the campaign
+        print(f"mempolicy trace campaign: a batch failed ({type(e).__name__}: {e}); "
+              "its traces stay unfinished", file=sys.stderr)
+        return
+    on_done(batch)
+
+
 def run_local(batches: list[list], kernel: str, oracle: str, jobs: int,
               on_done: Callable[[list[dict]], None]) -> None:
     """Run BATCHES on a pool of JOBS local processes, calling ON_DONE with each batch's results."""
@@ -143,7 +157,7 @@ def run_local(batches: list[list], kernel: str, oracle: str, jobs: int,
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
-                on_done(f.result())
+                _collect(f, on_done)
     except BaseException:
         # Each worker leads its own process group with its QEMU: stop both.
         workers = list(getattr(pool, "_processes", None) or {})
@@ -173,7 +187,7 @@ def run_dask(batches: list[list], kernel: str, oracle: str, address: str,
         futures = [client.submit(evaluate_batch, b, kernel, oracle, pure=False) for b in batches]
         try:
             for f in as_completed(futures):
-                on_done(f.result())
+                _collect(f, on_done)
         except BaseException:
             client.cancel(futures)
             raise

@@ -128,12 +128,15 @@ def evaluate_batch(items: list[Item], kernel: str = "7.3", oracle: str = "qemu",
     diverged = [i for i, r in enumerate(results) if r["status"] == "divergent"]
     if not diverged:
         return results
-    again = run_kernel([texts[i] for i in diverged for _ in range(2)])
+    again = run_isolating(run_kernel, [texts[i] for i in diverged for _ in range(2)])
     real = []
     for n, i in enumerate(diverged):
         r = results[i]
         runs = [r["kernel"], again[2 * n], again[2 * n + 1]]
-        if len(set(runs)) > 1:
+        failed = [x for x in runs if isinstance(x, Exception)]
+        if failed:
+            r.update(status="error", error=f"rerun: {type(failed[0]).__name__}: {failed[0]}")
+        elif len(set(runs)) > 1:
             r["status"] = "nondeterministic"
             r["kernel_runs"] = runs
         else:
