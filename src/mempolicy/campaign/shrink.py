@@ -10,10 +10,11 @@ difference.
 
 Candidates are judged in rounds, and the candidates of one round (of every
 trace being shrunk, all with one header) run in a single oracle call, so a
-round costs one boot.  The first round tries the trace cut after its first
-differing command (nothing after it can change the lines before); later
-rounds follow ddmin: remove one of N chunks, halve the chunks when none can
-go, up to ``MAX_PER_ROUND`` candidates a round and ``MAX_ROUNDS`` rounds.
+round costs one boot.  First the trace is cut after its first differing
+command, without a boot (nothing after it can change the lines before);
+then the rounds follow ddmin: remove one of N chunks (the smallest candidate
+that still differs wins), double N when none can go, up to
+``MAX_PER_ROUND`` candidates a round and ``MAX_ROUNDS`` rounds.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Callable
 
 from mempolicy.trace.parser import TraceError, parse_trace
 
-MAX_ROUNDS = 24
-MAX_PER_ROUND = 12
+MAX_ROUNDS = 16
+MAX_PER_ROUND = 24
 
 # (texts) -> kernel outputs, in order, for texts of one header
 Oracle = Callable[[list[str]], list[str]]
@@ -119,14 +120,28 @@ class Shrinking:
     def text(self) -> str:
         return join_trace(self.header, self.cmds)
 
+    def truncate(self, model: Model) -> None:
+        """Drop the commands after the first differing one, without a kernel run.
+
+        Output lines come in execution order, and no command changes what an
+        earlier one printed, so the kernel's output of the cut trace is the
+        original's lines up to that command.
+        """
+        line = first_difference(self.kernel, self.model)
+        cut = (line[0] if line else 0) - len(self.header)
+        if not 0 < cut < len(self.cmds):
+            return
+        kernel = "".join(x for x in self.kernel.splitlines(keepends=True)
+                         if x[:1].isdigit() and int(x.split()[0]) <= line[0])
+        cmds = self.cmds[:cut]
+        mout = model(join_trace(self.header, cmds))
+        d = first_difference(kernel, mout)
+        if d is not None and d[1] == self.what:
+            self.cmds, self.kernel, self.model = cmds, kernel, mout
+
     def propose(self, first: bool) -> list[list[str]]:
         """The candidates of the next round (already repaired, not yet judged)."""
         out: list[list[str]] = []
-        if first:
-            line = first_difference(self.kernel, self.model)
-            cut = (line[0] if line else 0) - len(self.header)
-            if 0 < cut < len(self.cmds):
-                out.append(self.cmds[:cut])
         n = min(self.chunks, len(self.cmds))
         size = len(self.cmds) / n
         bounds = [(round(i * size), round((i + 1) * size)) for i in range(n)]
@@ -147,13 +162,13 @@ class Shrinking:
     def judge(self, results: list[tuple[str, str]]) -> None:
         """Take the first pending candidate that still differs the same way."""
         self.rounds += 1
-        for cand, (kout, mout) in zip(self.pending, results):
-            d = first_difference(kout, mout)
-            if d is not None and d[1] == self.what:
-                self.cmds, self.kernel, self.model = cand, kout, mout
-                self.chunks = max(2, self.chunks - 1)
-                self.cursor = 0
-                break
+        passing = [(len(c), i) for i, (c, (kout, mout)) in enumerate(zip(self.pending, results))
+                   if (d := first_difference(kout, mout)) is not None and d[1] == self.what]
+        if passing:                       # the smallest candidate that still differs
+            i = min(passing)[1]
+            self.cmds, (self.kernel, self.model) = self.pending[i], results[i]
+            self.chunks = max(2, self.chunks - 1)
+            self.cursor = 0
         else:
             if self.cursor >= min(self.chunks, len(self.cmds)):
                 if self.chunks >= len(self.cmds):
@@ -176,6 +191,7 @@ def shrink_all(items: list[tuple[str, str, str]], oracle: Oracle, model: Model) 
         header, cmds = split_trace(text)
         d = first_difference(kout, mout)
         states.append(Shrinking(header, cmds, kout, mout, d[1] if d else "?"))
+        states[-1].truncate(model)
     first = True
     while True:
         active = [s for s in states if not s.done]
