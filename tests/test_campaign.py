@@ -182,7 +182,9 @@ def test_suspected_classes():
                "5 where: 1\n", "5 where: 0\n") == "fork-interleave-alloc"
     assert cls("memfd F 1\nmmap A 1 file=F\nnuma_maps A\n",
                "3 numa_maps: A+0 default dirty=1 N0=1\n", "3 numa_maps: A+0 default N0=1\n") == "dirty-shared"
-    assert cls("mmap A 2\nfork\nnuma_maps A\n", "3 numa_maps: a\n3 numa_maps: b\n",
-               "3 numa_maps: c\n") == "vma-merge-after-fork"
+    assert cls("mmap A 2\nfork\nnuma_maps A\n", "3 numa_maps: A+0 a\n3 numa_maps: A+1 b\n",
+               "3 numa_maps: A+0 c\n") == "vma-merge-after-fork"
+    assert cls("mmap A 2\ntouch A 0 1\nfork\nmmap B 1 @0x200000002000\nnuma_maps B\n",
+               "5 numa_maps: B+0 default\n", "5 numa_maps:\n") == "vma-merge-after-fork"
     assert cls("mmap A 2\nwhere A 0 2\n", "2 where: 0 0\n", "2 where: 0 1\n") == "other"
     assert cls("cpu 0\n", "(x)\n", "(the model failed: E: x)\n") == "model-crash"

@@ -67,7 +67,8 @@ def suspected_class(r: dict) -> str:
     strip = lambda xs: [re.sub(r" dirty=\d+", "", x) for x in xs]  # noqa: E731
     if cmd == "numa_maps" and kd and strip(kd) == strip(md):
         return "dirty-shared"
-    if forked and cmd == "numa_maps" and len(kd) != len(md):
+    vmas = lambda xs: sum(1 for x in xs if "+" in x.split(":", 1)[-1])  # noqa: E731 - VMA lines
+    if forked and cmd == "numa_maps" and vmas(kd) != vmas(md):
         return "vma-merge-after-fork"
     if forked and cmd in ("where", "numa_maps"):
         return "fork-cow"
