@@ -6,6 +6,7 @@
 2. bulk placement of 1 TiB over 8 nodes: seconds and bytes per page (bench_bulk.py)
 3. lookups at 100,000 ranges or VMAs against 100 (bench_lookup.py)
 4. numa_maps of 65,530 VMAs (bench_numa_maps.py)
+5. campaign throughput, model and kernel side, 2 Dask workers against 1 (bench_campaign.py)
 
 Each prints its figures and a ratio measured in the same run; a summary
 follows with the machine they came from.  Needs NumPy (the bulk path) and a
@@ -23,6 +24,7 @@ import time
 import _common  # noqa: F401
 
 import bench_bulk
+import bench_campaign
 import bench_fault
 import bench_lookup
 import bench_numa_maps
@@ -59,6 +61,8 @@ def main() -> int:
     lk = bench_lookup.run()
     print("\n== 4. numa_maps of 65,530 VMAs ==")
     nm = bench_numa_maps.run()
+    print("\n== 5. campaign throughput ==")
+    cp = bench_campaign.run()
     print("\n== summary ==")
     print(f"machine: {machine()}")
     print(f"1. per-page faults: model {f['model']:,.0f}/s, host kernel {f['host']:,.0f}/s,"
@@ -69,6 +73,10 @@ def main() -> int:
     print(f"3. lookups at 100,000 / at 100: shared policy {lk['shared']:.2f}x,"
           f" VMAs {lk['vma65530']:.2f}x at 65,530 and {lk['vma100000']:.2f}x at 100,000 (target < 3x)")
     print(f"4. numa_maps of 65,530 VMAs: {nm['numa_maps_65530']:.3f} s (target < 1 s)")
+    print(f"5. campaign: model {cp['model']:.1f} traces/s/core"
+          + (f", kernel {cp['kernel']:.2f} traces/s/core (model {cp['model'] / cp['kernel']:.0f}x)"
+             if cp["kernel"] else ", kernel side skipped")
+          + (f", 2 workers against 1: {cp['scale'][1] / cp['scale'][2]:.2f}x" if cp["scale"] else ""))
     print(f"(all benchmarks: {time.perf_counter() - t0:.0f} s)")
     return 0
 

@@ -5,6 +5,7 @@
     mempolicy trace diff FILE...                model against kernel, per trace
     mempolicy trace record FILE...              write FILE.expected from the kernel
     mempolicy trace fuzz [--seed S] [--count N] [--out DIR]   random valid traces
+    mempolicy trace campaign [--count N] [--mode M] [--out DIR]   hunt model/kernel differences
     mempolicy check [...]                       the refcount protocol under concurrency
     mempolicy numactl [...]                     numactl, on Linux or on the model (--sim)
     mempolicy numastat [...]                    numastat views
@@ -98,6 +99,10 @@ def _main(argv: list[str]) -> int:
                 from mempolicy.trace.fuzz import main as fuzz_main
 
                 return fuzz_main(rest)
+            if sub == "campaign":
+                from mempolicy.campaign.cli import main as campaign_main
+
+                return campaign_main(rest)
         except KeyboardInterrupt:
             return 130
         except BrokenPipeError:

@@ -1,27 +1,27 @@
-"""Random valid traces, for hunting differences between the model and Linux.
+"""The general random program of ``mempolicy trace fuzz`` (mode ``random``).
 
-``generate(seed)`` writes one trace: a random machine (2 to 8 nodes,
+``generate_random(seed)`` writes one trace: a random machine (2 to 8 nodes,
 memory-only nodes last as Linux numbers them, sometimes a node without
 memory, random distances) and a random program over every command of the
 format, biased towards calls that succeed and ending with a ``where`` and a
 ``numa_maps`` of every mapping.  Traces whose seeds share ``seed // 12`` share
 a machine, so the oracle boots once per twelve traces.
 
-    mempolicy trace fuzz --seed 0 --count 48 --out DIR
-    mempolicy trace record DIR/*.trace
-    mempolicy trace diff DIR/*.trace
-
 The program never fills a node and keeps every fork paired with an exit.
 It never forks inside a child: a fork nested two deep advances an interleave
 task policy's round robin by an amount that changes from run to run on Linux
 (docs/trace-format.md, section 4), and the runner's own pages make copy on
 write after a child's fork depend on the runner, not on the trace.
+It never reads the task's interleave round-robin (``get_mempolicy node``
+without an address, or the raw call with ``MPOL_F_NODE`` alone) once a task
+policy that may interleave met a ``fork`` or a CPU change: the kernel's slab
+and fork allocations move that counter by amounts no trace controls
+(docs/oracle.md, "Determinism").  The directed modes build on ``Program``.
 """
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 MODES = ("default", "preferred", "bind", "interleave", "local", "preferred_many",
          "weighted_interleave")
@@ -54,7 +54,7 @@ def random_machine(rng: random.Random) -> tuple[list[str], int, int]:
     return lines, n, ncpu
 
 
-class _Program:
+class Program:
     def __init__(self, rng: random.Random, n: int, ncpu: int) -> None:
         self.rng, self.n, self.ncpu = rng, n, ncpu
         self.cmds: list[str] = []
@@ -64,6 +64,8 @@ class _Program:
         self.scopes: list[list[str]] = [[]]
         self.serial = 0
         self.nmmap = 0
+        self.may_interleave = False     # a task policy that may interleave was set
+        self.counter_moved = False      # a fork or CPU change since then
 
     def name(self, prefix: str) -> str:
         self.serial += 1
@@ -124,7 +126,7 @@ class _Program:
         elif r < 0.30:
             mode = rng.choice(MODES)
             nl = "-" if mode in ("default", "local") else self.nodes(False)
-            c(f"set_mempolicy {mode} {nl} {self.flags([0] * 8 + [1, 1, 2])}".rstrip())
+            self.set_mempolicy(mode, nl, self.flags([0] * 8 + [1, 1, 2]))
         elif r < 0.45:
             mode = rng.choice(MODES)
             if mode in ("default", "local"):
@@ -142,7 +144,7 @@ class _Program:
             c(f"numa_maps {m}")
         elif r < 0.76:
             words = [f"at={m}+{off}"] if rng.random() < 0.6 else []
-            if rng.random() < 0.4:
+            if rng.random() < 0.4 and (words or self.counter_ok()):
                 words.append("node")
             if rng.random() < 0.1:
                 words.append("mems_allowed")
@@ -154,14 +156,13 @@ class _Program:
         elif r < 0.84:
             c(f"migrate_pages {self.nodes(False)} {self.nodes(False)}")
         elif r < 0.87:
-            c(f"cpu {rng.randint(0, self.ncpu)}")
+            self.cpu(rng.randint(0, self.ncpu))
         elif r < 0.89:
             c(f"mprotect {m} {off} {cnt} {rng.choice(('ro', 'rw'))}")
         elif r < 0.91:
             c(f"munmap {m} {off} {cnt}")
         elif r < 0.94 and len(self.scopes) == 1:       # never inside a child (see above)
-            c("fork")
-            self.scopes.append([])
+            self.fork()
         elif r < 0.97 and len(self.scopes) > 1:
             self.exit()
         else:
@@ -175,6 +176,7 @@ class _Program:
             mode = rng.choice((0, 1, 2, 3, 4, 5, 6, 7, 0x8002, 0x4003, 0x2002, 0x2003, 0xC001))
             maxnode = rng.choice((0, 1, 2, 3, 4, 5, 9, 65, 1025, 2000))
             self.cmds.append(f"raw set_mempolicy {mode} {mask} {maxnode}")
+            self.may_interleave |= mode & 0xFF in (3, 6)
         elif which < 0.66:
             length = cnt * 4096 + rng.choice((0, 0, 1, -1))
             self.cmds.append(f"raw mbind {m} {off * 4096} {length} {rng.randint(0, 6)} {mask} "
@@ -183,7 +185,38 @@ class _Program:
             bits = rng.choice(("null", 64, 128, 1024))
             maxnode = rng.choice((0, 1, 2, 3, 8, 64, 65, 1025, 4097, 40000))
             addr = rng.choice(("0", f"{m}+{off * 4096}"))
-            self.cmds.append(f"raw get_mempolicy {bits} {maxnode} {addr} {rng.randint(0, 5)}")
+            flags = rng.randint(0, 5)
+            if flags & 3 == 1 and not self.counter_ok():
+                flags &= ~1
+            self.cmds.append(f"raw get_mempolicy {bits} {maxnode} {addr} {flags}")
+
+    def counter_ok(self) -> bool:
+        """May the program read the task's interleave round-robin now?"""
+        return not (self.may_interleave and self.counter_moved)
+
+    def set_mempolicy(self, mode: str, nodes: str, flags: str = "") -> None:
+        self.cmds.append(f"set_mempolicy {mode} {nodes} {flags}".rstrip())
+        if mode in ("interleave", "weighted_interleave"):
+            self.may_interleave = True
+            self.counter_moved = False
+
+    def cpu(self, c: int) -> None:
+        self.cmds.append(f"cpu {c}")
+        self.counter_moved = True
+
+    def fork(self) -> None:
+        self.cmds.append("fork")
+        self.scopes.append([])
+        self.counter_moved = True
+
+    def close(self) -> str:
+        """End every child, query every live mapping; the program's lines."""
+        while len(self.scopes) > 1:
+            self.exit()
+        for m, pages in self.maps.items():
+            self.cmds.append(f"where {m} 0 {pages}")
+            self.cmds.append(f"numa_maps {m}")
+        return "\n".join(self.cmds)
 
     def exit(self) -> None:
         self.cmds.append("exit")
@@ -193,36 +226,14 @@ class _Program:
                 self.memfds.remove(name)
 
 
-def generate(seed: int) -> str:
-    """The text of trace number ``seed``."""
+def generate_random(seed: int) -> str:
+    """The text of trace number ``seed`` of mode ``random``.
+
+    >>> generate_random(0).startswith("node 0 ")
+    True
+    """
     header, n, ncpu = random_machine(random.Random(seed // TRACES_PER_MACHINE * 7919))
-    prog = _Program(random.Random(seed), n, ncpu)
+    prog = Program(random.Random(seed), n, ncpu)
     for _ in range(prog.rng.randint(12, 40)):
         prog.step()
-    while len(prog.scopes) > 1:
-        prog.exit()
-    for m, pages in prog.maps.items():
-        prog.cmds.append(f"where {m} 0 {pages}")
-        prog.cmds.append(f"numa_maps {m}")
-    return "\n".join(header + prog.cmds) + "\n"
-
-
-def main(argv: list[str]) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="mempolicy trace fuzz",
-                                description="Write random valid traces (for trace record / trace diff).")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--count", type=int, default=12, help="how many traces (default 12)")
-    p.add_argument("--out", default=".", help="directory to write fNNNN.trace files into")
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for s in range(args.seed, args.seed + args.count):
-            (out / f"f{s:04d}.trace").write_text(generate(s))
-    except OSError as e:
-        print(f"mempolicy trace fuzz: {args.out}: {e.strerror}", file=__import__("sys").stderr)
-        return 2
-    print(f"wrote {args.count} traces to {out}")
-    return 0
+    return "\n".join(header) + "\n" + prog.close() + "\n"
