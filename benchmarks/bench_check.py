@@ -56,7 +56,7 @@ def main() -> int:
         total_n += n
         print(f"{name:<28} {base:>16.0f} {sched_rate:>12.0f} {sched_rate / base:>7.2f}")
     print(f"overall: {total_n / total_s:.0f} schedules/s")
-    setup = "from mempolicy.check import hooks as _chk"
+    setup = "from mempolicy.core import sched_points as _chk"
     n = 2_000_000
     point = timeit.timeit("_chk.sched is not None", setup=setup, number=n) / n
     empty = timeit.timeit("pass", number=n) / n

@@ -253,7 +253,7 @@ def test_place_counts_a_fallback():
 
 
 def test_bulk_path_is_off_under_the_checker(monkeypatch):
-    from mempolicy.check import hooks
+    from mempolicy.core import sched_points as hooks
 
     k, _ = Kernel.boot(Topology.simple(2))
     assert bulk.bulk_available(k)

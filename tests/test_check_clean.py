@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from mempolicy.check import hooks
+from mempolicy.core import sched_points as hooks
 from mempolicy.check.explore import explore, run_once
 from mempolicy.check.scenarios import CATALOGUE
 from mempolicy.check.strategy import PCT, BoundedDFS, Replay

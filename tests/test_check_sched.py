@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mempolicy.check import hooks
+from mempolicy.core import sched_points as hooks
 from mempolicy.check.sched import Scheduler
 from mempolicy.check.strategy import BoundedDFS
 from mempolicy.scopes.shmem import RWLock, SpinLock

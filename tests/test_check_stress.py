@@ -6,7 +6,7 @@ The operation count is small here; ``mempolicy check --stress`` runs
 
 from __future__ import annotations
 
-from mempolicy.check import hooks
+from mempolicy.core import sched_points as hooks
 from mempolicy.check.stress import stress
 from mempolicy.core import mempolicy as core
 

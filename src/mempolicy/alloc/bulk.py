@@ -39,7 +39,7 @@ from types import SimpleNamespace
 from mempolicy.alloc.fault import FaultSignal, OutOfMemory, do_user_addr_fault, handle_mm_fault
 from mempolicy.alloc.mpol_alloc import interleave_nodes, policy_nodemask, weighted_interleave_nodes
 from mempolicy.alloc.page_alloc import PageAllocator
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, get_vma_policy
 from mempolicy.scopes.pagetable import (

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol
 from mempolicy.alloc.page_alloc import Folio, ZeroPage
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put, mpol_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
 from mempolicy.scopes.pagetable import KIND_ANON

@@ -14,7 +14,7 @@ of each address space plays its thread-group leader.  No page migration
 
 from __future__ import annotations
 
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.scopes.mm import mpol_rebind_mm
 from mempolicy.scopes.task import mpol_rebind_task

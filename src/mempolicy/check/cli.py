@@ -251,7 +251,7 @@ def _overhead(args) -> int:
 def _stress(args) -> int:
     from .stress import stress
 
-    from . import hooks
+    from mempolicy.core import sched_points as hooks
 
     n = args.processes * args.threads
     switched = tuple(x for m in (args.mutant or []) for x in switches(MUTANTS[m]))

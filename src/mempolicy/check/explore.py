@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from mempolicy.check import hooks
+from mempolicy.core import sched_points as hooks
 
 from .scenarios import CATALOGUE, Scenario
 from .sched import Finding, Scheduler

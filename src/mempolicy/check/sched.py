@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from mempolicy.check import hooks
+from mempolicy.core import sched_points as hooks
 from mempolicy.core import mempolicy as _core
 from mempolicy.core.slab import SanitizerError
 

@@ -22,7 +22,7 @@ from mempolicy.core.nodemask import (
     bitmap_remap,
     mpol_relative_nodemask,
 )
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.slab import PolicyCache, SanitizerError
 from mempolicy.uapi import (
     MPOL_BIND,

@@ -13,7 +13,7 @@ Where the model differs: every resident page is on the active LRU list, so
 from __future__ import annotations
 
 from mempolicy.alloc.mpol_alloc import alloc_pages
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put, mpol_get, mpol_put, mpol_to_str
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref
 from mempolicy.uapi import PAGE_SHIFT

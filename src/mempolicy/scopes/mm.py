@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import Mempolicy, mpol_dup, mpol_equal, mpol_put, mpol_rebind_policy
 from mempolicy.core.rangelist import RangeList
 from mempolicy.scopes.pagetable import DirtyView, PageTable

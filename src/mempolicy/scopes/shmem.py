@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import (
     Mempolicy,
     mpol_dup,

@@ -9,7 +9,7 @@ numa_policy_init() has run.
 
 from __future__ import annotations
 
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import Mempolicy, mpol_put, mpol_rebind_policy
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.scopes.shmem import SpinLock

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mempolicy.alloc.fault import FaultSignal, do_user_addr_fault
 from mempolicy.alloc.mpol_alloc import alloc_pages_mpol
 from mempolicy.alloc.page_alloc import Folio
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import (
     KernelError,
     Mempolicy,

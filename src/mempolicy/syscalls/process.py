@@ -12,7 +12,7 @@ import errno
 
 from mempolicy.alloc.fault import map_page, unmap_page
 from mempolicy.alloc.mpol_alloc import alloc_pages
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import KernelError, mpol_dup
 from mempolicy.scopes.mm import MM, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VMA, AnonVma, vma_dup_policy
 from mempolicy.scopes.task import Task, mpol_put_task_policy
