@@ -71,7 +71,7 @@ def bulk_available(kernel) -> bool:
     """Whether the bulk path may run: NumPy present, no checker, a plain allocator."""
     if os.environ.get("MEMPOLICY_BULK", "1").lower() in ("0", "off", "no", "false"):
         return False
-    if _chk.sched is not None or _chk.mutants:
+    if _chk.sched is not None or _chk.mutated:
         return False
     if type(kernel.pages) is not PageAllocator:
         return False

@@ -67,23 +67,10 @@ def vma_alloc_folio(kernel, task, vma: VMA, addr: int) -> Folio:
         if nid is not None:
             kernel.stat_fault(pol)
     finally:
-        if _chk.mutants:
-            _mutant_cond_put(pol)
-        else:
-            mpol_cond_put(pol)
+        mpol_cond_put(pol)
     if nid is None:
         raise OutOfMemory()
     return Folio(nid, anon=True, index=vma.linear_page_index(addr))
-
-
-def _mutant_cond_put(pol) -> None:
-    """mpol_cond_put as a mutant of ``mempolicy.check.mutants`` gets it wrong."""
-    if "missing-cond-put" in _chk.mutants:
-        return
-    if "cond-put-as-put" in _chk.mutants:
-        mpol_put(pol)
-        return
-    mpol_cond_put(pol)
 
 
 def shmem_get_pgoff_policy(task, inode, index: int):
@@ -102,10 +89,7 @@ def shmem_alloc_folio(kernel, task, inode, index: int) -> Folio:
         if nid is not None:
             kernel.stat_fault(pol)
     finally:
-        if _chk.mutants:
-            _mutant_cond_put(pol)
-        else:
-            mpol_cond_put(pol)
+        mpol_cond_put(pol)
     if nid is None:
         raise OutOfMemory()
     folio = Folio(nid, anon=False, mapping=inode, index=index)

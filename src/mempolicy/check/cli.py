@@ -251,8 +251,7 @@ def _overhead(args) -> int:
 def _stress(args) -> int:
     from .stress import stress
 
-    from mempolicy.core import sched_points as hooks
-
+    from .mutate import applied
     n = args.processes * args.threads
     switched = tuple(x for m in (args.mutant or []) for x in switches(MUTANTS[m]))
     protocol = args.protocol
@@ -261,11 +260,8 @@ def _stress(args) -> int:
     print(f"mempolicy check --stress: {args.processes} processes x {args.threads} threads"
           f" ({n} tasks), {args.ops} operations, seed {args.seed}, protocol {protocol}"
           + (f", mutants {', '.join(switched)}" if switched else ""), flush=True)
-    hooks.mutants = frozenset(switched)
-    try:
+    with applied(switched):
         r = stress(args.processes, args.threads, args.ops, args.seed, protocol=protocol)
-    finally:
-        hooks.mutants = frozenset()
     print(f"ran {r.ops} operations ({r.errors} returned an error, {r.forks} forks) in"
           f" {r.seconds:.2f} s: {r.ops / r.seconds if r.seconds else 0:.0f} ops/s")
     print(f"policies allocated: {r.allocated}; in the cache at start {r.start_active},"

@@ -13,8 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from mempolicy.core import sched_points as hooks
-
+from .mutate import applied
 from .scenarios import CATALOGUE, Scenario
 from .sched import Finding, Scheduler
 from .strategy import PCT, BoundedDFS, Replay
@@ -77,21 +76,22 @@ class Result:
 
 def run_once(scenario: Scenario, strategy, protocol: str = "current", mutants=(),
              lockdep: bool = True) -> Run:
-    """Build the start state, run one schedule, ask the oracle."""
+    """Build the start state, run one schedule with ``mutants`` applied, ask the oracle."""
+    with applied(mutants):
+        return _run_once(scenario, strategy, protocol, mutants, lockdep)
+
+
+def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: bool) -> Run:
     world = scenario.build(protocol)
     sched = Scheduler(strategy, world, lockdep=lockdep)
     strategy.begin()
-    hooks.mutants = frozenset(mutants)
-    try:
-        for name, ops in world.programs:
-            sched.spawn(name, world.runner(name, ops))
-        finding = sched.run()
-        if finding is None:
-            finding = world.check_invariants() or world.teardown()
-            if finding is not None:
-                finding.step = sched.step
-    finally:
-        hooks.mutants = frozenset()
+    for name, ops in world.programs:
+        sched.spawn(name, world.runner(name, ops))
+    finding = sched.run()
+    if finding is None:
+        finding = world.check_invariants() or world.teardown()
+        if finding is not None:
+            finding.step = sched.step
     return Run(scenario.name, protocol, tuple(mutants), lockdep, sched.choices, finding,
                sched.events, [t.name for t in sched.tasks], world, sched.step, sched.preemptions,
                strategy.describe(), sched.names)
@@ -102,13 +102,20 @@ def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: in
             max_schedules: int | None = None) -> Result:
     """Exhaustive search within ``bound`` preemptions, then ``pct_runs`` PCT schedules;
     stops at the first failing schedule."""
+    with applied(mutants):
+        return _explore(scenario, protocol, tuple(mutants), bound, pct_runs, seed, depth, lockdep,
+                        max_schedules)
+
+
+def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
+             max_schedules) -> Result:
     res = Result(scenario.name, protocol, tuple(mutants))
     t0 = time.perf_counter()
     dfs = BoundedDFS(bound)
     res.strategy = f"DFS, bound {bound}"
     res.complete = True
     while True:
-        run = run_once(scenario, dfs, protocol, mutants, lockdep)
+        run = _run_once(scenario, dfs, protocol, mutants, lockdep)
         res.schedules += 1
         res.max_steps = max(res.max_steps, run.steps)
         if run.finding is not None:
@@ -124,7 +131,7 @@ def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: in
     if res.failure is None and pct_runs:
         res.strategy += f" + {pct_runs} PCT d={depth}"
         for i in range(pct_runs):
-            run = run_once(scenario, PCT(seed + i, depth, res.max_steps), protocol, mutants, lockdep)
+            run = _run_once(scenario, PCT(seed + i, depth, res.max_steps), protocol, mutants, lockdep)
             res.schedules += 1
             if run.finding is not None:
                 res.failure = run
@@ -150,9 +157,9 @@ def load_schedule(path: str) -> dict:
         raise ValueError(f"{path}: unknown scenario {data.get('scenario')!r}")
     if data.get("protocol") not in ("current", "2008"):
         raise ValueError(f"{path}: unknown protocol {data.get('protocol')!r}")
-    from .mutants import MUTANTS
+    from .mutate import known
     muts = data.get("mutants", [])
-    if not isinstance(muts, list) or any(m not in MUTANTS for m in muts):
+    if not isinstance(muts, list) or any(not isinstance(m, str) or not known(m) for m in muts):
         raise ValueError(f"{path}: unknown mutant in {muts!r}")
     sch = data.get("schedule")
     if not isinstance(sch, list) or not all(isinstance(i, int) and i >= 0 for i in sch):

@@ -34,4 +34,3 @@ from __future__ import annotations
 
 sched = None
 mutated = False
-mutants: frozenset = frozenset()   # removed with the model's mutant branches (next step)

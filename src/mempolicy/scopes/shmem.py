@@ -186,12 +186,7 @@ class SharedPolicy:
         """The policy at page ``idx`` with an extra reference, or None."""
         if not self.nodes:
             return None
-        nolock = noref = False
-        if _chk.mutants:
-            nolock = "shared-tree-no-lock" in _chk.mutants
-            noref = "shared-lookup-noref" in _chk.mutants or "shared-noref-nocondput" in _chk.mutants
-        if not nolock:
-            self.lock.read_lock()
+        self.lock.read_lock()
         try:
             n = self._lookup(idx, idx + 1)
             pol = None
@@ -199,11 +194,9 @@ class SharedPolicy:
                 pol = n.policy
                 if _chk.sched is not None:
                     _chk.sched.load("shared", self, pol, n)
-                if not noref:
-                    mpol_get(pol)
+                mpol_get(pol)
         finally:
-            if not nolock:
-                self.lock.read_unlock()
+            self.lock.read_unlock()
         return pol
 
     def sp_alloc(self, start: int, end: int, pol: Mempolicy) -> SpNode:
@@ -243,8 +236,6 @@ class SharedPolicy:
                             copy = n.policy
                         else:
                             copy = mpol_dup(n.policy, self.cache)
-                            if _chk.mutants and "sp-split-copies-refcnt" in _chk.mutants:
-                                copy._refcnt = n.policy._refcnt    # *new = *old without atomic_set(1)
                         tail = SpNode(end, n.end, copy)
                         n.end = start
                         self.sp_insert(tail)

@@ -56,15 +56,12 @@ class Task:
 
 def mpol_put_task_policy(task: Task) -> None:
     """At exit: detach the task policy under task_lock, then put it."""
-    nolock = _chk.mutants and "exit-no-task-lock" in _chk.mutants
-    if not nolock:
-        task.alloc_lock.lock()
+    task.alloc_lock.lock()
     pol = task.mempolicy
     task.mempolicy = None
     if _chk.sched is not None:
         _chk.sched.store("task", task, None)
-    if not nolock:
-        task.alloc_lock.unlock()
+    task.alloc_lock.unlock()
     mpol_put(pol)
 
 

@@ -122,9 +122,6 @@ def copy_nodes_to_user(buf_bytes: int, maxnode: int, nodes: Nodemask, nr_node_id
 
 def do_set_mempolicy(kernel, task, mode: int, flags: int, nodes: Nodemask) -> None:
     new = mpol_new(kernel.policy_cache, mode, flags, nodes)
-    early = _chk.mutants and "set-mempolicy-put-before-publish" in _chk.mutants
-    if early:
-        mpol_put(task.mempolicy)                        # the old policy freed while still published
     with task.alloc_lock:                               # task_lock(current)
         try:
             mpol_set_nodemask(new, nodes, task.mems_allowed, kernel.topo.n_memory)
@@ -138,8 +135,7 @@ def do_set_mempolicy(kernel, task, mode: int, flags: int, nodes: Nodemask) -> No
         if new is not None and new.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
             task.il_prev = MAX_NUMNODES - 1
             task.il_weight = 0
-    if not early:
-        mpol_put(old)
+    mpol_put(old)
 
 
 def kernel_set_mempolicy(kernel, task, mode: int, nmask: int | None, maxnode: int) -> int:
@@ -198,9 +194,8 @@ def do_get_mempolicy(kernel, task, addr: int, flags: int) -> tuple[int, Nodemask
     try:
         if flags & MPOL_F_NODE:
             if flags & MPOL_F_ADDR:
-                if not (_chk.mutants and "get-mempolicy-no-ref" in _chk.mutants):
-                    pol_refcount = pol
-                    mpol_get(pol)
+                pol_refcount = pol
+                mpol_get(pol)
                 mm.mmap_lock.read_unlock()
                 locked = False
                 r = lookup_node(kernel, task, addr)
@@ -388,11 +383,7 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
     new = mpol_new(kernel.policy_cache, mode, mode_flags, nmask)
     if new is None:
         flags |= MPOL_MF_DISCONTIG_OK
-    read_locked = _chk.mutants and "mbind-mmap-read-lock" in _chk.mutants
-    if read_locked:
-        mm.mmap_lock.read_lock()
-    else:
-        mm.mmap_lock.write_lock()
+    mm.mmap_lock.write_lock()
     pagelist: list = []
     err = 0
     nr_failed = 0
@@ -422,10 +413,7 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
                 mpol_cond_put(pol)
                 base_ilx = ilx - folio.index
     finally:
-        if read_locked:
-            mm.mmap_lock.read_unlock()
-        else:
-            mm.mmap_lock.write_unlock()
+        mm.mmap_lock.write_unlock()
     if not err and pagelist:
         failed = 0
         for folio, _vma, _addr in pagelist:
