@@ -176,8 +176,7 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     The caller holds mmap_lock (do_user_addr_fault, get_user_pages).
     """
     mm = task.mm
-    if _chk.sched is not None:
-        _chk.sched.assert_held(mm.mmap_lock, "read", "handle_mm_fault")
+    _chk.mmap_assert_locked(mm)
     vma = mm.vma_lookup(addr)
     if vma is None:
         raise FaultSignal("SIGSEGV")

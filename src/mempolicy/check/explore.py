@@ -81,9 +81,10 @@ def run_once(scenario: Scenario, strategy, protocol: str = "current", mutants=()
         return _run_once(scenario, strategy, protocol, mutants, lockdep)
 
 
-def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: bool) -> Run:
+def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: bool,
+              lock_order: dict | None = None) -> Run:
     world = scenario.build(protocol)
-    sched = Scheduler(strategy, world, lockdep=lockdep)
+    sched = Scheduler(strategy, world, lockdep=lockdep, lock_order=lock_order)
     strategy.begin()
     for name, ops in world.programs:
         sched.spawn(name, world.runner(name, ops))
@@ -110,12 +111,13 @@ def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: in
 def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
              max_schedules) -> Result:
     res = Result(scenario.name, protocol, tuple(mutants))
+    lock_order: dict = {}
     t0 = time.perf_counter()
     dfs = BoundedDFS(bound)
     res.strategy = f"DFS, bound {bound}"
     res.complete = True
     while True:
-        run = _run_once(scenario, dfs, protocol, mutants, lockdep)
+        run = _run_once(scenario, dfs, protocol, mutants, lockdep, lock_order)
         res.schedules += 1
         res.max_steps = max(res.max_steps, run.steps)
         if run.finding is not None:
@@ -131,7 +133,8 @@ def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
     if res.failure is None and pct_runs:
         res.strategy += f" + {pct_runs} PCT d={depth}"
         for i in range(pct_runs):
-            run = _run_once(scenario, PCT(seed + i, depth, res.max_steps), protocol, mutants, lockdep)
+            run = _run_once(scenario, PCT(seed + i, depth, res.max_steps), protocol, mutants, lockdep,
+                            lock_order)
             res.schedules += 1
             if run.finding is not None:
                 res.failure = run

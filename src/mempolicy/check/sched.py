@@ -108,7 +108,8 @@ def classify(exc: BaseException) -> str:
 _CARRIERS = frozenset({
     "mpol_get", "__mpol_put", "mpol_put", "mpol_cond_put", "read_lock", "read_unlock",
     "write_lock", "write_unlock", "lock", "unlock", "__enter__", "__exit__", "alloc", "free",
-    "__init__", "__mpol_dup", "mpol_dup", "mpol_new", "_static",
+    "__init__", "__mpol_dup", "mpol_dup", "mpol_new", "_static", "lockdep_assert_held",
+    "mmap_assert_locked", "mmap_assert_write_locked", "vma_assert_write_locked",
 })
 
 
@@ -205,8 +206,12 @@ class Scheduler:
     calls the methods below through ``hooks.sched``.
     """
 
-    def __init__(self, strategy, world=None, lockdep: bool = True, max_steps: int = 20000) -> None:
+    def __init__(self, strategy, world=None, lockdep: bool = True, max_steps: int = 20000,
+                 lock_order: dict | None = None) -> None:
         self.strategy = strategy
+        # lockdep's dependency graph, kept across the schedules of one exploration:
+        # lock class -> {lock class taken while holding it: (task, function) first seen}
+        self.lock_order: dict[str, dict[str, tuple[str, str]]] = {} if lock_order is None else lock_order
         self.world = world
         self.lockdep = lockdep
         self.max_steps = max_steps
@@ -464,6 +469,8 @@ class Scheduler:
             raise Abort
         me = self.current
         self._point()
+        if self.lockdep and me.held:
+            self._lock_dependency(me, lock)
         h = self._h(lock)
         while not self._available(lock, mode):
             mine = (h["write"] == me.idx or h["spin"] == me.idx
@@ -487,6 +494,39 @@ class Scheduler:
             h["write"] = me.idx
         me.held.append((lock, mode))
         self.log("lock", lock, mode, None)
+
+    def _lock_dependency(self, me: SchedTask, lock) -> None:
+        """lockdep: record "held -> lock" for every lock class ``me`` holds, and fail on a
+        cycle (a possible deadlock even if this schedule does not deadlock)."""
+        new = lock.name
+        for held, _mode in me.held:
+            old = held.name
+            if old == new:                 # same class, e.g. parent and child mmap_lock: nested
+                continue
+            path = self._order_path(new, old)
+            if path is not None:
+                chain = " -> ".join(path)
+                first = self.lock_order[path[0]][path[1]]
+                self._fail(me, "lock order",
+                           f"possible circular locking dependency: {me.name} takes {new} while"
+                           f" holding {old} in {kernel_function(3)}, but {chain} was taken"
+                           f" earlier ({first[0]} in {first[1]})")
+                raise Abort
+            self.lock_order.setdefault(old, {}).setdefault(new, (me.name, kernel_function(3)))
+
+    def _order_path(self, src: str, dst: str) -> list[str] | None:
+        """A chain of recorded dependencies from lock class ``src`` to ``dst``."""
+        stack = [[src]]
+        seen = {src}
+        while stack:
+            path = stack.pop()
+            for nxt in self.lock_order.get(path[-1], {}):
+                if nxt == dst:
+                    return path + [nxt]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(path + [nxt])
+        return None
 
     def lock_release(self, lock, mode: str) -> None:
         me = self.current
@@ -543,16 +583,19 @@ class Scheduler:
             return "read-held by " + ", ".join(names[i] for i in sorted(h["read"]))
         return "not held"
 
-    def assert_held(self, lock, mode: str, where: str) -> None:
-        """lockdep: the running task holds ``lock`` for ``mode`` (read: read or write)."""
+    def assert_held(self, lock, mode: str, where: str | None) -> None:
+        """lockdep: the running task holds ``lock`` for ``mode`` ("read": read or write;
+        "any": in any mode)."""
         if not self.lockdep or self.aborting:
             return
         me = self.current
         h = self._h(lock)
-        if h["write"] == me.idx:
+        if h["write"] == me.idx or h["spin"] == me.idx:
             return
-        if mode == "read" and h["read"].get(me.idx):
+        if mode in ("read", "any") and h["read"].get(me.idx):
             return
+        if where is None:
+            where = kernel_function(2)
         want = "for writing" if mode == "write" else "held"
         raise CheckFailure("lock misuse", f"{where} without {self._lockname(lock)} {want} by"
                                           f" {me.name} ({self._lock_state(lock)})")

@@ -34,3 +34,45 @@ from __future__ import annotations
 
 sched = None
 mutated = False
+
+
+# -- lockdep: what a model function needs held, stated at its top ---------------
+
+def lockdep_assert_held(lock, mode: str = "any") -> None:
+    """``lockdep_assert_held(lock)``: the running task holds ``lock`` (``mode`` "any",
+    "read" or "write"; a write hold satisfies "read").
+
+    :param lock: ``spinlock_t *`` / ``rwlock_t *`` (``SpinLock`` or ``RWLock``)
+
+    >>> lockdep_assert_held(task.alloc_lock)       # doctest: +SKIP
+    """
+    if sched is not None:
+        sched.assert_held(lock, mode, None)
+
+
+def mmap_assert_locked(mm) -> None:
+    """``mmap_assert_locked(mm)``: ``mm->mmap_lock`` held for reading or writing.
+
+    :param mm: ``struct mm_struct *``
+    """
+    if sched is not None:
+        sched.assert_held(mm.mmap_lock, "read", None)
+
+
+def mmap_assert_write_locked(mm) -> None:
+    """``mmap_assert_write_locked(mm)``: ``mm->mmap_lock`` held for writing.
+
+    :param mm: ``struct mm_struct *``
+    """
+    if sched is not None:
+        sched.assert_held(mm.mmap_lock, "write", None)
+
+
+def vma_assert_write_locked(vma) -> None:
+    """``vma_assert_write_locked(vma)``: the VMA may be changed (the model has no per-VMA
+    lock, so this is ``mmap_lock`` held for writing).
+
+    :param vma: ``struct vm_area_struct *``
+    """
+    if sched is not None:
+        sched.assert_held(vma.mm.mmap_lock, "write", None)

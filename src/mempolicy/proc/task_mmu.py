@@ -13,6 +13,7 @@ Where the model differs: every resident page is on the active LRU list, so
 from __future__ import annotations
 
 from mempolicy.alloc.mpol_alloc import alloc_pages
+from mempolicy.core.sched_points import mmap_assert_locked
 from mempolicy.core.mempolicy import mpol_cond_put, mpol_get, mpol_put, mpol_to_str
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref
 from mempolicy.uapi import PAGE_SHIFT
@@ -24,6 +25,7 @@ def seq_path_escape(path: str, esc: str = "\n\t= \\") -> str:
 
 
 def show_numa_map(kernel, task, vma: VMA, task_mempolicy) -> str:
+    mmap_assert_locked(vma.mm)
     pol, _ = _get_vma_policy_noref(vma, vma.start)
     if pol is not None:
         buf = mpol_to_str(pol)

@@ -114,6 +114,7 @@ def get_vma_policy(task, vma: VMA, addr: int, order: int = 0) -> tuple[Mempolicy
 
 def vma_dup_policy(kernel, src: VMA, dst: VMA) -> None:
     """Give ``dst`` its own copy of ``src``'s policy (split, fork)."""
+    _chk.mmap_assert_write_locked(src.mm)
     pol = src.vm_policy
     if _chk.sched is not None:
         _chk.sched.load("vma", src, pol)
@@ -185,12 +186,15 @@ class MM:
 
     # -- tree updates ----------------------------------------------------------
     def insert_vma(self, vma: VMA) -> None:
+        _chk.mmap_assert_write_locked(self)
         self.vmas.add(vma)
 
     def unlink_vma(self, vma: VMA) -> None:
+        _chk.mmap_assert_write_locked(self)
         self.vmas.remove(vma)
 
     def _restart(self, vma: VMA, start: int) -> None:
+        _chk.mmap_assert_write_locked(self)
         self.vmas.rekey(vma, start)
 
     def remove_vma(self, vma: VMA) -> None:
@@ -310,6 +314,7 @@ def mpol_rebind_mm(mm: MM, new) -> None:
     mm.mmap_lock.write_lock()
     try:
         for vma in mm.vmas:
+            _chk.vma_assert_write_locked(vma)           # vma_start_write()
             pol = vma.vm_policy
             if pol is not None and _chk.sched is not None:
                 _chk.sched.modify(pol, "mpol_rebind_policy")

@@ -167,6 +167,7 @@ class SharedPolicy:
         return None if n is None else self.nodes.index(n)
 
     def sp_insert(self, new: SpNode) -> None:
+        _chk.lockdep_assert_held(self.lock, "write")
         self.nodes.add(new)
         if _chk.sched is not None:
             _chk.sched.store("shared", self, new.policy, new)
@@ -175,6 +176,7 @@ class SharedPolicy:
         sp_free(self.nodes.pop(i))
 
     def _sp_delete_node(self, n: SpNode) -> None:
+        _chk.lockdep_assert_held(self.lock, "write")
         self.nodes.remove(n)
         sp_free(n)
 

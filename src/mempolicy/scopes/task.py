@@ -67,6 +67,7 @@ def mpol_put_task_policy(task: Task) -> None:
 
 def mpol_rebind_task(tsk: Task, new: Nodemask) -> None:
     """Rebind the task policy to a new cpuset (caller holds task_lock(tsk))."""
+    _chk.lockdep_assert_held(tsk.alloc_lock)
     pol = tsk.mempolicy
     if _chk.sched is not None:
         _chk.sched.load("task", tsk, pol)

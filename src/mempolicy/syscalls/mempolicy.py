@@ -327,8 +327,7 @@ def _present_vpns(mm, lo: int, hi: int):
 def vma_replace_policy(kernel, vma: VMA, pol: Mempolicy | None) -> None:
     """Store a policy in a VMA: its own copy (or, in the 2008 protocol, ``pol`` itself
     with a reference), telling a shmem file through ``set_policy``."""
-    if _chk.sched is not None:
-        _chk.sched.assert_held(vma.mm.mmap_lock, "write", "vma_replace_policy")
+    _chk.vma_assert_write_locked(vma)
     if kernel.protocol == "2008":
         mpol_get(pol)
         new = pol

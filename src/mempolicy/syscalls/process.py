@@ -48,9 +48,11 @@ def copy_process(kernel, parent: Task) -> Task:
         child.runner_pgtables.append(nid)
     pmm = parent.mm
     pmm.mmap_lock.write_lock()                        # dup_mmap: mmap_write_lock(oldmm)
+    mm.mmap_lock.write_lock()                         # mmap_write_lock_nested(mm, SINGLE_DEPTH_NESTING)
     try:
         _dup_mmap(kernel, parent, pmm, mm)
     finally:
+        mm.mmap_lock.write_unlock()
         pmm.mmap_lock.write_unlock()
     kernel.tasks[child.pid] = child
     return child

@@ -1,0 +1,135 @@
+"""The mutation score: every generated mutant against the scenarios that reach it.
+
+For each mutant of ``mempolicy.check.mutate`` the scenarios whose straight
+run calls the mutated function are explored (small ones first, each with a
+time budget) until one fails.  A mutant that no scenario catches is a
+*survivor*; a survivor listed in ``equivalent.txt`` (one name and a reason a
+line) was reviewed as equivalent: no program can tell it from the kernel.
+The score is caught / (generated - equivalent).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from importlib import resources
+
+from .mutate import MODULES, Mutant, generate
+from .scenarios import CATALOGUE, Scenario
+
+EQUIVALENT_FILE = "equivalent.txt"
+
+
+@dataclass
+class Outcome:
+    """What happened to one mutant."""
+
+    mutant: Mutant
+    scenario: str | None       # the one that caught it (or the last tried)
+    schedules: int
+    seconds: float
+    finding: str | None        # kind [in function], None if it survived
+    covered: bool
+
+    @property
+    def caught(self) -> bool:
+        return self.finding is not None
+
+
+def equivalents(text: str | None = None) -> dict[str, str]:
+    """name -> reason from ``equivalent.txt`` (or ``text``)."""
+    if text is None:
+        text = resources.files("mempolicy.check").joinpath(EQUIVALENT_FILE).read_text(encoding="utf-8")
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, reason = line.partition(" ")
+        out[name] = reason.strip()
+    return out
+
+
+def coverage(scenarios: dict[str, Scenario] | None = None, protocol: str = "current") -> dict[tuple, list[str]]:
+    """(module, qualname) -> the scenarios whose straight run calls that model function."""
+    from .explore import run_straight
+
+    scenarios = CATALOGUE if scenarios is None else scenarios
+    files = {}
+    for mod in MODULES:
+        m = sys.modules.get("mempolicy." + mod)
+        if m is None:
+            import importlib
+            m = importlib.import_module("mempolicy." + mod)
+        files[os.path.abspath(m.__file__)] = mod
+    out: dict[tuple, list[str]] = {}
+    for name, sc in scenarios.items():
+        seen = set()
+
+        def prof(frame, event, arg):
+            if event == "call":
+                c = frame.f_code
+                seen.add((c.co_filename, c.co_qualname))
+        sys.setprofile(prof)
+        try:
+            run_straight(sc, protocol)
+        finally:
+            sys.setprofile(None)
+        for fname, qual in seen:
+            mod = files.get(os.path.abspath(fname))
+            if mod is not None:
+                out.setdefault((mod, qual), []).append(name)
+    return out
+
+
+def _size(sc: Scenario) -> int:
+    w = sc.build()
+    return sum(_ops(ops) for _, ops in w.programs) * len(w.programs)
+
+
+def _ops(ops) -> int:
+    return sum(1 + (_ops(op[2]) if op[0] == "fork" else 0) for op in ops)
+
+
+def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: int = 2,
+               scenarios: dict[str, Scenario] | None = None) -> Outcome:
+    """Explore the scenarios ``where`` with ``m`` applied until one fails or time is up."""
+    from .explore import explore
+
+    scenarios = CATALOGUE if scenarios is None else scenarios
+    t0 = time.perf_counter()
+    n = 0
+    last = None
+    for sname in where:
+        sc = scenarios[sname]
+        left = budget - (time.perf_counter() - t0)
+        if left <= 0:
+            break
+        bound = bound_small if sc.small else 1
+        r = explore(sc, "current", (m.name,), bound=bound, pct_runs=0 if sc.small else 100,
+                    max_schedules=max(50, int(left * 300)))
+        n += r.schedules
+        last = sname
+        if r.failure is not None:
+            f = r.failure.finding
+            text = f.kind + (f" in {f.where}" if f.where else "")
+            return Outcome(m, sname, n, time.perf_counter() - t0, text, True)
+    return Outcome(m, last, n, time.perf_counter() - t0, None, bool(where))
+
+
+def score(mutants=None, budget: float = 10.0, scenarios: dict[str, Scenario] | None = None,
+          progress=None) -> list[Outcome]:
+    """Run every mutant (default: all generated ones); ``progress(outcome)`` after each."""
+    scenarios = CATALOGUE if scenarios is None else scenarios
+    cov = coverage(scenarios)
+    order = sorted(scenarios, key=lambda s: (not scenarios[s].small, _size(scenarios[s])))
+    out = []
+    for m in (generate() if mutants is None else mutants):
+        where = [s for s in order if s in cov.get((m.module, m.func), [])]
+        o = run_mutant(m, where, budget, scenarios=scenarios)
+        out.append(o)
+        if progress is not None:
+            progress(o)
+    return out
