@@ -54,3 +54,14 @@ def test_usage_mistakes_are_one_line_and_exit_2(capsys, argv):
     cap = capsys.readouterr()
     assert cap.err.count("\n") == 1 and cap.err.startswith("mempolicy check: ")
     assert "Traceback" not in cap.err
+
+
+def test_failures_are_written_only_when_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--protocol", "2008", "--scenario", "mbind-anon-and-shmem"]) == 1
+    assert list(tmp_path.iterdir()) == []
+    assert "not saved: --save DIR" in capsys.readouterr().out
+    assert main(["--protocol", "2008", "--scenario", "mbind-anon-and-shmem", "--save", "cf"]) == 1
+    files = sorted(p.name for p in (tmp_path / "cf").iterdir())
+    assert files == ["mbind-anon-and-shmem-2008.json"]          # no temporary file left behind
+    assert "schedule saved to cf/mbind-anon-and-shmem-2008.json" in capsys.readouterr().out

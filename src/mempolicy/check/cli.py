@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="PCT schedules per scenario after the exhaustive search (default: 0 small, 300 large)")
     p.add_argument("--seed", type=int, default=1, help="first PCT / stress seed (default 1)")
     p.add_argument("--no-lockdep", action="store_true", help="do not check the kernel's lock assertions")
-    p.add_argument("--save", metavar="DIR", help="where failing schedules go (default: check-failures)")
+    p.add_argument("--save", metavar="DIR", help="write failing schedules to DIR (default: none are written)")
     p.add_argument("--verbose", "-v", action="store_true", help="print every counterexample's timeline")
     p.add_argument("--pages", type=int, default=64, metavar="N", help="--overhead: pages per task")
     p.add_argument("--processes", type=int, default=3, metavar="N", help="--stress: processes")
@@ -114,12 +114,24 @@ def _list() -> int:
 
 
 def _save(run, directory: str, stem: str) -> str:
+    """Write a failing schedule to DIRECTORY/STEM.json atomically (temporary file, rename)."""
+    import tempfile
+
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, stem + ".json")
     data = run.schedule_json()
     text = json.dumps({**data, "schedule": "@"}, indent=1).replace('"@"', json.dumps(data["schedule"]))
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    fd, tmp = tempfile.mkstemp(prefix="." + stem + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return path
 
 
@@ -159,10 +171,13 @@ def _catalogue(args) -> int:
     print(f"explored {total} schedules in {secs:.2f} s: {rate:.0f} schedules/s")
     for r in failures:
         stem = r.scenario + ("" if args.protocol == "current" else f"-{args.protocol}")
-        path = _save(r.failure, args.save or "check-failures", stem)
         print()
         print(report(r.failure, title=f"== counterexample: {r.scenario} (protocol {args.protocol}) =="))
-        print(f"schedule saved to {path}; replay: mempolicy check --replay {path}")
+        if args.save:
+            path = _save(r.failure, args.save, stem)
+            print(f"schedule saved to {path}; replay: mempolicy check --replay {path}")
+        else:
+            print("(not saved: --save DIR writes the schedule for --replay)")
     if failures:
         print(f"\n{len(failures)} of {len(names)} scenarios failed")
         return 1

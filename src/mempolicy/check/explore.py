@@ -144,30 +144,65 @@ def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
 
 
 def load_schedule(path: str) -> dict:
-    """Read and validate a schedule file; ValueError with a one-line reason."""
+    """Read and validate a schedule file; ValueError with one line ``FILE:LINE: message``."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            text = f.read()
     except OSError as e:
         raise ValueError(f"{path}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a schedule file ({e})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a schedule file")
-    if data.get("version") != SCHEDULE_VERSION:
-        raise ValueError(f"{path}: unsupported schedule version {data.get('version')!r}")
-    if data.get("scenario") not in CATALOGUE:
-        raise ValueError(f"{path}: unknown scenario {data.get('scenario')!r}")
-    if data.get("protocol") not in ("current", "2008"):
-        raise ValueError(f"{path}: unknown protocol {data.get('protocol')!r}")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}:1: not a schedule file (not UTF-8 text: {e.reason})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: not a schedule file ({e.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{path}:1: not a schedule file (nested too deeply)") from None
+    return check_schedule(data, path, text)
+
+
+def _line(text: str, key: str) -> int:
+    """The line of ``"key"`` in the file (1 if absent)."""
+    i = text.find(f'"{key}"')
+    return text.count("\n", 0, i) + 1 if i >= 0 else 1
+
+
+def check_schedule(data, path: str = "<schedule>", text: str = "") -> dict:
+    """Validate the shape of a decoded schedule file; ValueError ``FILE:LINE: message``."""
     from .mutate import known
+
+    def bad(key: str, msg: str):
+        raise ValueError(f"{path}:{_line(text, key)}: {msg}")
+
+    if not isinstance(data, dict):
+        bad("", "not a schedule file (expected a JSON object)")
+    version = data.get("version")
+    if type(version) is not int or version != SCHEDULE_VERSION:
+        bad("version", f"unsupported schedule version {_short(version)}")
+    sc = data.get("scenario")
+    if not isinstance(sc, str) or sc not in CATALOGUE:
+        bad("scenario", f"unknown scenario {_short(sc)}")
+    proto = data.get("protocol")
+    if not isinstance(proto, str) or proto not in ("current", "2008"):
+        bad("protocol", f"unknown protocol {_short(proto)}")
     muts = data.get("mutants", [])
     if not isinstance(muts, list) or any(not isinstance(m, str) or not known(m) for m in muts):
-        raise ValueError(f"{path}: unknown mutant in {muts!r}")
+        bad("mutants", f"unknown mutant in {_short(muts)}")
+    if not isinstance(data.get("lockdep", True), bool):
+        bad("lockdep", "'lockdep' must be true or false")
     sch = data.get("schedule")
-    if not isinstance(sch, list) or not all(isinstance(i, int) and i >= 0 for i in sch):
-        raise ValueError(f"{path}: 'schedule' must be a list of task indices")
+    if not isinstance(sch, list) or not all(type(i) is int and 0 <= i < 1 << 16 for i in sch):
+        bad("schedule", "'schedule' must be a list of task indices")
+    rec = data.get("finding")
+    if rec is not None and not (isinstance(rec, dict) and isinstance(rec.get("kind"), str)
+                                and isinstance(rec.get("message"), str)):
+        bad("finding", "'finding' must be null or an object with a kind and a message")
     return data
+
+
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def replay(data: dict) -> tuple[Run, bool]:
