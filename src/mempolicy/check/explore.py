@@ -38,10 +38,12 @@ class Run:
     preemptions: int
     strategy: str = ""
     names: dict = field(default_factory=dict)
+    scenario_text: str | None = None      # a scenario not in the catalogue travels with it
 
     def schedule_json(self) -> dict:
         """The replayable schedule (``mempolicy check --replay``)."""
-        return {
+        extra = {} if self.scenario_text is None else {"scenario_text": self.scenario_text}
+        return {**extra,
             "version": SCHEDULE_VERSION,
             "scenario": self.scenario,
             "protocol": self.protocol,
@@ -93,23 +95,25 @@ def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: boo
         finding = world.check_invariants() or world.teardown()
         if finding is not None:
             finding.step = sched.step
+    shipped = CATALOGUE.get(scenario.name)
+    text = None if shipped is not None and shipped.text == scenario.text else scenario.text
     return Run(scenario.name, protocol, tuple(mutants), lockdep, sched.choices, finding,
                sched.events, [t.name for t in sched.tasks], world, sched.step, sched.preemptions,
-               strategy.describe(), sched.names)
+               strategy.describe(), sched.names, text)
 
 
 def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: int = 2,
             pct_runs: int = 0, seed: int = 1, depth: int = 3, lockdep: bool = True,
-            max_schedules: int | None = None) -> Result:
+            max_schedules: int | None = None, max_seconds: float | None = None) -> Result:
     """Exhaustive search within ``bound`` preemptions, then ``pct_runs`` PCT schedules;
     stops at the first failing schedule."""
     with applied(mutants):
         return _explore(scenario, protocol, tuple(mutants), bound, pct_runs, seed, depth, lockdep,
-                        max_schedules)
+                        max_schedules, max_seconds)
 
 
 def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
-             max_schedules) -> Result:
+             max_schedules, max_seconds=None) -> Result:
     res = Result(scenario.name, protocol, tuple(mutants))
     lock_order: dict = {}
     t0 = time.perf_counter()
@@ -130,9 +134,15 @@ def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
             res.complete = False
             res.notes.append(f"stopped after {max_schedules} schedules")
             break
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            res.complete = False
+            res.notes.append(f"stopped after {max_seconds:.1f} s")
+            break
     if res.failure is None and pct_runs:
         res.strategy += f" + {pct_runs} PCT d={depth}"
         for i in range(pct_runs):
+            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                break
             run = _run_once(scenario, PCT(seed + i, depth, res.max_steps), protocol, mutants, lockdep,
                             lock_order)
             res.schedules += 1
@@ -180,7 +190,18 @@ def check_schedule(data, path: str = "<schedule>", text: str = "") -> dict:
     if type(version) is not int or version != SCHEDULE_VERSION:
         bad("version", f"unsupported schedule version {_short(version)}")
     sc = data.get("scenario")
-    if not isinstance(sc, str) or sc not in CATALOGUE:
+    src = data.get("scenario_text")
+    if src is not None:
+        from .scenario_file import ScenarioError, parse
+        if not isinstance(src, str):
+            bad("scenario_text", "'scenario_text' must be the text of a scenario file")
+        try:
+            parsed = parse(src, "scenario_text")
+        except ScenarioError as e:
+            bad("scenario_text", f"in the embedded scenario: {e}")
+        if parsed.name != sc:
+            bad("scenario", f"scenario {_short(sc)} but the embedded text is {parsed.name!r}")
+    elif not isinstance(sc, str) or sc not in CATALOGUE:
         bad("scenario", f"unknown scenario {_short(sc)}")
     proto = data.get("protocol")
     if not isinstance(proto, str) or proto not in ("current", "2008"):
@@ -208,7 +229,12 @@ def _short(v) -> str:
 def replay(data: dict) -> tuple[Run, bool]:
     """Run a recorded schedule; returns the run and whether it followed the recording."""
     strat = Replay(data["schedule"])
-    run = run_once(CATALOGUE[data["scenario"]], strat, data["protocol"],
+    if data.get("scenario_text") is not None:
+        from .scenario_file import parse
+        scenario = parse(data["scenario_text"], "scenario_text")
+    else:
+        scenario = CATALOGUE[data["scenario"]]
+    run = run_once(scenario, strat, data["protocol"],
                    tuple(data.get("mutants", [])), bool(data.get("lockdep", True)))
     followed = not strat.diverged and strat.k >= len(data["schedule"])
     return run, followed
@@ -217,10 +243,13 @@ def replay(data: dict) -> tuple[Run, bool]:
 def run_straight(scenario: Scenario, protocol: str = "current") -> Finding | None:
     """The scenario without the scheduler: each task's program in turn (a forked child's
     right after its fork), then the same end-of-run checks.  The benchmark's baseline."""
+    return straight(scenario.build(protocol))
+
+
+def straight(world) -> Finding | None:
+    """Run a built world's programs one after the other (no scheduler), then check it."""
     from mempolicy.alloc.fault import FaultSignal, OutOfMemory
     from mempolicy.core.mempolicy import KernelError
-
-    world = scenario.build(protocol)
 
     def run(name: str, ops: list) -> None:
         task = world.tasks[name]

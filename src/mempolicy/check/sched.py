@@ -18,6 +18,7 @@ raised anywhere in the model into a finding at the step it happened.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -150,6 +151,7 @@ class SchedTask:
         self.held: list = []             # [(lock, mode)]
         self.lookup_refs: dict[int, int] = {}
         self.op = ""
+        self.glet = None
 
     def __repr__(self) -> str:
         return f"<{self.name} {('ready', 'blocked', 'done')[self.state]}>"
@@ -170,11 +172,52 @@ _pool: list[_Worker] = []
 _pool_lock = threading.Lock()
 
 
+def _forget_workers() -> None:
+    """In a forked child the parked worker threads do not exist: start afresh."""
+    global _pool_lock
+    _pool.clear()
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_workers)
+
+
 def _get_worker() -> _Worker:
     with _pool_lock:
         if _pool:
             return _pool.pop()
     return _Worker()
+
+
+def default_carrier() -> str:
+    """"greenlet" when the greenlet package is installed, else "thread"."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = os.environ.get("MEMPOLICY_CHECK_CARRIER") or None
+    if _DEFAULT is None:
+        try:
+            import greenlet  # noqa: F401
+            _DEFAULT = "greenlet"
+        except ImportError:
+            _DEFAULT = "thread"
+    return _DEFAULT
+
+
+_DEFAULT: str | None = None
+
+
+def _task_main(st: SchedTask) -> None:
+    """A task's greenlet: its program, then the end of the task."""
+    sched = st.sched
+    try:
+        if not sched.aborting:
+            st.program(st)
+    except Abort:
+        pass
+    except BaseException as e:                # a finding raised by the model or the oracle
+        sched.record_exception(st, e)
+    finally:
+        sched.task_done(st)
 
 
 def _worker_main(w: _Worker) -> None:
@@ -207,8 +250,16 @@ class Scheduler:
     """
 
     def __init__(self, strategy, world=None, lockdep: bool = True, max_steps: int = 20000,
-                 lock_order: dict | None = None) -> None:
+                 lock_order: dict | None = None, carrier: str | None = None) -> None:
         self.strategy = strategy
+        # what carries a task: "greenlet" (a switch is a stack swap in this thread) or
+        # "thread" (an OS thread per task and a semaphore handoff: the old engine)
+        self.carrier = carrier or default_carrier()
+        if self.carrier == "greenlet":
+            import greenlet
+            self._greenlet = greenlet.greenlet
+            self._main_glet = greenlet.getcurrent()
+            self._handoff: SchedTask | None = None
         # lockdep's dependency graph, kept across the schedules of one exploration:
         # lock class -> {lock class taken while holding it: (task, function) first seen}
         self.lock_order: dict[str, dict[str, tuple[str, str]]] = {} if lock_order is None else lock_order
@@ -232,6 +283,9 @@ class Scheduler:
         """Add a task (before ``run`` or from a running task, e.g. a forked child)."""
         st = SchedTask(self, len(self.tasks), name, program)
         self.tasks.append(st)
+        if self.carrier == "greenlet":
+            st.glet = self._greenlet(lambda: _task_main(st), parent=self._main_glet)
+            return st
         w = _get_worker()
         w.job = st
         w.job_sem.release()
@@ -244,6 +298,11 @@ class Scheduler:
         saved = hooks.sched, _core.refcount_hook
         hooks.sched = self
         _core.refcount_hook = self.refcount
+        if self.carrier == "greenlet":
+            try:
+                return self._run_greenlets()
+            finally:
+                hooks.sched, _core.refcount_hook = saved
         try:
             ready = [t for t in self.tasks if t.state == READY]
             first = self._choose(ready, None)
@@ -264,6 +323,33 @@ class Scheduler:
             hooks.sched, _core.refcount_hook = saved
         return self.finding
 
+    def _run_greenlets(self) -> Finding | None:
+        """The main loop of the greenlet carrier: run the chosen task until a task ends
+        (tasks switch to each other directly), then the task its end chose."""
+        ready = [t for t in self.tasks if t.state == READY]
+        nxt = self._choose(ready, None)
+        while nxt is not None:
+            self.current = nxt
+            self._handoff = None
+            nxt.glet.switch()
+            nxt = self._handoff
+        while True:                          # after a finding: unwind the parked tasks
+            pending = [t for t in self.tasks if t.state != DONE]
+            if not pending:
+                return self.finding
+            self.aborting = True
+            self.current = pending[0]
+            pending[0].glet.switch()
+
+    def _wake(self, nxt: SchedTask | None) -> None:
+        """Hand the baton to ``nxt`` (None: the main loop) from a task that ended."""
+        if self.carrier == "greenlet":
+            self._handoff = nxt
+        elif nxt is None:
+            self.main_sem.release()
+        else:
+            nxt.sem.release()
+
     def _wait_main(self) -> None:
         if not self.main_sem.acquire(timeout=STALL_SECONDS):
             self.aborting = True
@@ -274,23 +360,23 @@ class Scheduler:
         """A task's program returned (or was unwound): run another one, or wake the main thread."""
         st.state = DONE
         if self.aborting:
-            self.main_sem.release()
+            self._wake(None)
             return
         if st.held:
             locks = ", ".join(f"{lk.name} ({mode})" for lk, mode in st.held)
             self._fail(st, "lock misuse", f"{st.name} finished its program holding {locks}")
-            self.main_sem.release()
+            self._wake(None)
             return
         ready = [t for t in self.tasks if t.state == READY]
         if ready:
             nxt = self._choose(ready, None)
             self.current = nxt
-            nxt.sem.release()
+            self._wake(nxt)
             return
         blocked = [t for t in self.tasks if t.state == BLOCKED]
         if blocked:
             self._fail(st, "deadlock", self._deadlock_text(blocked))
-        self.main_sem.release()
+        self._wake(None)
 
     def record_exception(self, st: SchedTask, e: BaseException) -> None:
         if self.finding is None and not self.aborting:
@@ -337,8 +423,11 @@ class Scheduler:
 
     def _switch(self, me: SchedTask, nxt: SchedTask) -> None:
         self.current = nxt
-        nxt.sem.release()
-        me.sem.acquire()
+        if self.carrier == "greenlet":
+            nxt.glet.switch()
+        else:
+            nxt.sem.release()
+            me.sem.acquire()
         if self.aborting:
             raise Abort
 

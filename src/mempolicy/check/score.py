@@ -32,6 +32,7 @@ class Outcome:
     seconds: float
     finding: str | None        # kind [in function], None if it survived
     covered: bool
+    error: str | None = None   # the checker failed on this mutant
 
     @property
     def caught(self) -> bool:
@@ -53,8 +54,9 @@ def equivalents(text: str | None = None) -> dict[str, str]:
 
 
 def coverage(scenarios: dict[str, Scenario] | None = None, protocol: str = "current") -> dict[tuple, list[str]]:
-    """(module, qualname) -> the scenarios whose straight run calls that model function."""
-    from .explore import run_straight
+    """(module, qualname) -> the scenarios whose programs (not their start state) call that
+    model function."""
+    from .explore import straight
 
     scenarios = CATALOGUE if scenarios is None else scenarios
     files = {}
@@ -72,9 +74,10 @@ def coverage(scenarios: dict[str, Scenario] | None = None, protocol: str = "curr
             if event == "call":
                 c = frame.f_code
                 seen.add((c.co_filename, c.co_qualname))
+        world = sc.build(protocol)
         sys.setprofile(prof)
         try:
-            run_straight(sc, protocol)
+            straight(world)
         finally:
             sys.setprofile(None)
         for fname, qual in seen:
@@ -108,8 +111,12 @@ def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: i
         if left <= 0:
             break
         bound = bound_small if sc.small else 1
-        r = explore(sc, "current", (m.name,), bound=bound, pct_runs=0 if sc.small else 100,
-                    max_schedules=max(50, int(left * 300)))
+        try:
+            r = explore(sc, "current", (m.name,), bound=bound, pct_runs=0 if sc.small else 100,
+                        max_seconds=left)
+        except Exception as e:           # the checker itself failed: not a catch
+            return Outcome(m, sname, n, time.perf_counter() - t0, None, True,
+                           f"{type(e).__name__}: {e}")
         n += r.schedules
         last = sname
         if r.failure is not None:
@@ -120,16 +127,42 @@ def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: i
 
 
 def score(mutants=None, budget: float = 10.0, scenarios: dict[str, Scenario] | None = None,
-          progress=None) -> list[Outcome]:
-    """Run every mutant (default: all generated ones); ``progress(outcome)`` after each."""
+          progress=None, skip: dict[str, str] | None = None, jobs: int = 1) -> list[Outcome]:
+    """Run every mutant (default: all generated ones) except those in ``skip``;
+    ``progress(outcome)`` after each.  ``jobs`` > 1 spreads the mutants over a local
+    process pool."""
     scenarios = CATALOGUE if scenarios is None else scenarios
     cov = coverage(scenarios)
     order = sorted(scenarios, key=lambda s: (not scenarios[s].small, _size(scenarios[s])))
+    todo = [m for m in (generate() if mutants is None else mutants) if m.name not in (skip or {})]
+    work = [(m, [s for s in order if s in cov.get((m.module, m.func), [])]) for m in todo]
     out = []
-    for m in (generate() if mutants is None else mutants):
-        where = [s for s in order if s in cov.get((m.module, m.func), [])]
+    if jobs > 1 and len(work) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        global _POOL_SCENARIOS
+        _POOL_SCENARIOS = scenarios
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            for o in pool.map(_pool_run, [(m.name, where, budget) for m, where in work]):
+                out.append(o)
+                if progress is not None:
+                    progress(o)
+        return out
+    for m, where in work:
         o = run_mutant(m, where, budget, scenarios=scenarios)
         out.append(o)
         if progress is not None:
             progress(o)
     return out
+
+
+_POOL_SCENARIOS: dict | None = None
+
+
+def _pool_run(job) -> Outcome:
+    from .mutate import by_name
+
+    name, where, budget = job
+    return run_mutant(by_name()[name], where, budget, scenarios=_POOL_SCENARIOS)

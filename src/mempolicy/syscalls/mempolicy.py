@@ -320,7 +320,8 @@ def queue_pages_range(kernel, mm, start: int, end: int, nmask: Nodemask, flags: 
 
 
 def _present_vpns(mm, lo: int, hi: int):
-    """The vpns in [lo, hi) that have a pte, ascending."""
+    """The vpns in [lo, hi) that have a pte, ascending (a page walk: mmap_lock held)."""
+    _chk.mmap_assert_locked(mm)
     return list(mm.ptes.present(lo, hi))
 
 
