@@ -54,8 +54,8 @@ def equivalents(text: str | None = None) -> dict[str, str]:
 
 
 def coverage(scenarios: dict[str, Scenario] | None = None, protocol: str = "current") -> dict[tuple, list[str]]:
-    """(module, qualname) -> the scenarios whose programs (not their start state) call that
-    model function."""
+    """(module, line) -> the scenarios whose programs (not their start state) run that line
+    of the model."""
     from .explore import straight
 
     scenarios = CATALOGUE if scenarios is None else scenarios
@@ -67,23 +67,30 @@ def coverage(scenarios: dict[str, Scenario] | None = None, protocol: str = "curr
             m = importlib.import_module("mempolicy." + mod)
         files[os.path.abspath(m.__file__)] = mod
     out: dict[tuple, list[str]] = {}
+    model = {f for f in files}
     for name, sc in scenarios.items():
         seen = set()
 
-        def prof(frame, event, arg):
-            if event == "call":
-                c = frame.f_code
-                seen.add((c.co_filename, c.co_qualname))
+        def local(frame, event, arg):
+            if event == "line":
+                seen.add((frame.f_code.co_filename, frame.f_lineno))
+            return local
+
+        def glob(frame, event, arg):
+            if os.path.abspath(frame.f_code.co_filename) in model:
+                seen.add((frame.f_code.co_filename, frame.f_lineno))
+                return local
+            return None
         world = sc.build(protocol)
-        sys.setprofile(prof)
+        sys.settrace(glob)
         try:
-            straight(world)
+            straight(world, checks=False)
         finally:
-            sys.setprofile(None)
-        for fname, qual in seen:
+            sys.settrace(None)
+        for fname, line in seen:
             mod = files.get(os.path.abspath(fname))
             if mod is not None:
-                out.setdefault((mod, qual), []).append(name)
+                out.setdefault((mod, line), []).append(name)
     return out
 
 
@@ -135,7 +142,7 @@ def score(mutants=None, budget: float = 10.0, scenarios: dict[str, Scenario] | N
     cov = coverage(scenarios)
     order = sorted(scenarios, key=lambda s: (not scenarios[s].small, _size(scenarios[s])))
     todo = [m for m in (generate() if mutants is None else mutants) if m.name not in (skip or {})]
-    work = [(m, [s for s in order if s in cov.get((m.module, m.func), [])]) for m in todo]
+    work = [(m, [s for s in order if s in cov.get((m.module, m.line), [])]) for m in todo]
     out = []
     if jobs > 1 and len(work) > 1:
         import multiprocessing
