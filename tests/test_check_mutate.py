@@ -32,7 +32,7 @@ def test_every_kind_of_site_is_found():
     ops = {(m.op, m.site.split("(")[0].split("#")[0]) for m in mutate.generate()}
     for want in [("drop", "mpol_get"), ("drop", "mpol_put"), ("put", "mpol_cond_put"),
                  ("alias", "mpol_dup"), ("refcnt", "mpol_dup"), ("read", "write_lock"),
-                 ("unlocked", "lock"), ("unlocked", "with task.alloc_lock"), ("drop", "read_unlock"),
+                 ("unlocked", "lock"), ("unlocked", "with"), ("drop", "read_unlock"),
                  ("early", "mpol_put"), ("late", "mpol_get"), ("drop", "vma.vm_policy=")]:
         assert want in ops, want
     assert len(mutate.generate()) > 100

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from .mutants import MUTANTS, switches
+from .mutants import MUTANTS
 from .scenarios import CATALOGUE
 
 
@@ -273,7 +273,7 @@ def _named_mutants(args, names) -> bool:
         for sname in m.scenarios:
             sc = CATALOGUE[sname]
             bound, pct = _search(args, sc.small)
-            r = explore(sc, m.protocol, switches(m), bound=bound, pct_runs=max(pct, 200),
+            r = explore(sc, m.protocol, (name,) if m.parts else (), bound=bound, pct_runs=max(pct, 200),
                         seed=args.seed, lockdep=not args.no_lockdep)
             n += r.schedules
             last = sname

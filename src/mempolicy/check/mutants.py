@@ -50,7 +50,7 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in [
            "mbind replaces VMA policies under mmap_lock held for read, so a fault can use the"
            " old policy while it is freed",
            ("anon-fault-vs-mbind",)),
-    Mutant("numa-maps-no-task-lock", ("proc.task_mmu:_numa_maps:unlocked:with task.alloc_lock",
+    Mutant("numa-maps-no-task-lock", ("proc.task_mmu:_numa_maps:unlocked:with(task.alloc_lock)",
                                       "proc.task_mmu:_numa_maps:drop:mpol_get",
                                       "proc.task_mmu:_numa_maps:drop:mpol_put"),
            "numa_maps reads another task's policy without task_lock and without a reference",

@@ -156,7 +156,7 @@ def _sites(fn: ast.FunctionDef):
             elif isinstance(st, ast.With) and len(st.items) == 1:
                 e = st.items[0].context_expr
                 if isinstance(e, ast.Attribute) and e.attr in WITH_LOCKS:
-                    kind, key = "with", f"with {ast.unparse(e)}"
+                    kind, key = "with", f"with({ast.unparse(e)})"
             elif _store_field(st) is not None:
                 kind, key = "store", ast.unparse(st.targets[0]) + "="
             if kind is not None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mempolicy.trace.parser import _mode_and_flags, _Names, _nodes, _parse_command  # one grammar
+from mempolicy.trace.parser import _Names, _nodes, _parse_command  # one grammar for both
 from mempolicy.uapi import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT
 
 from .world import World

@@ -105,31 +105,37 @@ def _ops(ops) -> int:
 
 def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: int = 2,
                scenarios: dict[str, Scenario] | None = None) -> Outcome:
-    """Explore the scenarios ``where`` with ``m`` applied until one fails or time is up."""
+    """Explore the scenarios ``where`` with ``m`` applied until one fails or time is up.
+
+    The search deepens across scenarios: every scenario with no preemption first, then
+    with one, then the small ones with ``bound_small``, then PCT runs on the large ones;
+    most mistakes show in the first round."""
     from .explore import explore
 
     scenarios = CATALOGUE if scenarios is None else scenarios
     t0 = time.perf_counter()
     n = 0
     last = None
-    for sname in where:
-        sc = scenarios[sname]
-        left = budget - (time.perf_counter() - t0)
-        if left <= 0:
-            break
-        bound = bound_small if sc.small else 1
-        try:
-            r = explore(sc, "current", (m.name,), bound=bound, pct_runs=0 if sc.small else 100,
-                        max_seconds=left)
-        except Exception as e:           # the checker itself failed: not a catch
-            return Outcome(m, sname, n, time.perf_counter() - t0, None, True,
-                           f"{type(e).__name__}: {e}")
-        n += r.schedules
-        last = sname
-        if r.failure is not None:
-            f = r.failure.finding
-            text = f.kind + (f" in {f.where}" if f.where else "")
-            return Outcome(m, sname, n, time.perf_counter() - t0, text, True)
+    rounds = [(b, 0) for b in range(bound_small + 1)] + [(1, 100)]
+    for bound, pct in rounds:
+        for sname in where:
+            sc = scenarios[sname]
+            if (bound > 1 and not sc.small) or (pct and sc.small):
+                continue
+            left = budget - (time.perf_counter() - t0)
+            if left <= 0:
+                return Outcome(m, last, n, time.perf_counter() - t0, None, bool(where))
+            try:
+                r = explore(sc, "current", (m.name,), bound=bound, pct_runs=pct, max_seconds=left)
+            except Exception as e:           # the checker itself failed: not a catch
+                return Outcome(m, sname, n, time.perf_counter() - t0, None, True,
+                               f"{type(e).__name__}: {e}")
+            n += r.schedules
+            last = sname
+            if r.failure is not None:
+                f = r.failure.finding
+                text = f.kind + (f" in {f.where}" if f.where else "")
+                return Outcome(m, sname, n, time.perf_counter() - t0, text, True)
     return Outcome(m, last, n, time.perf_counter() - t0, None, bool(where))
 
 
