@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lockdep", action="store_true", help="do not check the kernel's lock assertions")
     p.add_argument("--save", metavar="DIR", help="write failing schedules to DIR (default: none are written)")
     p.add_argument("--jobs", "-j", type=int, metavar="N",
-                   help="--mutants: worker processes (default: one per CPU)")
+                   help="worker processes for --mutants and for large scenarios (default: one per CPU)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="explore large scenarios on this Dask scheduler (needs 'distributed')")
     p.add_argument("--budget", type=float, default=10.0, metavar="S",
                    help="--mutants: seconds of search per generated mutant (default 10)")
     p.add_argument("--verbose", "-v", action="store_true", help="print every counterexample's timeline")
@@ -176,8 +178,12 @@ def _catalogue(args) -> int:
     for name in names:
         sc = args.catalogue[name]
         bound, pct = _search(args, sc.small)
-        r = explore(sc, args.protocol, (), bound=bound, pct_runs=pct, seed=args.seed,
-                    lockdep=not args.no_lockdep)
+        jobs = args.jobs if args.jobs else (os.cpu_count() or 1)
+        if not sc.small and (args.scheduler or jobs > 1):
+            r = _distributed(args, sc, bound, pct, jobs)
+        else:
+            r = explore(sc, args.protocol, (), bound=bound, pct_runs=pct, seed=args.seed,
+                        lockdep=not args.no_lockdep)
         total += r.schedules
         secs += r.seconds
         ntasks = len(r.failure.tasks) if r.failure else len(sc.build(args.protocol).programs)
@@ -204,6 +210,29 @@ def _catalogue(args) -> int:
         return 1
     print("all clean")
     return 0
+
+
+def _distributed(args, sc, bound: int, pct: int, jobs: int):
+    """A large scenario: the bounded search split by prefix over processes (or Dask), then
+    the PCT runs here."""
+    from .distribute import explore_distributed
+    from .explore import explore
+
+    try:
+        r = explore_distributed(sc, args.protocol, (), bound=bound, jobs=jobs,
+                                scheduler=args.scheduler, lockdep=not args.no_lockdep)
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:                  # the Dask scheduler cannot be reached
+        raise UsageError(f"--scheduler {args.scheduler}: {e}") from None
+    if r.failure is None and pct:
+        p = explore(sc, args.protocol, (), bound=0, pct_runs=pct, seed=args.seed,
+                    lockdep=not args.no_lockdep)
+        r.schedules += p.schedules
+        r.seconds += p.seconds
+        r.failure = p.failure
+        r.strategy = f"DFS b{bound} x{jobs} + {pct} PCT"
+    return r
 
 
 def _mutants(args) -> int:
