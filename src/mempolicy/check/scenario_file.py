@@ -39,7 +39,7 @@ class ScenarioError(ValueError):
     """A mistake in a scenario file, reported as ``FILE:LINE: message``."""
 
     def __init__(self, path: str, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}")
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
         self.path, self.line, self.message = path, line, message
 
 
