@@ -15,7 +15,6 @@ import os
 import time
 
 from .explore import Result, _run_once, replay
-from .mutate import applied
 from .strategy import BoundedDFS
 
 
@@ -23,13 +22,12 @@ def prefixes(scenario, protocol: str = "current", mutants=(), bound: int = 1, de
              lockdep: bool = True) -> list[list[int]]:
     """The distinct choices at the first ``depth`` choice points (within ``bound``)."""
     out = []
-    with applied(mutants):
-        dfs = BoundedDFS(bound, split_depth=depth)
-        while True:
-            run = _run_once(scenario, dfs, protocol, mutants, lockdep)
-            out.append(list(run.choices[:depth]))
-            if not dfs.next_schedule():
-                return out
+    dfs = BoundedDFS(bound, split_depth=depth)
+    while True:
+        run = _run_once(scenario, dfs, protocol, mutants, lockdep)
+        out.append(list(run.choices[:depth]))
+        if not dfs.next_schedule():
+            return out
 
 
 def _job(args) -> dict:
@@ -38,17 +36,16 @@ def _job(args) -> dict:
     n = 0
     seen = []
     lock_order: dict = {}
-    with applied(mutants):
-        dfs = BoundedDFS(bound, prefix=prefix)
-        while True:
-            run = _run_once(scenario, dfs, protocol, mutants, lockdep, lock_order)
-            n += 1
-            if collect:
-                seen.append(tuple(run.choices))
-            if run.finding is not None:
-                return {"schedules": n, "failure": run.schedule_json(), "seen": seen}
-            if not dfs.next_schedule():
-                return {"schedules": n, "failure": None, "seen": seen}
+    dfs = BoundedDFS(bound, prefix=prefix)
+    while True:
+        run = _run_once(scenario, dfs, protocol, mutants, lockdep, lock_order)
+        n += 1
+        if collect:
+            seen.append(tuple(run.choices))
+        if run.finding is not None:
+            return {"schedules": n, "failure": run.schedule_json(), "seen": seen}
+        if not dfs.next_schedule():
+            return {"schedules": n, "failure": None, "seen": seen}
 
 
 def explore_distributed(scenario, protocol: str = "current", mutants=(), bound: int = 1,

@@ -79,8 +79,7 @@ class Result:
 def run_once(scenario: Scenario, strategy, protocol: str = "current", mutants=(),
              lockdep: bool = True) -> Run:
     """Build the start state, run one schedule with ``mutants`` applied, ask the oracle."""
-    with applied(mutants):
-        return _run_once(scenario, strategy, protocol, mutants, lockdep)
+    return _run_once(scenario, strategy, protocol, mutants, lockdep)
 
 
 def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: bool,
@@ -90,7 +89,10 @@ def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: boo
     strategy.begin()
     for name, ops in world.programs:
         sched.spawn(name, world.runner(name, ops))
-    finding = sched.run()
+    # the mutants are on while the tasks run, not while the correct kernel builds the start
+    # state or tears it down (there, without the scheduler, a lost unlock would hang)
+    with applied(mutants):
+        finding = sched.run()
     if finding is None:
         finding = world.check_invariants() or world.teardown()
         if finding is not None:
@@ -107,9 +109,8 @@ def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: in
             max_schedules: int | None = None, max_seconds: float | None = None) -> Result:
     """Exhaustive search within ``bound`` preemptions, then ``pct_runs`` PCT schedules;
     stops at the first failing schedule."""
-    with applied(mutants):
-        return _explore(scenario, protocol, tuple(mutants), bound, pct_runs, seed, depth, lockdep,
-                        max_schedules, max_seconds)
+    return _explore(scenario, protocol, tuple(mutants), bound, pct_runs, seed, depth, lockdep,
+                    max_schedules, max_seconds)
 
 
 def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
