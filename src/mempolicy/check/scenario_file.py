@@ -221,8 +221,10 @@ def _ops(word: str, rest: list[str], names, st, tasks, forks, me: str) -> list[t
         if a["off"] or a["shared"] and a["file"] is None:
             raise ValueError("the checker maps anonymous memory or a whole memfd")
         if after is not None:
+            if a["private"]:
+                raise ValueError("after= maps shared memory only")
             return [("_mmap_at", me, a["name"], after, a["pages"], a["file"])]
-        return [("_mmap", me, a["name"], a["pages"], a["file"])]
+        return [("_mmap", me, a["name"], a["pages"], a["file"], False, 0, a["private"])]
     if word == "touch":
         return [("fault", a["name"], a["off"] + i, not a["read"]) for i in range(a["pages"])]
     if word == "mbind":

@@ -130,13 +130,14 @@ class World:
         self.lock_names[id(f.inode.policy.lock)] = f"sp->lock of memfd {name}"
 
     def mmap(self, task: str, name: str, pages: int, memfd: str | None = None,
-             shared: bool = False, off: int = 0) -> None:
+             shared: bool = False, off: int = 0, private: bool = False) -> None:
         t = self.tasks[task]
         slot = self.slots[id(t.mm)]
         self.slots[id(t.mm)] = slot + max(1, -(-pages // SLOT_PAGES))
         addr = BASE + slot * SLOT_PAGES * PAGE_SIZE
         file = self.memfds[memfd] if memfd else None
-        mman.sys_mmap(self.kernel, t, addr, pages * PAGE_SIZE, shared or file is not None, file, off)
+        shared = (shared or file is not None) and not private
+        mman.sys_mmap(self.kernel, t, addr, pages * PAGE_SIZE, shared, file, off)
         self.maps[name] = (t.mm, addr, pages)
 
     def mmap_at(self, task: str, name: str, after: str, pages: int, memfd: str | None = None) -> None:
@@ -219,7 +220,7 @@ class World:
             kernel_mbind(k, task, self.addr(op[1], op[2]), op[3] * PAGE_SIZE, mode,
                          _mask(op[5]), MAXNODE, flags)
         elif kind == "mmap":
-            self.mmap(self.task_name(task), op[1], op[2], memfd=op[3] if len(op) > 3 else None)
+            self.mmap(self.task_name(task), *op[1:])
         elif kind == "munmap":
             mman.sys_munmap(k, task, self.addr(op[1], op[2]), op[3] * PAGE_SIZE)
         elif kind == "mprotect":

@@ -207,6 +207,7 @@ class MM:
 
     def split_vma(self, vma: VMA, addr: int) -> VMA:
         """``__split_vma``: cut at ``addr``; returns the new upper piece."""
+        _chk.vma_assert_write_locked(vma)
         new = VMA(self, addr, vma.end, vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT),
                   vma.flags, vma.vm_file)
         new.anon_vma = vma.anon_vma
@@ -247,6 +248,7 @@ class MM:
                    flags: int) -> VMA:
         """Make [start, end) of ``vma`` one VMA with ``policy``/``flags``: merge with a
         neighbour when possible, else split (mm/vma.c vma_modify)."""
+        _chk.vma_assert_write_locked(vma)
         prev = self.prev_vma(vma)
         nxt = self.next_vma(vma)
         probe = VMA(self, start, end, vma.pgoff + ((start - vma.start) >> PAGE_SHIFT),
