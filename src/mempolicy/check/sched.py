@@ -192,16 +192,12 @@ def _get_worker() -> _Worker:
 
 
 def default_carrier() -> str:
-    """"greenlet" when the greenlet package is installed, else "thread"."""
+    """"thread" unless ``MEMPOLICY_CHECK_CARRIER=greenlet``: measured with
+    benchmarks/bench_check.py, a greenlet switch (which copies the task's stack slice)
+    cost more here than a semaphore handoff between parked threads."""
     global _DEFAULT
     if _DEFAULT is None:
-        _DEFAULT = os.environ.get("MEMPOLICY_CHECK_CARRIER") or None
-    if _DEFAULT is None:
-        try:
-            import greenlet  # noqa: F401
-            _DEFAULT = "greenlet"
-        except ImportError:
-            _DEFAULT = "thread"
+        _DEFAULT = os.environ.get("MEMPOLICY_CHECK_CARRIER") or "thread"
     return _DEFAULT
 
 
