@@ -1,13 +1,14 @@
 """The controlled scheduler: model tasks in Python threads, one running at a time.
 
-Each model task (a ``SchedTask``) runs its program in a worker thread, but
-only the task holding the baton runs; every other one waits on its own
-semaphore.  At each schedule point the model kernel calls (a lock acquire, a
+Each model task (a ``SchedTask``) runs its program in a worker thread (or a
+greenlet, ``MEMPOLICY_CHECK_CARRIER=greenlet``), but only the task holding
+the baton runs; every other one waits on its own semaphore.  At each schedule point the model kernel calls (a lock acquire, a
 refcount operation, a load or store of a policy pointer, a sleep) the
 running task asks its ``Strategy`` which task runs next and, if that is
 another task, hands the baton over and waits.  Locks are modelled here, not
-in the threads: a task that cannot take a lock is marked blocked and another
-task runs, so no thread ever blocks while it holds the baton.
+in the threads (``check/locks.py``): a task that cannot take a lock is
+marked blocked and another task runs, so no thread ever blocks while it
+holds the baton.
 
 The scheduler is also the first half of the oracle: it records a timeline
 of what each task did to which policy, checks lock use (unlock without
@@ -244,7 +245,7 @@ class Scheduler(LockModel):
     """Runs a set of model tasks under a strategy, one schedule point at a time.
 
     ``world`` supplies names for the timeline (``label(obj)``).  The model
-    calls the methods below through ``hooks.sched``.
+    calls the methods below through ``mempolicy.core.sched_points.sched``.
     """
 
     def __init__(self, strategy, world=None, lockdep: bool = True, max_steps: int = 20000,

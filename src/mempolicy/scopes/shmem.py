@@ -32,7 +32,7 @@ MAX_LFS_FILESIZE_PAGES = (1 << 63) >> 12
 class RWLock:
     """A reader-writer lock (``rwlock_t`` / ``mmap_lock``) that counts its holders.
 
-    Under the checker (``hooks.sched`` set) acquire and release go to the
+    Under the checker (``sched_points.sched`` set) acquire and release go to the
     controlled scheduler, which keeps the same counts and blocks a task by
     running another one instead of blocking the thread.
     """
