@@ -52,7 +52,9 @@ def test_mbind_under_read_lock_is_lock_misuse_with_lockdep_and_a_race_without():
     m = MUTANTS["mbind-mmap-read-lock"]
     with_lockdep = _explore(m, bound=2).failure.finding
     assert with_lockdep.kind == "lock misuse"
-    assert "vma_replace_policy" in with_lockdep.message and "read-held" in with_lockdep.message
+    # the first assertion on the way to the store fails: vma_modify's or vma_replace_policy's
+    msg = with_lockdep.message
+    assert ("vma_modify" in msg or "vma_replace_policy" in msg) and "read-held" in msg
     race = _explore(m, bound=2, lockdep=False).failure.finding
     assert race.kind == "use after free"
 
