@@ -253,12 +253,12 @@ def test_place_counts_a_fallback():
 
 
 def test_bulk_path_is_off_under_the_checker(monkeypatch):
-    from mempolicy.check import hooks
+    from mempolicy.core import sched_points as hooks
 
     k, _ = Kernel.boot(Topology.simple(2))
     assert bulk.bulk_available(k)
-    monkeypatch.setattr(hooks, "mutants", frozenset({"x"}))
+    monkeypatch.setattr(hooks, "mutated", True)
     assert not bulk.bulk_available(k)
-    monkeypatch.setattr(hooks, "mutants", frozenset())
+    monkeypatch.setattr(hooks, "mutated", False)
     monkeypatch.setenv("MEMPOLICY_BULK", "0")
     assert not bulk.bulk_available(k)

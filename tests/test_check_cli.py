@@ -54,3 +54,28 @@ def test_usage_mistakes_are_one_line_and_exit_2(capsys, argv):
     cap = capsys.readouterr()
     assert cap.err.count("\n") == 1 and cap.err.startswith("mempolicy check: ")
     assert "Traceback" not in cap.err
+
+
+def test_failures_are_written_only_when_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--protocol", "2008", "--scenario", "mbind-anon-and-shmem"]) == 1
+    assert list(tmp_path.iterdir()) == []
+    assert "not saved: --save DIR" in capsys.readouterr().out
+    assert main(["--protocol", "2008", "--scenario", "mbind-anon-and-shmem", "--save", "cf"]) == 1
+    files = sorted(p.name for p in (tmp_path / "cf").iterdir())
+    assert files == ["mbind-anon-and-shmem-2008.json"]          # no temporary file left behind
+    assert "schedule saved to cf/mbind-anon-and-shmem-2008.json" in capsys.readouterr().out
+
+
+def test_generated_mutant_from_the_cli(capsys):
+    assert main(["--mutant", "scopes.mm:mpol_rebind_mm:read:write_lock(mm.mmap_lock)", "-j", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "mutation score: 1/1 caught" in out
+
+
+def test_a_surviving_generated_mutant_fails_the_run(capsys):
+    # an equivalent mutant (reviewed in equivalent.txt) survives when run explicitly
+    assert main(["--mutant", "scopes.mm:MM.remove_vma:drop:vma.vm_policy=", "-j", "1",
+                 "--budget", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "SURVIVED" in out and "mutation score: 0/1 caught" in out

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from mempolicy.check import hooks
+from mempolicy.core import sched_points as hooks
 from mempolicy.check.sched import Scheduler
 from mempolicy.check.strategy import BoundedDFS
 from mempolicy.scopes.shmem import RWLock, SpinLock
 
 
-def _explore(make_programs, bound=2):
+def _explore(make_programs, bound=2, lockdep=True):
     """Run every schedule of freshly made programs; the first finding or None, and the count."""
     dfs = BoundedDFS(bound)
     n = 0
     while True:
-        s = Scheduler(dfs)
+        s = Scheduler(dfs, lockdep=lockdep)
         dfs.begin()
         for name, prog in make_programs():
             s.spawn(name, prog)
@@ -55,7 +55,7 @@ def test_abba_deadlock_is_found():
                 with a:
                     pass
         return [("T1", one), ("T2", two)]
-    f, n = _explore(progs)
+    f, n = _explore(progs, lockdep=False)     # with lockdep the order report comes first
     assert f is not None and f.kind == "deadlock"
     assert "T1 waits for" in f.message or "T2 waits for" in f.message
     assert n > 1                      # the first schedule (no preemption) is fine
@@ -98,3 +98,43 @@ def test_locks_work_without_the_scheduler():
     with s:
         assert s.locked
     assert not s.locked
+
+
+def test_lock_order_cycle_is_reported_without_a_deadlock():
+    """lockdep: A->B in one task and B->A in another is a possible deadlock even in a
+    schedule where the tasks never overlap (bound 0), and the report names both orders."""
+    def progs():
+        a, b = SpinLock("lock_a"), SpinLock("lock_b")
+
+        def one(st):
+            with a:
+                with b:
+                    pass
+
+        def two(st):
+            with b:
+                with a:
+                    pass
+        return [("T1", one), ("T2", two)]
+    dfs = BoundedDFS(0)
+    order: dict = {}
+    s = Scheduler(dfs, lock_order=order)
+    dfs.begin()
+    for name, prog in progs():
+        s.spawn(name, prog)
+    f = s.run()
+    assert f is not None and f.kind == "lock order"
+    assert "lock_a" in f.message and "lock_b" in f.message and "circular" in f.message
+
+
+def test_consistent_lock_order_is_clean():
+    def progs():
+        a, b = SpinLock("lock_a"), SpinLock("lock_b")
+
+        def one(st):
+            with a:
+                with b:
+                    pass
+        return [("T1", one), ("T2", one)]
+    f, n = _explore(progs)
+    assert f is None and n > 1

@@ -6,7 +6,8 @@ The operation count is small here; ``mempolicy check --stress`` runs
 
 from __future__ import annotations
 
-from mempolicy.check import hooks
+from mempolicy.check.mutants import MUTANTS
+from mempolicy.check.mutate import applied
 from mempolicy.check.stress import stress
 from mempolicy.core import mempolicy as core
 
@@ -23,10 +24,7 @@ def test_stress_balances():
 
 
 def test_stress_sees_a_leak_mutant():
-    hooks.mutants = frozenset({"missing-cond-put"})
-    try:
+    with applied(MUTANTS["missing-cond-put"].parts):
         r = stress(processes=2, threads=2, ops=3000, seed=3)
-    finally:
-        hooks.mutants = frozenset()
     assert not r.ok
     assert any("leak" in f for f in r.failures)

@@ -40,7 +40,7 @@ from mempolicy.alloc.fault import FaultSignal, OutOfMemory, do_user_addr_fault, 
 from mempolicy.alloc.mpol_alloc import interleave_nodes, policy_nodemask, weighted_interleave_nodes
 from mempolicy.alloc.page_alloc import PageAllocator
 from mempolicy.alloc.swap import lru_batches
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, get_vma_policy
 from mempolicy.scopes.pagetable import (
@@ -72,7 +72,7 @@ def bulk_available(kernel) -> bool:
     """Whether the bulk path may run: NumPy present, no checker, a plain allocator."""
     if os.environ.get("MEMPOLICY_BULK", "1").lower() in ("0", "off", "no", "false"):
         return False
-    if _chk.sched is not None or _chk.mutants:
+    if _chk.sched is not None or _chk.mutated:
         return False
     if type(kernel.pages) is not PageAllocator:
         return False

@@ -19,10 +19,10 @@ already cached (fault-around), as ``filemap_map_pages`` does.
 from __future__ import annotations
 
 from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol
-from mempolicy.alloc.page_alloc import Folio, ZeroPage
+from mempolicy.alloc.page_alloc import Folio
 from mempolicy.alloc.swap import lru_batches
-from mempolicy.check import hooks as _chk
-from mempolicy.core.mempolicy import mpol_cond_put, mpol_put
+from mempolicy.core import sched_points as _chk
+from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
 from mempolicy.scopes.pagetable import KIND_ANON
 from mempolicy.uapi import PAGE_SHIFT
@@ -68,23 +68,10 @@ def vma_alloc_folio(kernel, task, vma: VMA, addr: int) -> Folio:
         if nid is not None:
             kernel.stat_fault(pol)
     finally:
-        if _chk.mutants:
-            _mutant_cond_put(pol)
-        else:
-            mpol_cond_put(pol)
+        mpol_cond_put(pol)
     if nid is None:
         raise OutOfMemory()
     return Folio(nid, anon=True, index=vma.linear_page_index(addr))
-
-
-def _mutant_cond_put(pol) -> None:
-    """mpol_cond_put as a mutant of ``mempolicy.check.mutants`` gets it wrong."""
-    if "missing-cond-put" in _chk.mutants:
-        return
-    if "cond-put-as-put" in _chk.mutants:
-        mpol_put(pol)
-        return
-    mpol_cond_put(pol)
 
 
 def shmem_get_pgoff_policy(task, inode, index: int):
@@ -103,10 +90,7 @@ def shmem_alloc_folio(kernel, task, inode, index: int) -> Folio:
         if nid is not None:
             kernel.stat_fault(pol)
     finally:
-        if _chk.mutants:
-            _mutant_cond_put(pol)
-        else:
-            mpol_cond_put(pol)
+        mpol_cond_put(pol)
     if nid is None:
         raise OutOfMemory()
     folio = Folio(nid, anon=False, mapping=inode, index=index)
@@ -194,8 +178,7 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     The caller holds mmap_lock (do_user_addr_fault, get_user_pages).
     """
     mm = task.mm
-    if _chk.sched is not None:
-        _chk.sched.assert_held(mm.mmap_lock, "read", "handle_mm_fault")
+    _chk.mmap_assert_locked(mm)
     vma = mm.vma_lookup(addr)
     if vma is None:
         raise FaultSignal("SIGSEGV")

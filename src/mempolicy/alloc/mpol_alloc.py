@@ -10,7 +10,7 @@ used when there is no index: page tables and other kernel allocations).
 
 from __future__ import annotations
 
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import Mempolicy
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.uapi import (

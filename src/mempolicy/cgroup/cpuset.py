@@ -14,7 +14,6 @@ of each address space plays its thread-group leader.  No page migration
 
 from __future__ import annotations
 
-from mempolicy.check import hooks as _chk
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.scopes.mm import mpol_rebind_mm
 from mempolicy.scopes.task import mpol_rebind_task
@@ -22,16 +21,13 @@ from mempolicy.scopes.task import mpol_rebind_task
 
 def cpuset_change_task_nodemask(tsk, newmems: Nodemask) -> None:
     """Set a task's mems_allowed and rebind its policy, under task_lock(tsk)."""
-    nolock = _chk.mutants and "rebind-task-no-task-lock" in _chk.mutants
-    if not nolock:
-        tsk.alloc_lock.lock()
+    tsk.alloc_lock.lock()
     try:
         tsk.mems_allowed = tsk.mems_allowed | newmems
         mpol_rebind_task(tsk, newmems)
         tsk.mems_allowed = newmems
     finally:
-        if not nolock:
-            tsk.alloc_lock.unlock()
+        tsk.alloc_lock.unlock()
 
 
 def cpuset_update_tasks_nodemask(kernel, tasks, newmems: Nodemask) -> None:

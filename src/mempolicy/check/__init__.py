@@ -1,7 +1,7 @@
 """The concurrency checker of the reference-counting protocol (``mempolicy check``).
 
-The model kernel calls the checker at its schedule points through
-``mempolicy.check.hooks``; everything else here (scheduler, explorer,
-scenarios, mutants, cost model, stress mode) is imported on demand, so that
-importing the hooks from model code costs nothing.
+The model kernel owns its schedule points (``mempolicy.core.sched_points``)
+and never imports this package; the checker plugs its scheduler into them.
+Everything here (scheduler, explorer, scenarios, mutation engine, cost
+model, stress mode) is imported on demand.
 """

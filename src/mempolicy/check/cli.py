@@ -1,6 +1,7 @@
 """``mempolicy check``: the refcount protocol under concurrency.
 
     mempolicy check                      the scenario catalogue, current protocol
+    mempolicy check FILE...              scenario files (format: docs/checker.md)
     mempolicy check --protocol 2008      the same on the seed's 2008 design
     mempolicy check --mutants            every protocol mistake must be caught
     mempolicy check --overhead           atomics and cache-line transfers per fault
@@ -20,7 +21,7 @@ import os
 import sys
 import time
 
-from .mutants import MUTANTS, switches
+from .mutants import MUTANTS
 from .scenarios import CATALOGUE
 
 
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mempolicy check", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="\n".join(__doc__.split("\n\n")[1:2]))
+    p.add_argument("files", nargs="*", metavar="FILE", help="scenario files to explore (default: the catalogue)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--mutants", action="store_true", help="run every mutant; exit 0 only if all are caught")
     mode.add_argument("--overhead", action="store_true", help="print the cost table")
@@ -53,7 +55,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="PCT schedules per scenario after the exhaustive search (default: 0 small, 300 large)")
     p.add_argument("--seed", type=int, default=1, help="first PCT / stress seed (default 1)")
     p.add_argument("--no-lockdep", action="store_true", help="do not check the kernel's lock assertions")
-    p.add_argument("--save", metavar="DIR", help="where failing schedules go (default: check-failures)")
+    p.add_argument("--save", metavar="DIR", help="write failing schedules to DIR (default: none are written)")
+    p.add_argument("--jobs", "-j", type=int, metavar="N",
+                   help="worker processes for --mutants and for large scenarios (default: one per CPU)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="explore large scenarios on this Dask scheduler (needs 'distributed')")
+    p.add_argument("--budget", type=float, default=10.0, metavar="S",
+                   help="--mutants: seconds of search per generated mutant (default 10)")
     p.add_argument("--verbose", "-v", action="store_true", help="print every counterexample's timeline")
     p.add_argument("--pages", type=int, default=64, metavar="N", help="--overhead: pages per task")
     p.add_argument("--processes", type=int, default=3, metavar="N", help="--stress: processes")
@@ -74,16 +82,27 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     try:
-        for name in ("bound", "pct"):
+        for name in ("bound", "pct", "jobs"):
             _nonneg("--" + name, getattr(args, name))
         if args.pages < 1 or args.processes < 1 or args.threads < 1 or args.ops < 1:
             raise UsageError("--pages, --processes, --threads and --ops must be at least 1")
-        for s in args.scenario or []:
-            if s not in CATALOGUE:
-                raise UsageError(f"unknown scenario {s!r} (see --list)")
+        from .mutate import known
         for m in args.mutant or []:
-            if m not in MUTANTS:
+            if not known(m):
                 raise UsageError(f"unknown mutant {m!r} (see --list)")
+        args.catalogue = dict(CATALOGUE)
+        if args.files:
+            from .scenario_file import ScenarioError, load
+            args.catalogue = {}
+            for path in args.files:
+                try:
+                    sc = load(path)
+                except ScenarioError as e:
+                    raise UsageError(str(e)) from None
+                args.catalogue[sc.name] = sc
+        for s in args.scenario or []:
+            if s not in args.catalogue:
+                raise UsageError(f"unknown scenario {s!r} (see --list)")
         if args.list:
             return _list()
         if args.overhead:
@@ -110,16 +129,32 @@ def _list() -> int:
     print("mutants:")
     for m in MUTANTS.values():
         print(f"  {m.name:<34} {m.rule[:90]}")
+    from .mutate import generate
+    print("generated mutants (each usable with --mutant NAME):")
+    for g in generate():
+        print(f"  {g.name:<78} {g.describe()}")
     return 0
 
 
 def _save(run, directory: str, stem: str) -> str:
+    """Write a failing schedule to DIRECTORY/STEM.json atomically (temporary file, rename)."""
+    import tempfile
+
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, stem + ".json")
     data = run.schedule_json()
     text = json.dumps({**data, "schedule": "@"}, indent=1).replace('"@"', json.dumps(data["schedule"]))
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    fd, tmp = tempfile.mkstemp(prefix="." + stem + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return path
 
 
@@ -133,7 +168,7 @@ def _catalogue(args) -> int:
     from .explore import explore
     from .timeline import report
 
-    names = args.scenario or list(CATALOGUE)
+    names = args.scenario or list(args.catalogue)
     print(f"mempolicy check: protocol {args.protocol}, {len(names)} scenarios"
           f"{', lockdep off' if args.no_lockdep else ''}")
     print(f"{'scenario':<28} {'tasks':>5} {'schedules':>9}  {'search':<26} {'time':>7}  result")
@@ -141,10 +176,14 @@ def _catalogue(args) -> int:
     secs = 0.0
     failures = []
     for name in names:
-        sc = CATALOGUE[name]
+        sc = args.catalogue[name]
         bound, pct = _search(args, sc.small)
-        r = explore(sc, args.protocol, (), bound=bound, pct_runs=pct, seed=args.seed,
-                    lockdep=not args.no_lockdep)
+        jobs = args.jobs if args.jobs else (os.cpu_count() or 1)
+        if not sc.small and (args.scheduler or jobs > 1):
+            r = _distributed(args, sc, bound, pct, jobs)
+        else:
+            r = explore(sc, args.protocol, (), bound=bound, pct_runs=pct, seed=args.seed,
+                        lockdep=not args.no_lockdep)
         total += r.schedules
         secs += r.seconds
         ntasks = len(r.failure.tasks) if r.failure else len(sc.build(args.protocol).programs)
@@ -159,10 +198,13 @@ def _catalogue(args) -> int:
     print(f"explored {total} schedules in {secs:.2f} s: {rate:.0f} schedules/s")
     for r in failures:
         stem = r.scenario + ("" if args.protocol == "current" else f"-{args.protocol}")
-        path = _save(r.failure, args.save or "check-failures", stem)
         print()
         print(report(r.failure, title=f"== counterexample: {r.scenario} (protocol {args.protocol}) =="))
-        print(f"schedule saved to {path}; replay: mempolicy check --replay {path}")
+        if args.save:
+            path = _save(r.failure, args.save, stem)
+            print(f"schedule saved to {path}; replay: mempolicy check --replay {path}")
+        else:
+            print("(not saved: --save DIR writes the schedule for --replay)")
     if failures:
         print(f"\n{len(failures)} of {len(names)} scenarios failed")
         return 1
@@ -170,11 +212,83 @@ def _catalogue(args) -> int:
     return 0
 
 
+def _distributed(args, sc, bound: int, pct: int, jobs: int):
+    """A large scenario: the bounded search split by prefix over processes (or Dask), then
+    the PCT runs here."""
+    from .distribute import explore_distributed
+    from .explore import explore
+
+    try:
+        r = explore_distributed(sc, args.protocol, (), bound=bound, jobs=jobs,
+                                scheduler=args.scheduler, lockdep=not args.no_lockdep)
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:                  # the Dask scheduler cannot be reached
+        raise UsageError(f"--scheduler {args.scheduler}: {e}") from None
+    if r.failure is None and pct:
+        p = explore(sc, args.protocol, (), bound=0, pct_runs=pct, seed=args.seed,
+                    lockdep=not args.no_lockdep)
+        r.schedules += p.schedules
+        r.seconds += p.seconds
+        r.failure = p.failure
+        r.strategy = f"DFS b{bound} x{jobs} + {pct} PCT"
+    return r
+
+
 def _mutants(args) -> int:
+    named = [n for n in args.mutant or [] if n in MUTANTS]
+    generated = [n for n in args.mutant or [] if n not in MUTANTS]
+    if args.mutants and not args.mutant:
+        named = list(MUTANTS)
+        generated = None                    # all of them
+    ok = True
+    if named:
+        ok = _named_mutants(args, named) and ok
+    if generated is None or generated:
+        if named:
+            print()
+        ok = _generated_mutants(args, generated) and ok
+    return 0 if ok else 1
+
+
+def _generated_mutants(args, names) -> bool:
+    from .mutate import by_name, generate
+    from .score import equivalents, score
+
+    table = by_name()
+    mutants = generate() if names is None else [table[n] for n in names]
+    equiv = equivalents() if names is None else {}
+    jobs = args.jobs if args.jobs else (os.cpu_count() or 1)
+    print(f"generated mutants: {len(mutants)} from the model's protocol sites"
+          f" ({len(equiv)} listed as equivalent in mempolicy/check/equivalent.txt, not run);"
+          f" {jobs} worker{'s' if jobs != 1 else ''}")
+    print(f"{'result':<9} {'mutant':<78} {'scenario':<26} {'sched':>6} {'time':>6}  finding")
+    t0 = time.perf_counter()
+
+    def show(o) -> None:
+        res = "caught" if o.caught else ("SURVIVED" if o.covered else "UNREACHED")
+        if o.caught and not args.verbose:
+            return
+        print(f"{res:<9} {o.mutant.name:<78} {o.scenario or '-':<26} {o.schedules:>6}"
+              f" {o.seconds:>5.1f}s  {o.finding or o.error or ''}", flush=True)
+
+    outcomes = score(mutants, budget=args.budget, progress=show, skip=equiv, jobs=jobs)
+    caught = sum(o.caught for o in outcomes)
+    slow = [o for o in outcomes if o.caught and o.seconds > args.budget]
+    alive = [o for o in outcomes if not o.caught]
+    total = len(outcomes)
+    print(f"mutation score: {caught}/{total} caught ({100.0 * caught / total if total else 100:.1f}%),"
+          f" {len(equiv)} equivalent, {len(alive)} surviving; {time.perf_counter() - t0:.1f} s"
+          + ("" if args.verbose else " (-v lists the caught ones too)"))
+    for o in slow:
+        print(f"slow: {o.mutant.name} took {o.seconds:.1f} s")
+    return not alive
+
+
+def _named_mutants(args, names) -> bool:
     from .explore import explore
     from .timeline import report
 
-    names = args.mutant or list(MUTANTS)
     print(f"mempolicy check --mutants: {len(names)} protocol mistake{'s' if len(names) != 1 else ''}"
           f"{', lockdep off' if args.no_lockdep else ''}")
     print(f"{'mutant':<34} {'scenario':<28} {'schedules':>9} {'preempt':>7} {'time':>7}  finding")
@@ -188,7 +302,7 @@ def _mutants(args) -> int:
         for sname in m.scenarios:
             sc = CATALOGUE[sname]
             bound, pct = _search(args, sc.small)
-            r = explore(sc, m.protocol, switches(m), bound=bound, pct_runs=max(pct, 200),
+            r = explore(sc, m.protocol, (name,) if m.parts else (), bound=bound, pct_runs=max(pct, 200),
                         seed=args.seed, lockdep=not args.no_lockdep)
             n += r.schedules
             last = sname
@@ -212,7 +326,7 @@ def _mutants(args) -> int:
     if caught and not args.save:
         print("(--save DIR keeps each counterexample's schedule for --replay; -v prints its timeline)")
     print(f"mutants caught: {caught}/{len(names)}")
-    return 0 if caught == len(names) else 1
+    return caught == len(names)
 
 
 def _replay(args) -> int:
@@ -251,21 +365,19 @@ def _overhead(args) -> int:
 def _stress(args) -> int:
     from .stress import stress
 
-    from . import hooks
-
+    from .mutate import applied
     n = args.processes * args.threads
-    switched = tuple(x for m in (args.mutant or []) for x in switches(MUTANTS[m]))
+    from .mutate import expand
+
+    switched = expand(args.mutant or [])
     protocol = args.protocol
-    if any(MUTANTS[m].protocol == "2008" for m in args.mutant or []):
+    if any(m in MUTANTS and MUTANTS[m].protocol == "2008" for m in args.mutant or []):
         protocol = "2008"
     print(f"mempolicy check --stress: {args.processes} processes x {args.threads} threads"
           f" ({n} tasks), {args.ops} operations, seed {args.seed}, protocol {protocol}"
           + (f", mutants {', '.join(switched)}" if switched else ""), flush=True)
-    hooks.mutants = frozenset(switched)
-    try:
+    with applied(switched):
         r = stress(args.processes, args.threads, args.ops, args.seed, protocol=protocol)
-    finally:
-        hooks.mutants = frozenset()
     print(f"ran {r.ops} operations ({r.errors} returned an error, {r.forks} forks) in"
           f" {r.seconds:.2f} s: {r.ops / r.seconds if r.seconds else 0:.0f} ops/s")
     print(f"policies allocated: {r.allocated}; in the cache at start {r.start_active},"

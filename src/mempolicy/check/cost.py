@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mempolicy.check import hooks
+from mempolicy.core import sched_points as hooks
 from mempolicy.core import mempolicy as _core
 from mempolicy.uapi import MPOL_BIND
 

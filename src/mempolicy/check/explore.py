@@ -13,8 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from mempolicy.check import hooks
-
+from .mutate import applied
 from .scenarios import CATALOGUE, Scenario
 from .sched import Finding, Scheduler
 from .strategy import PCT, BoundedDFS, Replay
@@ -39,10 +38,12 @@ class Run:
     preemptions: int
     strategy: str = ""
     names: dict = field(default_factory=dict)
+    scenario_text: str | None = None      # a scenario not in the catalogue travels with it
 
     def schedule_json(self) -> dict:
         """The replayable schedule (``mempolicy check --replay``)."""
-        return {
+        extra = {} if self.scenario_text is None else {"scenario_text": self.scenario_text}
+        return {**extra,
             "version": SCHEDULE_VERSION,
             "scenario": self.scenario,
             "protocol": self.protocol,
@@ -77,38 +78,51 @@ class Result:
 
 def run_once(scenario: Scenario, strategy, protocol: str = "current", mutants=(),
              lockdep: bool = True) -> Run:
-    """Build the start state, run one schedule, ask the oracle."""
+    """Build the start state, run one schedule with ``mutants`` applied, ask the oracle."""
+    return _run_once(scenario, strategy, protocol, mutants, lockdep)
+
+
+def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: bool,
+              lock_order: dict | None = None) -> Run:
     world = scenario.build(protocol)
-    sched = Scheduler(strategy, world, lockdep=lockdep)
+    sched = Scheduler(strategy, world, lockdep=lockdep, lock_order=lock_order)
     strategy.begin()
-    hooks.mutants = frozenset(mutants)
-    try:
-        for name, ops in world.programs:
-            sched.spawn(name, world.runner(name, ops))
+    for name, ops in world.programs:
+        sched.spawn(name, world.runner(name, ops))
+    # the mutants are on while the tasks run, not while the correct kernel builds the start
+    # state or tears it down (there, without the scheduler, a lost unlock would hang)
+    with applied(mutants):
         finding = sched.run()
-        if finding is None:
-            finding = world.check_invariants() or world.teardown()
-            if finding is not None:
-                finding.step = sched.step
-    finally:
-        hooks.mutants = frozenset()
+    if finding is None:
+        finding = world.check_invariants() or world.teardown()
+        if finding is not None:
+            finding.step = sched.step
+    shipped = CATALOGUE.get(scenario.name)
+    text = None if shipped is not None and shipped.text == scenario.text else scenario.text
     return Run(scenario.name, protocol, tuple(mutants), lockdep, sched.choices, finding,
                sched.events, [t.name for t in sched.tasks], world, sched.step, sched.preemptions,
-               strategy.describe(), sched.names)
+               strategy.describe(), sched.names, text)
 
 
 def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: int = 2,
             pct_runs: int = 0, seed: int = 1, depth: int = 3, lockdep: bool = True,
-            max_schedules: int | None = None) -> Result:
+            max_schedules: int | None = None, max_seconds: float | None = None) -> Result:
     """Exhaustive search within ``bound`` preemptions, then ``pct_runs`` PCT schedules;
     stops at the first failing schedule."""
+    return _explore(scenario, protocol, tuple(mutants), bound, pct_runs, seed, depth, lockdep,
+                    max_schedules, max_seconds)
+
+
+def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
+             max_schedules, max_seconds=None) -> Result:
     res = Result(scenario.name, protocol, tuple(mutants))
+    lock_order: dict = {}
     t0 = time.perf_counter()
     dfs = BoundedDFS(bound)
     res.strategy = f"DFS, bound {bound}"
     res.complete = True
     while True:
-        run = run_once(scenario, dfs, protocol, mutants, lockdep)
+        run = _run_once(scenario, dfs, protocol, mutants, lockdep, lock_order)
         res.schedules += 1
         res.max_steps = max(res.max_steps, run.steps)
         if run.finding is not None:
@@ -121,10 +135,17 @@ def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: in
             res.complete = False
             res.notes.append(f"stopped after {max_schedules} schedules")
             break
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            res.complete = False
+            res.notes.append(f"stopped after {max_seconds:.1f} s")
+            break
     if res.failure is None and pct_runs:
         res.strategy += f" + {pct_runs} PCT d={depth}"
         for i in range(pct_runs):
-            run = run_once(scenario, PCT(seed + i, depth, res.max_steps), protocol, mutants, lockdep)
+            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                break
+            run = _run_once(scenario, PCT(seed + i, depth, res.max_steps), protocol, mutants, lockdep,
+                            lock_order)
             res.schedules += 1
             if run.finding is not None:
                 res.failure = run
@@ -134,36 +155,87 @@ def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: in
 
 
 def load_schedule(path: str) -> dict:
-    """Read and validate a schedule file; ValueError with a one-line reason."""
+    """Read and validate a schedule file; ValueError with one line ``FILE:LINE: message``."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            text = f.read()
     except OSError as e:
         raise ValueError(f"{path}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a schedule file ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}:1: not a schedule file (not UTF-8 text: {e.reason})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: not a schedule file ({e.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{path}:1: not a schedule file (nested too deeply)") from None
+    return check_schedule(data, path, text)
+
+
+def _line(text: str, key: str) -> int:
+    """The line of ``"key"`` in the file (1 if absent)."""
+    i = text.find(f'"{key}"')
+    return text.count("\n", 0, i) + 1 if i >= 0 else 1
+
+
+def check_schedule(data, path: str = "<schedule>", text: str = "") -> dict:
+    """Validate the shape of a decoded schedule file; ValueError ``FILE:LINE: message``."""
+    from .mutate import known
+
+    def bad(key: str, msg: str):
+        raise ValueError(f"{path}:{_line(text, key)}: {msg}")
+
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a schedule file")
-    if data.get("version") != SCHEDULE_VERSION:
-        raise ValueError(f"{path}: unsupported schedule version {data.get('version')!r}")
-    if data.get("scenario") not in CATALOGUE:
-        raise ValueError(f"{path}: unknown scenario {data.get('scenario')!r}")
-    if data.get("protocol") not in ("current", "2008"):
-        raise ValueError(f"{path}: unknown protocol {data.get('protocol')!r}")
-    from .mutants import MUTANTS
+        bad("", "not a schedule file (expected a JSON object)")
+    version = data.get("version")
+    if type(version) is not int or version != SCHEDULE_VERSION:
+        bad("version", f"unsupported schedule version {_short(version)}")
+    sc = data.get("scenario")
+    src = data.get("scenario_text")
+    if src is not None:
+        from .scenario_file import ScenarioError, parse
+        if not isinstance(src, str):
+            bad("scenario_text", "'scenario_text' must be the text of a scenario file")
+        try:
+            parsed = parse(src, "scenario_text")
+        except ScenarioError as e:
+            bad("scenario_text", f"in the embedded scenario: {e}")
+        if parsed.name != sc:
+            bad("scenario", f"scenario {_short(sc)} but the embedded text is {parsed.name!r}")
+    elif not isinstance(sc, str) or sc not in CATALOGUE:
+        bad("scenario", f"unknown scenario {_short(sc)}")
+    proto = data.get("protocol")
+    if not isinstance(proto, str) or proto not in ("current", "2008"):
+        bad("protocol", f"unknown protocol {_short(proto)}")
     muts = data.get("mutants", [])
-    if not isinstance(muts, list) or any(m not in MUTANTS for m in muts):
-        raise ValueError(f"{path}: unknown mutant in {muts!r}")
+    if not isinstance(muts, list) or any(not isinstance(m, str) or not known(m) for m in muts):
+        bad("mutants", f"unknown mutant in {_short(muts)}")
+    if not isinstance(data.get("lockdep", True), bool):
+        bad("lockdep", "'lockdep' must be true or false")
     sch = data.get("schedule")
-    if not isinstance(sch, list) or not all(isinstance(i, int) and i >= 0 for i in sch):
-        raise ValueError(f"{path}: 'schedule' must be a list of task indices")
+    if not isinstance(sch, list) or not all(type(i) is int and 0 <= i < 1 << 16 for i in sch):
+        bad("schedule", "'schedule' must be a list of task indices")
+    rec = data.get("finding")
+    if rec is not None and not (isinstance(rec, dict) and isinstance(rec.get("kind"), str)
+                                and isinstance(rec.get("message"), str)):
+        bad("finding", "'finding' must be null or an object with a kind and a message")
     return data
+
+
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def replay(data: dict) -> tuple[Run, bool]:
     """Run a recorded schedule; returns the run and whether it followed the recording."""
     strat = Replay(data["schedule"])
-    run = run_once(CATALOGUE[data["scenario"]], strat, data["protocol"],
+    if data.get("scenario_text") is not None:
+        from .scenario_file import parse
+        scenario = parse(data["scenario_text"], "scenario_text")
+    else:
+        scenario = CATALOGUE[data["scenario"]]
+    run = run_once(scenario, strat, data["protocol"],
                    tuple(data.get("mutants", [])), bool(data.get("lockdep", True)))
     followed = not strat.diverged and strat.k >= len(data["schedule"])
     return run, followed
@@ -172,10 +244,14 @@ def replay(data: dict) -> tuple[Run, bool]:
 def run_straight(scenario: Scenario, protocol: str = "current") -> Finding | None:
     """The scenario without the scheduler: each task's program in turn (a forked child's
     right after its fork), then the same end-of-run checks.  The benchmark's baseline."""
+    return straight(scenario.build(protocol))
+
+
+def straight(world, checks: bool = True) -> Finding | None:
+    """Run a built world's programs one after the other (no scheduler), then check it
+    (``checks``: the invariants and the teardown)."""
     from mempolicy.alloc.fault import FaultSignal, OutOfMemory
     from mempolicy.core.mempolicy import KernelError
-
-    world = scenario.build(protocol)
 
     def run(name: str, ops: list) -> None:
         task = world.tasks[name]
@@ -191,4 +267,6 @@ def run_straight(scenario: Scenario, protocol: str = "current") -> Finding | Non
 
     for name, ops in world.programs:
         run(name, ops)
+    if not checks:
+        return None
     return world.check_invariants() or world.teardown()

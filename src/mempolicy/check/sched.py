@@ -1,13 +1,14 @@
 """The controlled scheduler: model tasks in Python threads, one running at a time.
 
-Each model task (a ``SchedTask``) runs its program in a worker thread, but
-only the task holding the baton runs; every other one waits on its own
-semaphore.  At each schedule point the model kernel calls (a lock acquire, a
+Each model task (a ``SchedTask``) runs its program in a worker thread (or a
+greenlet, ``MEMPOLICY_CHECK_CARRIER=greenlet``), but only the task holding
+the baton runs; every other one waits on its own semaphore.  At each schedule point the model kernel calls (a lock acquire, a
 refcount operation, a load or store of a policy pointer, a sleep) the
 running task asks its ``Strategy`` which task runs next and, if that is
 another task, hands the baton over and waits.  Locks are modelled here, not
-in the threads: a task that cannot take a lock is marked blocked and another
-task runs, so no thread ever blocks while it holds the baton.
+in the threads (``check/locks.py``): a task that cannot take a lock is
+marked blocked and another task runs, so no thread ever blocks while it
+holds the baton.
 
 The scheduler is also the first half of the oracle: it records a timeline
 of what each task did to which policy, checks lock use (unlock without
@@ -18,12 +19,15 @@ raised anywhere in the model into a finding at the step it happened.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
-from mempolicy.check import hooks
+from mempolicy.core import sched_points as hooks
 from mempolicy.core import mempolicy as _core
 from mempolicy.core.slab import SanitizerError
+
+from .locks import LockModel
 
 READY, BLOCKED, DONE = 0, 1, 2
 STALL_SECONDS = 120.0
@@ -108,7 +112,8 @@ def classify(exc: BaseException) -> str:
 _CARRIERS = frozenset({
     "mpol_get", "__mpol_put", "mpol_put", "mpol_cond_put", "read_lock", "read_unlock",
     "write_lock", "write_unlock", "lock", "unlock", "__enter__", "__exit__", "alloc", "free",
-    "__init__", "__mpol_dup", "mpol_dup", "mpol_new", "_static",
+    "__init__", "__mpol_dup", "mpol_dup", "mpol_new", "_static", "lockdep_assert_held",
+    "mmap_assert_locked", "mmap_assert_write_locked", "vma_assert_write_locked",
 })
 
 
@@ -149,6 +154,7 @@ class SchedTask:
         self.held: list = []             # [(lock, mode)]
         self.lookup_refs: dict[int, int] = {}
         self.op = ""
+        self.glet = None
 
     def __repr__(self) -> str:
         return f"<{self.name} {('ready', 'blocked', 'done')[self.state]}>"
@@ -169,11 +175,48 @@ _pool: list[_Worker] = []
 _pool_lock = threading.Lock()
 
 
+def _forget_workers() -> None:
+    """In a forked child the parked worker threads do not exist: start afresh."""
+    global _pool_lock
+    _pool.clear()
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_workers)
+
+
 def _get_worker() -> _Worker:
     with _pool_lock:
         if _pool:
             return _pool.pop()
     return _Worker()
+
+
+def default_carrier() -> str:
+    """"thread" unless ``MEMPOLICY_CHECK_CARRIER=greenlet``: measured with
+    benchmarks/bench_check.py, a greenlet switch (which copies the task's stack slice)
+    cost more here than a semaphore handoff between parked threads."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = os.environ.get("MEMPOLICY_CHECK_CARRIER") or "thread"
+    return _DEFAULT
+
+
+_DEFAULT: str | None = None
+
+
+def _task_main(st: SchedTask) -> None:
+    """A task's greenlet: its program, then the end of the task."""
+    sched = st.sched
+    try:
+        if not sched.aborting:
+            st.program(st)
+    except Abort:
+        pass
+    except BaseException as e:                # a finding raised by the model or the oracle
+        sched.record_exception(st, e)
+    finally:
+        sched.task_done(st)
 
 
 def _worker_main(w: _Worker) -> None:
@@ -198,15 +241,27 @@ def _worker_main(w: _Worker) -> None:
             sched.task_done(st)
 
 
-class Scheduler:
+class Scheduler(LockModel):
     """Runs a set of model tasks under a strategy, one schedule point at a time.
 
     ``world`` supplies names for the timeline (``label(obj)``).  The model
-    calls the methods below through ``hooks.sched``.
+    calls the methods below through ``mempolicy.core.sched_points.sched``.
     """
 
-    def __init__(self, strategy, world=None, lockdep: bool = True, max_steps: int = 20000) -> None:
+    def __init__(self, strategy, world=None, lockdep: bool = True, max_steps: int = 20000,
+                 lock_order: dict | None = None, carrier: str | None = None) -> None:
         self.strategy = strategy
+        # what carries a task: "greenlet" (a switch is a stack swap in this thread) or
+        # "thread" (an OS thread per task and a semaphore handoff: the old engine)
+        self.carrier = carrier or default_carrier()
+        if self.carrier == "greenlet":
+            import greenlet
+            self._greenlet = greenlet.greenlet
+            self._main_glet = greenlet.getcurrent()
+            self._handoff: SchedTask | None = None
+        # lockdep's dependency graph, kept across the schedules of one exploration:
+        # lock class -> {lock class taken while holding it: (task, function) first seen}
+        self.lock_order: dict[str, dict[str, tuple[str, str]]] = {} if lock_order is None else lock_order
         self.world = world
         self.lockdep = lockdep
         self.max_steps = max_steps
@@ -227,6 +282,9 @@ class Scheduler:
         """Add a task (before ``run`` or from a running task, e.g. a forked child)."""
         st = SchedTask(self, len(self.tasks), name, program)
         self.tasks.append(st)
+        if self.carrier == "greenlet":
+            st.glet = self._greenlet(lambda: _task_main(st), parent=self._main_glet)
+            return st
         w = _get_worker()
         w.job = st
         w.job_sem.release()
@@ -239,6 +297,11 @@ class Scheduler:
         saved = hooks.sched, _core.refcount_hook
         hooks.sched = self
         _core.refcount_hook = self.refcount
+        if self.carrier == "greenlet":
+            try:
+                return self._run_greenlets()
+            finally:
+                hooks.sched, _core.refcount_hook = saved
         try:
             ready = [t for t in self.tasks if t.state == READY]
             first = self._choose(ready, None)
@@ -259,6 +322,33 @@ class Scheduler:
             hooks.sched, _core.refcount_hook = saved
         return self.finding
 
+    def _run_greenlets(self) -> Finding | None:
+        """The main loop of the greenlet carrier: run the chosen task until a task ends
+        (tasks switch to each other directly), then the task its end chose."""
+        ready = [t for t in self.tasks if t.state == READY]
+        nxt = self._choose(ready, None)
+        while nxt is not None:
+            self.current = nxt
+            self._handoff = None
+            nxt.glet.switch()
+            nxt = self._handoff
+        while True:                          # after a finding: unwind the parked tasks
+            pending = [t for t in self.tasks if t.state != DONE]
+            if not pending:
+                return self.finding
+            self.aborting = True
+            self.current = pending[0]
+            pending[0].glet.switch()
+
+    def _wake(self, nxt: SchedTask | None) -> None:
+        """Hand the baton to ``nxt`` (None: the main loop) from a task that ended."""
+        if self.carrier == "greenlet":
+            self._handoff = nxt
+        elif nxt is None:
+            self.main_sem.release()
+        else:
+            nxt.sem.release()
+
     def _wait_main(self) -> None:
         if not self.main_sem.acquire(timeout=STALL_SECONDS):
             self.aborting = True
@@ -269,23 +359,23 @@ class Scheduler:
         """A task's program returned (or was unwound): run another one, or wake the main thread."""
         st.state = DONE
         if self.aborting:
-            self.main_sem.release()
+            self._wake(None)
             return
         if st.held:
             locks = ", ".join(f"{lk.name} ({mode})" for lk, mode in st.held)
             self._fail(st, "lock misuse", f"{st.name} finished its program holding {locks}")
-            self.main_sem.release()
+            self._wake(None)
             return
         ready = [t for t in self.tasks if t.state == READY]
         if ready:
             nxt = self._choose(ready, None)
             self.current = nxt
-            nxt.sem.release()
+            self._wake(nxt)
             return
         blocked = [t for t in self.tasks if t.state == BLOCKED]
         if blocked:
             self._fail(st, "deadlock", self._deadlock_text(blocked))
-        self.main_sem.release()
+        self._wake(None)
 
     def record_exception(self, st: SchedTask, e: BaseException) -> None:
         if self.finding is None and not self.aborting:
@@ -332,8 +422,11 @@ class Scheduler:
 
     def _switch(self, me: SchedTask, nxt: SchedTask) -> None:
         self.current = nxt
-        nxt.sem.release()
-        me.sem.acquire()
+        if self.carrier == "greenlet":
+            nxt.glet.switch()
+        else:
+            nxt.sem.release()
+            me.sem.acquire()
         if self.aborting:
             raise Abort
 
@@ -440,135 +533,3 @@ class Scheduler:
         if w is None:
             return kind
         return w.label(kind, owner, node)
-
-    # -- locks ---------------------------------------------------------------
-    def _h(self, lock) -> dict:
-        h = self.holders.get(id(lock))
-        if h is None:
-            h = self.holders[id(lock)] = {"lock": lock, "read": {}, "write": None, "spin": None}
-        return h
-
-    def _lockname(self, lock) -> str:
-        w = self.world
-        return w.lock_label(lock) if w is not None else lock.name
-
-    def _available(self, lock, mode: str) -> bool:
-        if mode == "spin":
-            return not lock.locked
-        if mode == "read":
-            return not lock.writer
-        return not lock.writer and lock.readers == 0
-
-    def lock_acquire(self, lock, mode: str) -> None:
-        if self.aborting:
-            raise Abort
-        me = self.current
-        self._point()
-        h = self._h(lock)
-        while not self._available(lock, mode):
-            mine = (h["write"] == me.idx or h["spin"] == me.idx
-                    or (mode == "write" and me.idx in h["read"]))
-            if mine:
-                self._fail(me, "deadlock", f"{me.name} takes {self._lockname(lock)} ({mode})"
-                                           f" which it already holds")
-                raise Abort
-            me.state = BLOCKED
-            me.blocked_on = (lock, mode)
-            self.log("block", lock, mode, self._lock_state(lock))
-            self._wait_elsewhere(me)
-        if mode == "spin":
-            lock.locked = True
-            h["spin"] = me.idx
-        elif mode == "read":
-            lock.readers += 1
-            h["read"][me.idx] = h["read"].get(me.idx, 0) + 1
-        else:
-            lock.writer = True
-            h["write"] = me.idx
-        me.held.append((lock, mode))
-        self.log("lock", lock, mode, None)
-
-    def lock_release(self, lock, mode: str) -> None:
-        me = self.current
-        h = self._h(lock)
-        ok = True
-        if mode == "spin":
-            ok = h["spin"] == me.idx and lock.locked
-        elif mode == "read":
-            ok = h["read"].get(me.idx, 0) > 0
-        else:
-            ok = h["write"] == me.idx and lock.writer
-        if not ok:
-            if self.aborting:
-                return
-            state = self._lock_state(lock)
-            raise CheckFailure("lock misuse", f"{me.name} releases {self._lockname(lock)} ({mode})"
-                                              f" it does not hold ({state})")
-        if mode == "spin":
-            lock.locked = False
-            h["spin"] = None
-        elif mode == "read":
-            lock.readers -= 1
-            n = h["read"][me.idx] - 1
-            if n:
-                h["read"][me.idx] = n
-            else:
-                del h["read"][me.idx]
-        else:
-            lock.writer = False
-            h["write"] = None
-        for i in range(len(me.held) - 1, -1, -1):
-            if me.held[i][0] is lock and me.held[i][1] == mode:
-                del me.held[i]
-                break
-        for t in self.tasks:
-            if t.state == BLOCKED and t.blocked_on[0] is lock:
-                t.state = READY
-                t.blocked_on = None
-        if not self.aborting:
-            exc = sys.exc_info()[1]
-            if exc is not None and isinstance(exc, (SanitizerError, CheckFailure)):
-                self._fail(me, classify(exc), str(exc), raised_in(exc))     # unwinding a finding
-                return
-            self.log("unlock", lock, mode, None)
-
-    def _lock_state(self, lock) -> str:
-        h = self._h(lock)
-        names = {t.idx: t.name for t in self.tasks}
-        if h["write"] is not None:
-            return f"write-held by {names[h['write']]}"
-        if h["spin"] is not None:
-            return f"held by {names[h['spin']]}"
-        if h["read"]:
-            return "read-held by " + ", ".join(names[i] for i in sorted(h["read"]))
-        return "not held"
-
-    def assert_held(self, lock, mode: str, where: str) -> None:
-        """lockdep: the running task holds ``lock`` for ``mode`` (read: read or write)."""
-        if not self.lockdep or self.aborting:
-            return
-        me = self.current
-        h = self._h(lock)
-        if h["write"] == me.idx:
-            return
-        if mode == "read" and h["read"].get(me.idx):
-            return
-        want = "for writing" if mode == "write" else "held"
-        raise CheckFailure("lock misuse", f"{where} without {self._lockname(lock)} {want} by"
-                                          f" {me.name} ({self._lock_state(lock)})")
-
-    def _deadlock_text(self, blocked: list[SchedTask]) -> str:
-        parts = []
-        for t in blocked:
-            lock, mode = t.blocked_on
-            parts.append(f"{t.name} waits for {self._lockname(lock)} ({mode}), {self._lock_state(lock)}")
-        return "; ".join(parts)
-
-    def locks_in_use(self) -> list[str]:
-        """Locks some task still holds (at the end of a schedule)."""
-        out = []
-        for h in self.holders.values():
-            st = self._lock_state(h["lock"])
-            if st != "not held":
-                out.append(f"{self._lockname(h['lock'])} {st}")
-        return out

@@ -36,11 +36,16 @@ class _Entry:
 class BoundedDFS:
     """Every schedule with at most ``bound`` preemptions, one after the other."""
 
-    def __init__(self, bound: int = 2) -> None:
+    def __init__(self, bound: int = 2, prefix: list[int] | None = None,
+                 split_depth: int | None = None) -> None:
         self.bound = bound
         self.stack: list[_Entry] = []
         self.k = 0
         self.pre = 0
+        # distribution: ``prefix`` fixes the first choices (the search stays below them);
+        # ``split_depth`` only varies the first choices (enumerates the prefixes)
+        self.prefix = list(prefix or [])
+        self.split_depth = split_depth
 
     def describe(self) -> str:
         return f"exhaustive, preemption bound {self.bound}"
@@ -62,7 +67,14 @@ class BoundedDFS:
             chosen = e.chosen
         else:
             chosen = curi if curi is not None else ids[0]
-            self.stack.append(_Entry(ids, curi, chosen, self.pre))
+            if k < len(self.prefix):
+                chosen = self.prefix[k]
+                if chosen not in ids:
+                    raise Nondeterminism(f"choice point {k}: prefix task {chosen} not runnable {ids}")
+            e = _Entry(ids, curi, chosen, self.pre)
+            if k < len(self.prefix) or (self.split_depth is not None and k >= self.split_depth):
+                e.tried = set(ids)               # no alternatives here
+            self.stack.append(e)
         if curi is not None and chosen != curi:
             self.pre += 1
         return ready[ids.index(chosen)]

@@ -4,7 +4,7 @@ Several processes of several threads each share one memfd; every thread runs
 a seeded random program of faults, mbind, set_mempolicy, get_mempolicy,
 set_mempolicy_home_node, reads of other tasks' numa_maps, fork (the child
 faults and exits) and cpuset rebinds, then exits.  The model's locks are
-real locks here (``hooks.sched`` is None) and refcount operations are made
+real locks here (``sched_points.sched`` is None) and refcount operations are made
 atomic (``mempolicy.core.mempolicy.atomic_lock``).  At the end every
 refcount must equal its owners, and once the memfd is closed the policy
 cache and the free page counts must be back where they started.

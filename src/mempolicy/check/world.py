@@ -9,7 +9,14 @@ everything down to find leaks.
 Operations of a program (tuples):
 
     ("fault", MAP, PAGE, WRITE)          a user page fault (mmap_read_lock)
-    ("mbind", MAP, OFF, PAGES, MODE, NODES)
+    ("mbind", MAP, OFF, PAGES, MODE, NODES[, FLAGS[, MODE_FLAGS]])
+    ("mmap", MAP, PAGES[, MEMFD])        a new mapping (registered under MAP)
+    ("munmap", MAP, OFF, PAGES)
+    ("mprotect", MAP, OFF, PAGES, WRITABLE)
+    ("migrate_pages", TASK, FROM, TO)    migrate_pages(2) of TASK's pages (node lists)
+    ("move_pages", MAP, PAGE, NODE)      move_pages(2) of one page of the caller
+    ("expect", MAP, PAGE, TEXT)          get_mempolicy(MPOL_F_ADDR) must print TEXT
+    ("expect", None, None, TEXT)         the task policy must print TEXT ("default": none)
     ("home_node", MAP, OFF, PAGES, NODE)
     ("set_mempolicy", MODE, NODES)
     ("get_mempolicy",)                   the task policy
@@ -36,15 +43,16 @@ from mempolicy.proc.task_mmu import numa_maps
 from mempolicy.scopes.mm import MM
 from mempolicy.scopes.task import Task, mpol_put_task_policy
 from mempolicy.syscalls import mman, process
+from mempolicy.syscalls.migrate import kernel_migrate_pages, kernel_move_pages
 from mempolicy.syscalls.mempolicy import (
     kernel_get_mempolicy,
     kernel_mbind,
     kernel_set_mempolicy,
     sys_set_mempolicy_home_node,
 )
-from mempolicy.uapi import MODE_NAMES, MPOL_F_ADDR, MPOL_F_NODE, MPOL_F_SHARED, PAGE_SIZE
+from mempolicy.uapi import MODE_NAMES, MPOL_F_ADDR, MPOL_F_NODE, MPOL_F_SHARED, MPOL_MF_MOVE, PAGE_SIZE
 
-from .sched import Finding
+from .sched import CheckFailure, Finding
 
 MAXNODE = 1025
 BASE = 0x40000000            # every mapping lies in one 2 MiB page-table range
@@ -122,13 +130,14 @@ class World:
         self.lock_names[id(f.inode.policy.lock)] = f"sp->lock of memfd {name}"
 
     def mmap(self, task: str, name: str, pages: int, memfd: str | None = None,
-             shared: bool = False, off: int = 0) -> None:
+             shared: bool = False, off: int = 0, private: bool = False) -> None:
         t = self.tasks[task]
         slot = self.slots[id(t.mm)]
         self.slots[id(t.mm)] = slot + max(1, -(-pages // SLOT_PAGES))
         addr = BASE + slot * SLOT_PAGES * PAGE_SIZE
         file = self.memfds[memfd] if memfd else None
-        mman.sys_mmap(self.kernel, t, addr, pages * PAGE_SIZE, shared or file is not None, file, off)
+        shared = (shared or file is not None) and not private
+        mman.sys_mmap(self.kernel, t, addr, pages * PAGE_SIZE, shared, file, off)
         self.maps[name] = (t.mm, addr, pages)
 
     def mmap_at(self, task: str, name: str, after: str, pages: int, memfd: str | None = None) -> None:
@@ -194,6 +203,8 @@ class World:
             return f"fork -> {op[1]}"
         if k == "exit":
             return "exit"
+        if k in ("mmap", "munmap", "mprotect", "migrate_pages", "move_pages", "expect"):
+            return " ".join(str(x) for x in op if x is not None)
         if k == "cpuset":
             return f"cpuset.mems = {Nodemask(op[2])} for {', '.join(op[1])}"
         return str(op)
@@ -204,8 +215,22 @@ class World:
         if kind == "fault":
             do_user_addr_fault(k, task, self.addr(op[1], op[2]), write=op[3])
         elif kind == "mbind":
-            kernel_mbind(k, task, self.addr(op[1], op[2]), op[3] * PAGE_SIZE, op[4],
-                         _mask(op[5]), MAXNODE, 0)
+            flags = op[6] if len(op) > 6 else 0
+            mode = op[4] | (op[7] if len(op) > 7 else 0)
+            kernel_mbind(k, task, self.addr(op[1], op[2]), op[3] * PAGE_SIZE, mode,
+                         _mask(op[5]), MAXNODE, flags)
+        elif kind == "mmap":
+            self.mmap(self.task_name(task), *op[1:])
+        elif kind == "munmap":
+            mman.sys_munmap(k, task, self.addr(op[1], op[2]), op[3] * PAGE_SIZE)
+        elif kind == "mprotect":
+            mman.sys_mprotect(k, task, self.addr(op[1], op[2]), op[3] * PAGE_SIZE, op[4])
+        elif kind == "migrate_pages":
+            kernel_migrate_pages(k, task, self.tasks[op[1]].pid, MAXNODE, _mask(op[2]), _mask(op[3]))
+        elif kind == "move_pages":
+            kernel_move_pages(k, task, 0, [self.addr(op[1], op[2])], [op[3]], MPOL_MF_MOVE)
+        elif kind == "expect":
+            self.expect(task, op)
         elif kind == "home_node":
             sys_set_mempolicy_home_node(k, task, self.addr(op[1], op[2]), op[3] * PAGE_SIZE, op[4], 0)
         elif kind == "set_mempolicy":
@@ -231,6 +256,20 @@ class World:
             cpuset_update_tasks_nodemask(k, [self.tasks[n] for n in op[1]], Nodemask(op[2]))
         else:
             raise ValueError(f"unknown operation {kind!r}")
+
+    def expect(self, task: Task, op: tuple) -> None:
+        """The policy get_mempolicy reports (at a mapping, or the task's) must be ``op[3]``."""
+        if op[1] is None:
+            mode, mask = kernel_get_mempolicy(self.kernel, task, 128, MAXNODE, 0, 0)
+        else:
+            mode, mask = kernel_get_mempolicy(self.kernel, task, 128, MAXNODE,
+                                              self.addr(op[1], op[2]), MPOL_F_ADDR)
+        nodes = [i for i in range(64) if mask and mask >> i & 1]
+        got = mode_name(mode & 0xff) + (f":{Nodemask(nodes)}" if nodes else "")
+        if got != op[3]:
+            where = f"at {op[1]}+{op[2]}" if op[1] is not None else "as its task policy"
+            raise CheckFailure("wrong policy", f"{self.task_name(task)} has {got} {where},"
+                                               f" expected {op[3]}")
 
     def exit(self, task: Task) -> None:
         """A thread exits (its policy); the last task of an mm takes the mm with it.

@@ -22,7 +22,6 @@ from mempolicy.core.nodemask import (
     bitmap_remap,
     mpol_relative_nodemask,
 )
-from mempolicy.check import hooks as _chk
 from mempolicy.core.slab import PolicyCache, SanitizerError
 from mempolicy.uapi import (
     MPOL_BIND,
@@ -206,8 +205,6 @@ def mpol_needs_cond_ref(pol: Mempolicy | None) -> bool:
 
 def mpol_cond_put(pol: Mempolicy | None) -> None:
     """Drop the extra reference a shared-policy lookup took, and only that."""
-    if _chk.mutants and "shared-noref-nocondput" in _chk.mutants:
-        return
     if mpol_needs_cond_ref(pol):
         __mpol_put(pol)
 

@@ -16,7 +16,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 
 
 class SanitizerError(RuntimeError):

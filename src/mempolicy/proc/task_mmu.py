@@ -13,7 +13,7 @@ Where the model differs: every resident page is on the active LRU list, so
 from __future__ import annotations
 
 from mempolicy.alloc.mpol_alloc import alloc_pages
-from mempolicy.check import hooks as _chk
+from mempolicy.core.sched_points import mmap_assert_locked
 from mempolicy.core.mempolicy import mpol_cond_put, mpol_get, mpol_put, mpol_to_str
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref
 from mempolicy.uapi import PAGE_SHIFT
@@ -25,6 +25,7 @@ def seq_path_escape(path: str, esc: str = "\n\t= \\") -> str:
 
 
 def show_numa_map(kernel, task, vma: VMA, task_mempolicy) -> str:
+    mmap_assert_locked(vma.mm)
     pol, _ = _get_vma_policy_noref(vma, vma.start)
     if pol is not None:
         buf = mpol_to_str(pol)
@@ -69,16 +70,11 @@ def numa_maps(kernel, reader, task) -> list[str]:
 def _numa_maps(kernel, task) -> list[str]:
     mm = task.mm
     mm.mmap_lock.read_lock()
-    held = not (_chk.mutants and "numa-maps-no-task-lock" in _chk.mutants)
-    if held:                                    # hold_task_mempolicy
-        with task.alloc_lock:
-            task_mempolicy = task.get_task_policy()
-            mpol_get(task_mempolicy)
-    else:
+    with task.alloc_lock:                       # hold_task_mempolicy
         task_mempolicy = task.get_task_policy()
+        mpol_get(task_mempolicy)
     try:
         return [show_numa_map(kernel, task, vma, task_mempolicy) for vma in list(mm.vmas)]
     finally:
-        if held:
-            mpol_put(task_mempolicy)            # release_task_mempolicy
+        mpol_put(task_mempolicy)                # release_task_mempolicy
         mm.mmap_lock.read_unlock()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import Mempolicy, mpol_dup, mpol_equal, mpol_put, mpol_rebind_policy
 from mempolicy.core.rangelist import RangeList
 from mempolicy.scopes.pagetable import DirtyView, PageTable
@@ -120,6 +120,7 @@ def get_vma_policy(task, vma: VMA, addr: int, order: int = 0) -> tuple[Mempolicy
 
 def vma_dup_policy(kernel, src: VMA, dst: VMA) -> None:
     """Give ``dst`` its own copy of ``src``'s policy (split, fork)."""
+    _chk.mmap_assert_write_locked(src.mm)
     pol = src.vm_policy
     if _chk.sched is not None:
         _chk.sched.load("vma", src, pol)
@@ -216,12 +217,15 @@ class MM:
 
     # -- tree updates ----------------------------------------------------------
     def insert_vma(self, vma: VMA) -> None:
+        _chk.mmap_assert_write_locked(self)
         self.vmas.add(vma)
 
     def unlink_vma(self, vma: VMA) -> None:
+        _chk.mmap_assert_write_locked(self)
         self.vmas.remove(vma)
 
     def _restart(self, vma: VMA, start: int) -> None:
+        _chk.mmap_assert_write_locked(self)
         self.vmas.rekey(vma, start)
 
     def remove_vma(self, vma: VMA) -> None:
@@ -234,6 +238,7 @@ class MM:
 
     def split_vma(self, vma: VMA, addr: int) -> VMA:
         """``__split_vma``: cut at ``addr``; returns the new upper piece."""
+        _chk.vma_assert_write_locked(vma)
         new = VMA(self, addr, vma.end, vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT),
                   vma.flags, vma.vm_file)
         new.set_anon_vma(vma)
@@ -273,6 +278,7 @@ class MM:
                    flags: int) -> VMA:
         """Make [start, end) of ``vma`` one VMA with ``policy``/``flags``: merge with a
         neighbour when possible, else split (mm/vma.c vma_modify)."""
+        _chk.vma_assert_write_locked(vma)
         prev = self.prev_vma(vma)
         nxt = self.next_vma(vma)
         probe = VMA(self, start, end, vma.pgoff + ((start - vma.start) >> PAGE_SHIFT),
@@ -346,6 +352,7 @@ def mpol_rebind_mm(mm: MM, new) -> None:
     mm.mmap_lock.write_lock()
     try:
         for vma in mm.vmas:
+            _chk.vma_assert_write_locked(vma)           # vma_start_write()
             pol = vma.vm_policy
             if pol is not None and _chk.sched is not None:
                 _chk.sched.modify(pol, "mpol_rebind_policy")

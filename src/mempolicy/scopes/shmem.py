@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import (
     Mempolicy,
     mpol_dup,
@@ -32,7 +32,7 @@ MAX_LFS_FILESIZE_PAGES = (1 << 63) >> 12
 class RWLock:
     """A reader-writer lock (``rwlock_t`` / ``mmap_lock``) that counts its holders.
 
-    Under the checker (``hooks.sched`` set) acquire and release go to the
+    Under the checker (``sched_points.sched`` set) acquire and release go to the
     controlled scheduler, which keeps the same counts and blocks a task by
     running another one instead of blocking the thread.
     """
@@ -167,6 +167,7 @@ class SharedPolicy:
         return None if n is None else self.nodes.index(n)
 
     def sp_insert(self, new: SpNode) -> None:
+        _chk.lockdep_assert_held(self.lock, "write")
         self.nodes.add(new)
         if _chk.sched is not None:
             _chk.sched.store("shared", self, new.policy, new)
@@ -175,6 +176,7 @@ class SharedPolicy:
         sp_free(self.nodes.pop(i))
 
     def _sp_delete_node(self, n: SpNode) -> None:
+        _chk.lockdep_assert_held(self.lock, "write")
         self.nodes.remove(n)
         sp_free(n)
 
@@ -186,12 +188,7 @@ class SharedPolicy:
         """The policy at page ``idx`` with an extra reference, or None."""
         if not self.nodes:
             return None
-        nolock = noref = False
-        if _chk.mutants:
-            nolock = "shared-tree-no-lock" in _chk.mutants
-            noref = "shared-lookup-noref" in _chk.mutants or "shared-noref-nocondput" in _chk.mutants
-        if not nolock:
-            self.lock.read_lock()
+        self.lock.read_lock()
         try:
             n = self._lookup(idx, idx + 1)
             pol = None
@@ -199,11 +196,9 @@ class SharedPolicy:
                 pol = n.policy
                 if _chk.sched is not None:
                     _chk.sched.load("shared", self, pol, n)
-                if not noref:
-                    mpol_get(pol)
+                mpol_get(pol)
         finally:
-            if not nolock:
-                self.lock.read_unlock()
+            self.lock.read_unlock()
         return pol
 
     def sp_alloc(self, start: int, end: int, pol: Mempolicy) -> SpNode:
@@ -243,8 +238,6 @@ class SharedPolicy:
                             copy = n.policy
                         else:
                             copy = mpol_dup(n.policy, self.cache)
-                            if _chk.mutants and "sp-split-copies-refcnt" in _chk.mutants:
-                                copy._refcnt = n.policy._refcnt    # *new = *old without atomic_set(1)
                         tail = SpNode(end, n.end, copy)
                         n.end = start
                         self.sp_insert(tail)

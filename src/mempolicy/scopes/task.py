@@ -9,7 +9,7 @@ numa_policy_init() has run.
 
 from __future__ import annotations
 
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import Mempolicy, mpol_put, mpol_rebind_policy
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.scopes.cred import Cred
@@ -58,20 +58,18 @@ class Task:
 
 def mpol_put_task_policy(task: Task) -> None:
     """At exit: detach the task policy under task_lock, then put it."""
-    nolock = _chk.mutants and "exit-no-task-lock" in _chk.mutants
-    if not nolock:
-        task.alloc_lock.lock()
+    task.alloc_lock.lock()
     pol = task.mempolicy
     task.mempolicy = None
     if _chk.sched is not None:
         _chk.sched.store("task", task, None)
-    if not nolock:
-        task.alloc_lock.unlock()
+    task.alloc_lock.unlock()
     mpol_put(pol)
 
 
 def mpol_rebind_task(tsk: Task, new: Nodemask) -> None:
     """Rebind the task policy to a new cpuset (caller holds task_lock(tsk))."""
+    _chk.lockdep_assert_held(tsk.alloc_lock)
     pol = tsk.mempolicy
     if _chk.sched is not None:
         _chk.sched.load("task", tsk, pol)

@@ -16,7 +16,7 @@ from mempolicy.alloc.fault import FaultSignal, do_user_addr_fault
 from mempolicy.alloc.mpol_alloc import alloc_pages_mpol
 from mempolicy.alloc.page_alloc import Folio
 from mempolicy.alloc.swap import lru_batches
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import (
     KernelError,
     Mempolicy,
@@ -124,9 +124,6 @@ def copy_nodes_to_user(buf_bytes: int, maxnode: int, nodes: Nodemask, nr_node_id
 
 def do_set_mempolicy(kernel, task, mode: int, flags: int, nodes: Nodemask) -> None:
     new = mpol_new(kernel.policy_cache, mode, flags, nodes)
-    early = _chk.mutants and "set-mempolicy-put-before-publish" in _chk.mutants
-    if early:
-        mpol_put(task.mempolicy)                        # the old policy freed while still published
     with task.alloc_lock:                               # task_lock(current)
         try:
             mpol_set_nodemask(new, nodes, task.mems_allowed, kernel.topo.n_memory)
@@ -140,8 +137,7 @@ def do_set_mempolicy(kernel, task, mode: int, flags: int, nodes: Nodemask) -> No
         if new is not None and new.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
             task.il_prev = MAX_NUMNODES - 1
             task.il_weight = 0
-    if not early:
-        mpol_put(old)
+    mpol_put(old)
 
 
 def kernel_set_mempolicy(kernel, task, mode: int, nmask: int | None, maxnode: int) -> int:
@@ -200,9 +196,8 @@ def do_get_mempolicy(kernel, task, addr: int, flags: int) -> tuple[int, Nodemask
     try:
         if flags & MPOL_F_NODE:
             if flags & MPOL_F_ADDR:
-                if not (_chk.mutants and "get-mempolicy-no-ref" in _chk.mutants):
-                    pol_refcount = pol
-                    mpol_get(pol)
+                pol_refcount = pol
+                mpol_get(pol)
                 mm.mmap_lock.read_unlock()
                 locked = False
                 r = lookup_node(kernel, task, addr)
@@ -327,15 +322,15 @@ def queue_pages_range(kernel, mm, start: int, end: int, nmask: Nodemask, flags: 
 
 
 def _present_vpns(mm, lo: int, hi: int):
-    """The vpns in [lo, hi) that have a pte, ascending."""
+    """The vpns in [lo, hi) that have a pte, ascending (a page walk: mmap_lock held)."""
+    _chk.mmap_assert_locked(mm)
     return list(mm.ptes.present(lo, hi))
 
 
 def vma_replace_policy(kernel, vma: VMA, pol: Mempolicy | None) -> None:
     """Store a policy in a VMA: its own copy (or, in the 2008 protocol, ``pol`` itself
     with a reference), telling a shmem file through ``set_policy``."""
-    if _chk.sched is not None:
-        _chk.sched.assert_held(vma.mm.mmap_lock, "write", "vma_replace_policy")
+    _chk.vma_assert_write_locked(vma)
     if kernel.protocol == "2008":
         mpol_get(pol)
         new = pol
@@ -414,11 +409,7 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
         flags |= MPOL_MF_DISCONTIG_OK
     if flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
         lru_batches(kernel).lru_add_drain_all()        # lru_cache_disable
-    read_locked = _chk.mutants and "mbind-mmap-read-lock" in _chk.mutants
-    if read_locked:
-        mm.mmap_lock.read_lock()
-    else:
-        mm.mmap_lock.write_lock()
+    mm.mmap_lock.write_lock()
     pagelist: list = []
     err = 0
     nr_failed = 0
@@ -448,10 +439,7 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
                 mpol_cond_put(pol)
                 base_ilx = ilx - folio.index
     finally:
-        if read_locked:
-            mm.mmap_lock.read_unlock()
-        else:
-            mm.mmap_lock.write_unlock()
+        mm.mmap_lock.write_unlock()
     if not err and pagelist:
         failed = 0
         for folio, _vma, _addr in pagelist:

@@ -14,7 +14,6 @@ from mempolicy.alloc.fault import map_page, unmap_page
 from mempolicy.alloc.mpol_alloc import alloc_pages
 from mempolicy.alloc.page_alloc import Folio
 from mempolicy.alloc.swap import lru_batches
-from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import KernelError, mpol_dup
 from mempolicy.scopes.mm import MM, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VMA, AnonVma, vma_dup_policy
 from mempolicy.scopes.task import Task, mpol_put_task_policy
@@ -58,14 +57,13 @@ def copy_process(kernel, parent: Task) -> Task:
         nid = alloc_pages(kernel, parent)
         child.runner_pgtables.append(nid)
     pmm = parent.mm
-    locked = not (_chk.mutants and "fork-no-mmap-lock" in _chk.mutants)
-    if locked:
-        pmm.mmap_lock.write_lock()                    # dup_mmap: mmap_write_lock(oldmm)
+    pmm.mmap_lock.write_lock()                        # dup_mmap: mmap_write_lock(oldmm)
+    mm.mmap_lock.write_lock()                         # mmap_write_lock_nested(mm, SINGLE_DEPTH_NESTING)
     try:
         _dup_mmap(kernel, parent, pmm, mm)
     finally:
-        if locked:
-            pmm.mmap_lock.write_unlock()
+        mm.mmap_lock.write_unlock()
+        pmm.mmap_lock.write_unlock()
     lru_batches(kernel).runner_fork(parent.cpu, parent.pid)
     kernel.tasks[child.pid] = child
     return child
