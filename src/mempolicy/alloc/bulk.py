@@ -36,17 +36,29 @@ import os
 from bisect import bisect_left, bisect_right
 from types import SimpleNamespace
 
-from mempolicy.alloc.fault import FaultSignal, OutOfMemory, do_user_addr_fault, handle_mm_fault
+from mempolicy.alloc.fault import (
+    FaultSignal,
+    OutOfMemory,
+    do_fault_around,
+    do_user_addr_fault,
+    handle_mm_fault,
+)
 from mempolicy.alloc.mpol_alloc import interleave_nodes, policy_nodemask, weighted_interleave_nodes
 from mempolicy.alloc.page_alloc import PageAllocator
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, get_vma_policy
+from mempolicy.scopes.pagecache import DIRTY as CDIRTY
+from mempolicy.scopes.pagecache import MAPPED as CMAPPED
+from mempolicy.scopes.pagecache import MAX_CACHE_NID
+from mempolicy.scopes.pagecache import OBJ as COBJ
 from mempolicy.scopes.pagetable import (
     ABSENT,
     ANON0,
     DIRTY,
+    FILE,
     KIND_ANON,
+    KIND_FILE,
     KIND_ZERO,
     MAX_COMPACT_NID,
     ZERO,
@@ -65,6 +77,7 @@ BULK_MIN_PAGES = 64          # runs shorter than this go page by page
 NONE = 255                   # "no node left" in a lookup table
 LEVELS = (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT)   # pgtable_alloc's order
 INF = 1 << 62
+RUNS_WINDOW = 1 << 22        # pages of a shmem mapping looked at in one step (16 GiB)
 
 
 def bulk_available(kernel) -> bool:
@@ -109,12 +122,17 @@ def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | 
         mm.mmap_lock.read_lock()
         try:
             vma = mm.vma_lookup(a)
-            if vma is None or vma.vm_file is not None or (write and not vma.flags & VM_WRITE) \
-                    or a != vpn << PAGE_SHIFT:
+            if vma is None or (write and not vma.flags & VM_WRITE) or a != vpn << PAGE_SHIFT \
+                    or (vma.vm_file is not None and not file_bulk_ok(kernel, vma, write)):
                 handle_mm_fault(kernel, task, a, write)
                 vpn += 1
                 continue
             hi = min(end, vma.end >> PAGE_SHIFT)
+            if vma.vm_file is not None:
+                touch_file(kernel, task, vma, vpn, hi, write, min_run,
+                           None if progress is None else (lambda v: progress(v - done_at)))
+                vpn = hi
+                continue
             for ra, rb, kind in _merge_alloc_runs(mm.ptes.runs(vpn, hi), write):
                 if kind == ABSENT:                     # (or zero pages, for a write)
                     if rb - ra >= min_run:
@@ -394,9 +412,11 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
 # A run of private anonymous pages
 # ---------------------------------------------------------------------------
 
-def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) -> None:
-    """Fault [v0, v1) of a private anonymous VMA (every pte absent, or for a write
-    absent or the zero page), caller holding mmap_lock for reading."""
+def _place_run(kernel, task, v0: int, v1: int, data):
+    """Place the allocations of faulting [v0, v1) in order: page tables, and with
+    ``data`` = (pattern, phase, nodemask, preferred-many) a data page per page.
+    Commits the free pages, the page tables and the task's round robin; returns
+    ``place``'s result (caller holds mmap_lock for reading)."""
     np = _numpy()
     mm = task.mm
     n = v1 - v0
@@ -412,35 +432,52 @@ def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) 
             cands.append(_candidates(kernel, task, nid, nodemask, many))
         return c
 
-    pol = None
     dcls, phase = None, 0
+    if data is not None:
+        pattern, phase, dmask, dmany = data
+        dcls = np.array([cls("d", p, dmask, dmany) for p in pattern], dtype=np.int64)
+    rr = _RoundRobin(kernel, task, task.get_task_policy(), len(tpage))
+    uniq = np.unique(rr.pref) if len(tpage) else []
+    lut = {int(p): cls("t", int(p), rr.nodemask, rr.many) for p in uniq}
+    tcls = np.zeros(len(tpage), dtype=np.int64)
+    for p, c in lut.items():
+        tcls[rr.pref == p] = c
+    pages = kernel.pages
+    with pages.lock:
+        free = list(pages.free)
+        res = place(n, dcls, phase, tpage, tcls, tlevel, cands, free)
+        pages.free[:] = free
+    k = res["tables"]
+    for lvl, shift in enumerate(LEVELS):
+        sel = tlevel[:k] == lvl
+        if sel.any():
+            mm.pgtables[shift].update(zip(tidx[:k][sel].tolist(), res["tnodes"][sel].tolist()))
+    oom = res["oom"]
+    rr.state_after(task, k + (1 if oom and oom[0] == "table" else 0))
+    res["phase"] = phase
+    if oom is not None and oom[0] == "table":
+        res["oom_page"] = int(tpage[k])
+    elif oom is not None:
+        res["oom_page"] = oom[1]
+    return res
+
+
+def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) -> None:
+    """Fault [v0, v1) of a private anonymous VMA (every pte absent, or for a write
+    absent or the zero page), caller holding mmap_lock for reading."""
+    np = _numpy()
+    mm = task.mm
+    pol = None
+    data = None
     if write:
         pol, ilx0 = get_vma_policy(task, vma, v0 << PAGE_SHIFT)
-        pattern, phase, dmask, dmany = _data_pattern(kernel, task, pol, ilx0)
-        dcls = np.array([cls("d", p, dmask, dmany) for p in pattern], dtype=np.int64)
     try:
-        rr = _RoundRobin(kernel, task, task.get_task_policy(), len(tpage))
-        uniq = np.unique(rr.pref) if len(tpage) else []
-        lut = {int(p): cls("t", int(p), rr.nodemask, rr.many) for p in uniq}
-        tcls = np.zeros(len(tpage), dtype=np.int64)
-        for p, c in lut.items():
-            tcls[rr.pref == p] = c
-        pages = kernel.pages
-        with pages.lock:
-            free = list(pages.free)
-            res = place(n, dcls, phase, tpage, tcls, tlevel, cands, free)
-            pages.free[:] = free
-        # page tables
-        k = res["tables"]
-        for lvl, shift in enumerate(LEVELS):
-            sel = tlevel[:k] == lvl
-            if sel.any():
-                mm.pgtables[shift].update(zip(tidx[:k][sel].tolist(), res["tnodes"][sel].tolist()))
+        if write:
+            data = _data_pattern(kernel, task, pol, ilx0)
+        res = _place_run(kernel, task, v0, v1, data)
+        phase = res["phase"]
         oom = res["oom"]
-        rr.state_after(task, k + (1 if oom and oom[0] == "table" else 0))
-        # ptes
         pt = mm.ptes
-        done = 0
         for a, b, m in res["segs"]:
             if m is None:
                 code = np.array([ZERO], dtype=np.uint8)
@@ -448,9 +485,8 @@ def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) 
             else:
                 code = ((m + ANON0) | DIRTY).astype(np.uint8)
                 pt.fill_pattern(v0 + a, v0 + b, code, (phase + a) % len(code))
-            done = b
             if progress is not None:
-                progress(done)
+                progress(b)
         if write:
             if res["data"] or (oom and oom[0] == "data"):
                 mm.anon_vma_prepare(vma)
@@ -462,6 +498,153 @@ def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) 
     finally:
         if pol is not None:
             mpol_cond_put(pol)
+
+
+# ---------------------------------------------------------------------------
+# A run of shared memory (shmem, memfd) or a read of a file mapping
+# ---------------------------------------------------------------------------
+
+def file_bulk_ok(kernel, vma, write: bool) -> bool:
+    """Whether faults on ``vma`` (a shmem file mapping) may go in bulk: shared
+    mappings, and reads of private ones (a private write copies each page to an
+    anonymous page at the file offset: page by page)."""
+    return (vma.is_shared or not write) and kernel.topo.nr_node_ids <= MAX_CACHE_NID + 1
+
+
+def _shared_pieces(inode, lo: int, hi: int) -> list[int]:
+    """The page indexes in (lo, hi) where the shared policy changes."""
+    cuts = []
+    sp = inode.policy
+    if not sp.nodes:
+        return cuts
+    for node in sp.nodes.iter_from(lo):
+        if node.start >= hi:
+            break
+        for x in (node.start, node.end):
+            if lo < x < hi:
+                cuts.append(x)
+    return sorted(set(cuts))
+
+
+def touch_file(kernel, task, vma, vpn: int, hi: int, write: bool, min_run: int,
+               progress=None) -> int:
+    """Fault [vpn, hi) of a shmem mapping, in bulk where it can; returns ``hi``.
+    Pages past the end of the file get the per-page path (SIGBUS)."""
+    inode = vma.inode
+    mm = task.mm
+    lim = (vma.start >> PAGE_SHIFT) + max(0, inode.size_pages - vma.pgoff)
+    top = min(hi, max(vpn, lim))
+    shared_write = write and vma.is_shared
+    while vpn < top:
+        ra, rb, kind = mm.ptes.runs(vpn, min(top, vpn + RUNS_WINDOW))[0]
+        if kind == ABSENT and rb - ra >= min_run:
+            stop = _bulk_shmem(kernel, task, vma, ra, rb, write, progress)
+            if stop < rb:                          # a page the bulk path leaves alone
+                handle_mm_fault(kernel, task, stop << PAGE_SHIFT, write)
+                stop += 1
+            vpn = stop
+        elif kind == KIND_FILE and not write:      # already mapped: nothing to do
+            vpn = rb
+        elif kind == KIND_FILE and shared_write:   # do_wp_page: folio and pte dirty
+            _dirty_file_ptes(mm, vma, ra, rb)
+            vpn = rb
+        else:
+            for v in range(ra, rb):
+                handle_mm_fault(kernel, task, v << PAGE_SHIFT, write)
+            vpn = rb
+        if progress is not None:
+            progress(vpn)
+    for v in range(top, hi):
+        handle_mm_fault(kernel, task, v << PAGE_SHIFT, write)
+    return hi
+
+
+def _dirty_file_ptes(mm, vma, lo: int, hi: int) -> None:
+    """A write to [lo, hi), every pte FILE: the pte and the folio become dirty."""
+    np = _numpy()
+    cache = vma.inode.pages
+    i0 = vma.linear_page_index(lo << PAGE_SHIFT)
+    cc = cache.codes_range(i0, i0 + (hi - lo))
+    for p in np.flatnonzero(cc == COBJ).tolist():
+        cache.set_dirty_compact(i0 + p)
+    for a, b, ch, off in cache.segments(i0, i0 + (hi - lo)):
+        arr = np.frombuffer(ch.codes, np.uint8)[off:off + (b - a)]
+        arr[arr != COBJ] |= CDIRTY
+    mm.ptes.set_dirty_range(lo, hi)
+
+
+def _bulk_shmem(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) -> int:
+    """Fault a prefix of [v0, v1) (every pte absent, every index inside the file) of a
+    shmem mapping; returns where it stopped: v1, or the first page whose page-cache
+    page is already mapped or an object (the per-page path takes it).
+
+    Each page allocates its page tables, then, when the page cache has no page
+    there, a page under the shared policy at that index (else the task policy)
+    with ilx = inode bias + index (``shmem_alloc_folio``); a read first maps the
+    cached neighbours of its 16-page block (``do_fault_around``), which in an
+    ascending run only shows at the two ends.
+    """
+    np = _numpy()
+    mm = task.mm
+    inode = vma.inode
+    cache = inode.pages
+    i0 = vma.linear_page_index(v0 << PAGE_SHIFT)
+    n = v1 - v0
+    cc = cache.codes_range(i0, i0 + n)
+    busy = np.flatnonzero((cc == COBJ) | ((cc & CMAPPED) != 0))
+    stop = int(busy[0]) if busy.size else n
+    if stop == 0:
+        return v0
+    absent = cc[:stop] == 0
+    cuts = set((np.flatnonzero(absent[1:] != absent[:-1]) + 1).tolist())
+    cuts.update(x - i0 for x in _shared_pieces(inode, i0, i0 + stop))
+    edges = [0, *sorted(cuts), stop]
+    pte_code = np.array([FILE | (DIRTY if write else 0)], dtype=np.uint8)
+    flags = CMAPPED | (CDIRTY if write else 0)
+    first_fault = None
+    last_fault = None
+    try:
+        for a, b in zip(edges, edges[1:]):
+            pol = None
+            data = None
+            if absent[a]:
+                pol = inode.policy.mpol_shared_policy_lookup(i0 + a)
+                if pol is None:
+                    pol = task.get_task_policy()
+                data = _data_pattern(kernel, task, pol, inode.i_ino + i0 + a)
+            try:
+                res = _place_run(kernel, task, v0 + a, v0 + b, data)
+                done = res["pages"]
+                mm.ptes.fill_pattern(v0 + a, v0 + a + done, pte_code, 0) if done else None
+                if data is None:
+                    if done:
+                        cache.or_flags(i0 + a, i0 + a + done, flags)
+                else:
+                    phase = res["phase"]
+                    for sa, sb, m in res["segs"]:
+                        code = ((m.astype(np.int64) + 1) | flags).astype(np.uint8)
+                        cache.fill(i0 + a + sa, i0 + a + sb, code, (phase + sa) % len(code))
+                    kernel.fault_stats["faults"] += res["data"]
+                    if pol.flags & 1:
+                        kernel.fault_stats["shared"] += res["data"]
+            finally:
+                if pol is not None:
+                    mpol_cond_put(pol)
+            oom = res["oom"]
+            reached = done if oom is None or oom[0] == "table" else done + 1
+            if reached:
+                if first_fault is None:
+                    first_fault = v0 + a
+                last_fault = v0 + a + reached - 1
+            if progress is not None:
+                progress(v0 + a + done)
+            if oom is not None:
+                raise OutOfMemory()
+    finally:
+        if not write and first_fault is not None:   # the ends of the fault-around
+            do_fault_around(mm, vma, first_fault << PAGE_SHIFT)
+            do_fault_around(mm, vma, last_fault << PAGE_SHIFT)
+    return v0 + stop
 
 
 __all__ = ["touch_range", "bulk_available", "place", "BULK_MIN_PAGES", "FaultSignal", "OutOfMemory"]

@@ -134,6 +134,7 @@ class MM:
         self.kernel = kernel
         self.vmas = RangeList()                    # the maple tree: VMAs by start
         self.ptes = PageTable(kernel)              # vpn -> Folio | ZeroPage (compact, see pagetable)
+        self.ptes.owner = self
         # page-table pages: level shift -> {index: node}
         self.pgtables: dict[int, dict[int, int]] = {PGDIR_SHIFT: {}, PUD_SHIFT: {}, PMD_SHIFT: {}}
         self.mmap_lock = RWLock("mmap_lock")
