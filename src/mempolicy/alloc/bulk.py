@@ -590,15 +590,12 @@ def _bulk_shmem(kernel, task, vma, v0: int, v1: int, write: bool, progress=None)
     cache = inode.pages
     i0 = vma.linear_page_index(v0 << PAGE_SHIFT)
     n = v1 - v0
-    cc = cache.codes_range(i0, i0 + n)
-    busy = np.flatnonzero((cc == COBJ) | ((cc & CMAPPED) != 0))
-    stop = int(busy[0]) if busy.size else n
+    stop, cuts = cache.busy_and_absent(i0, i0 + n)
     if stop == 0:
         return v0
-    absent = cc[:stop] == 0
-    cuts = set((np.flatnonzero(absent[1:] != absent[:-1]) + 1).tolist())
+    cuts = set(cuts)
     cuts.update(x - i0 for x in _shared_pieces(inode, i0, i0 + stop))
-    edges = [0, *sorted(cuts), stop]
+    edges = [0, *sorted(x for x in cuts if 0 < x < stop), stop]
     pte_code = np.array([FILE | (DIRTY if write else 0)], dtype=np.uint8)
     flags = CMAPPED | (CDIRTY if write else 0)
     first_fault = None
@@ -607,7 +604,7 @@ def _bulk_shmem(kernel, task, vma, v0: int, v1: int, write: bool, progress=None)
         for a, b in zip(edges, edges[1:]):
             pol = None
             data = None
-            if absent[a]:
+            if not cache.code(i0 + a):
                 pol = inode.policy.mpol_shared_policy_lookup(i0 + a)
                 if pol is None:
                     pol = task.get_task_policy()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from mempolicy.alloc.page_alloc import Folio
 
-CHUNK_SHIFT = 15
+CHUNK_SHIFT = 20                   # 4 GiB of file per chunk; a small file gets a small array
 CHUNK_PAGES = 1 << CHUNK_SHIFT
 
 NID_MASK = 0x3F
@@ -225,14 +225,47 @@ class PageCache:
         P = len(pattern)
         tile = np.tile(pattern, (min(hi - lo, CHUNK_PAGES) + 2 * P) // P + 1)
         for a, b, c, off in self.segments(lo, hi):
+            ph = (phase + a - lo) % P
+            if c is None and off == 0:                   # a new chunk: its codes at once
+                key = a >> CHUNK_SHIFT
+                size = max(b - a, min(CHUNK_PAGES, self.inode.size_pages - a))
+                c = self._chunks[key] = _Chunk(size)
+                np.frombuffer(c.codes, np.uint8)[:b - a] = tile[ph:ph + (b - a)]
+                c.n = b - a
+                self._n += b - a
+                continue
             if c is None or len(c.codes) < off + (b - a):
                 c = self._chunk(b - 1, True)
-            ph = (phase + a - lo) % P
             arr = np.frombuffer(c.codes, np.uint8)
             added = (b - a) - int(np.count_nonzero(arr[off:off + (b - a)]))
             arr[off:off + (b - a)] = tile[ph:ph + (b - a)]
             c.n += added
             self._n += added
+
+    def busy_and_absent(self, lo: int, hi: int):
+        """For the bulk fault path: (first offset in [lo, hi) whose page is an object or
+        mapped already, or hi - lo; offsets where "no page yet" changes, below that)."""
+        np = _numpy()
+        cuts: list[int] = []
+        prev_absent = None
+        for a, b, c, off in self.segments(lo, hi):
+            if c is None or off >= len(c.codes):
+                if prev_absent is False:
+                    cuts.append(a - lo)
+                prev_absent = True
+                continue
+            cc = self.codes_range(a, b)
+            busy = np.flatnonzero((cc == OBJ) | ((cc & MAPPED) != 0))
+            end = int(busy[0]) if busy.size else b - a
+            absent = cc[:end] == 0
+            if end:
+                if prev_absent is not None and prev_absent != bool(absent[0]):
+                    cuts.append(a - lo)
+                cuts.extend((np.flatnonzero(absent[1:] != absent[:-1]) + 1 + (a - lo)).tolist())
+                prev_absent = bool(absent[-1])
+            if end < b - a:
+                return a - lo + end, cuts
+        return hi - lo, cuts
 
     def or_flags(self, lo: int, hi: int, flags: int) -> None:
         """Set ``flags`` (MAPPED, DIRTY) on the compact pages of [lo, hi) (all present,

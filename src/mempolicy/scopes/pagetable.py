@@ -36,6 +36,7 @@ from mempolicy.uapi import PAGE_SHIFT
 CHUNK_SHIFT = 15
 CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
+FILE_STEP = 1 << 20                       # pages of FILE ptes read at once (numa_maps, unmap)
 
 DIRTY = 0x80
 KIND_MASK = 0x7F
@@ -581,11 +582,11 @@ class PageTable:
         return pages, anon, dirty, mapmax, nodes
 
     def _codes(self, lo: int, hi: int):
-        """The code bytes of [lo, hi) (hi - lo <= CHUNK_PAGES, one window) as NumPy uint8."""
+        """The code bytes of [lo, hi) as a NumPy uint8 array (a copy)."""
         np = _numpy()
         out = np.zeros(hi - lo, dtype=np.uint8)
-        c = self._chunks.get(lo >> CHUNK_SHIFT)
-        if c is not None:
+        for key in self._chunk_keys(lo, hi):
+            c = self._chunks[key]
             a, b = max(lo, c.lo), min(hi, c.lo + len(c.codes))
             if a < b:
                 out[a - lo:b - lo] = np.frombuffer(c.codes, np.uint8)[a - c.lo:b - c.lo]
@@ -599,7 +600,7 @@ class PageTable:
         for a, b, cache, ia in self._file_segments(lo, hi):
             v = a
             while v < b:
-                w = min(b, ((v >> CHUNK_SHIFT) + 1) << CHUNK_SHIFT)
+                w = min(b, v + FILE_STEP)
                 pte = self._codes(v, w)
                 sel = (pte & KIND_MASK) == FILE
                 if sel.any():
@@ -749,6 +750,9 @@ class PageTable:
     def _unmap_range(self, lo: int, hi: int) -> tuple[int, dict[int, int]]:
         folios = 0
         freed: dict[int, int] = {}
+        if self.owner is not None and any(vma.inode is not None for vma in
+                                          self.owner.vmas_in(lo << PAGE_SHIFT, hi << PAGE_SHIFT)):
+            self._unmap_file(lo, hi)
         for key in self._chunk_keys(lo, hi) if lo < hi else ():
             c = self._chunks[key]
             a, b = max(lo, c.lo) - c.lo, min(hi, c.lo + len(c.codes)) - c.lo
@@ -762,8 +766,6 @@ class PageTable:
                 elif k not in (ZERO, OBJ):
                     freed[k - ANON0] = freed.get(k - ANON0, 0) + cnt
                     folios += cnt
-            if h.get(FILE) or h.get(FILE | DIRTY):
-                self._unmap_file(c.lo + a, c.lo + b)
             if c.objs:
                 for vpn in [u for u in c.objs if lo <= u < hi]:
                     page = c.objs.pop(vpn)
@@ -795,19 +797,25 @@ class PageTable:
         compact pages lose MAPPED, objects a mapping."""
         np = _numpy()
         from mempolicy.scopes.pagecache import MAPPED, OBJ as COBJ
-        for a, b, cache, ia in self._file_segments(lo, hi):
-            pte = self._codes(a, b)
-            sel = (pte & KIND_MASK) == FILE
-            if not sel.any():
-                continue
-            cc = cache.codes_range(ia, ia + (b - a))
-            for p in np.flatnonzero(sel & (cc == COBJ)).tolist():
-                cache.unmap_compact(ia + p)
-            comp = sel & (cc != COBJ)
-            for x, y, ch, off in cache.segments(ia, ia + (b - a)):
-                arr = np.frombuffer(ch.codes, np.uint8)[off:off + (y - x)]
-                m = comp[x - ia:y - ia]
-                arr[m] &= ~MAPPED & 0xFF
+        for a0, b0, cache, ia0 in self._file_segments(lo, hi):
+            for a in range(a0, b0, FILE_STEP):
+                b = min(b0, a + FILE_STEP)
+                ia = ia0 + (a - a0)
+                pte = self._codes(a, b)
+                sel = (pte & KIND_MASK) == FILE
+                if not sel.any():
+                    continue
+                cc = cache.codes_range(ia, ia + (b - a))
+                for p in np.flatnonzero(sel & (cc == COBJ)).tolist():
+                    cache.unmap_compact(ia + p)
+                comp = sel & (cc != COBJ)
+                for x, y, ch, off in cache.segments(ia, ia + (b - a)):
+                    arr = np.frombuffer(ch.codes, np.uint8)[off:off + (y - x)]
+                    m = comp[x - ia:y - ia]
+                    if m.all():
+                        arr &= ~MAPPED & 0xFF
+                    else:
+                        arr[m] &= ~MAPPED & 0xFF
 
     def memory_bytes(self) -> int:
         """Bytes held by the code arrays (the compact state, without objects)."""
