@@ -606,17 +606,18 @@ class PageTable:
                 if sel.any():
                     i0 = ia + (v - a)
                     cc = cache.codes_range(i0, i0 + (w - v))
-                    obj = sel & (cc == COBJ)
-                    comp = sel & ~obj
-                    nid = (cc & NID_MASK).astype(np.int64) - 1
-                    d = comp & (((pte & DIRTY) | (cc & CDIRTY)) != 0)
-                    cnt = np.bincount(nid[comp], minlength=64)
-                    dc = np.bincount(nid[d], minlength=64)
-                    for x in np.flatnonzero(cnt).tolist():
-                        out.append((x, int(cnt[x]), int(dc[x]), 1))
-                    for p in np.flatnonzero(obj).tolist():
-                        n_, fd, mc = cache.compact_info(i0 + p)
-                        out.append((n_, 1, 1 if fd or pte[p] & DIRTY else 0, mc))
+                    # one byte per page: nid + 1, and bit 7 when the pte or the folio is dirty
+                    key = (cc & NID_MASK) | ((cc | pte) & CDIRTY)
+                    if not sel.all():
+                        key[~sel] = 0
+                    cnt = np.bincount(key, minlength=256).tolist()
+                    for x in range(1, COBJ):
+                        if cnt[x] or cnt[x | CDIRTY]:
+                            out.append((x - 1, cnt[x] + cnt[x | CDIRTY], cnt[x | CDIRTY], 1))
+                    if cnt[COBJ] or cnt[COBJ | CDIRTY]:
+                        for p in np.flatnonzero((key & NID_MASK) == COBJ).tolist():
+                            n_, fd, mc = cache.compact_info(i0 + p)
+                            out.append((n_, 1, 1 if fd or pte[p] & DIRTY else 0, mc))
                 v = w
         return out
 
