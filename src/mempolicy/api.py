@@ -524,18 +524,32 @@ class ModelSystem(MemorySystem):
         self._run(mman.sys_mprotect, addr & U64, length & U64, writable)
 
     def touch(self, addr, length, write=True):
-        """Fault in every page of the range as a write (or a read) by the process does.
-        An access the process could not make raises EFAULT."""
-        from mempolicy.alloc.fault import FaultSignal, OutOfMemory, handle_mm_fault
+        """Fault in every page of the range as a write (or a read) by the process does,
+        lowest page first; large ranges take the bulk fault path (the same result) and
+        show progress on a terminal.  An access the process could not make raises
+        EFAULT; running out of memory raises ENOMEM (the pages before stay touched).
+
+        >>> m = ModelSystem.from_spec("2x1G")
+        >>> a = m.mmap(1 << 30)
+        >>> m.touch(a, 1 << 30)
+        """
+        from mempolicy.alloc.bulk import touch_range
+        from mempolicy.alloc.fault import FaultSignal, OutOfMemory
+        from mempolicy.progress import Progress
 
         first = addr & ~(PAGE_SIZE - 1)
-        for a in range(first, addr + length, PAGE_SIZE):
-            try:
-                handle_mm_fault(self.kernel, self.task, a & U64, write=write)
-            except FaultSignal:
-                raise _oserror(_errno.EFAULT) from None
-            except OutOfMemory:
-                raise _oserror(_errno.ENOMEM) from None
+        npages = max(0, (addr + length - first + PAGE_SIZE - 1) // PAGE_SIZE)
+        bar = Progress(npages, "touch") if npages >= (1 << 16) else None
+        try:
+            touch_range(self.kernel, self.task, first & U64, npages, write,
+                        progress=None if bar is None else bar.update)
+        except FaultSignal:
+            raise _oserror(_errno.EFAULT) from None
+        except OutOfMemory:
+            raise _oserror(_errno.ENOMEM) from None
+        finally:
+            if bar is not None:
+                bar.close()
 
     def numa_maps(self, pid=None):
         return parse_numa_maps(self.numa_maps_text(pid))

@@ -78,6 +78,7 @@ NONE = 255                   # "no node left" in a lookup table
 LEVELS = (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT)   # pgtable_alloc's order
 INF = 1 << 62
 RUNS_WINDOW = 1 << 22        # pages of a shmem mapping looked at in one step (16 GiB)
+BULK_PIECE = 1 << 24         # pages placed in one step (64 GiB): arrays stay small
 
 
 def bulk_available(kernel) -> bool:
@@ -93,6 +94,21 @@ def bulk_available(kernel) -> bool:
     return _numpy() is not None
 
 
+SLOW_WARN_PAGES = 1 << 20    # touches this large without NumPy say why they are slow
+_warned = False
+
+
+def _warn_no_numpy(npages: int) -> None:
+    """One line on stderr, once: NumPy is missing, so a large touch goes page by page."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    import sys
+    print(f"mempolicy: NumPy is not installed: faulting {npages} pages one by one "
+          f"(about 100,000 a second); install numpy for the bulk path", file=sys.stderr)
+
+
 def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | None = None,
                 min_run: int | None = None, progress=None) -> None:
     """Fault ``npages`` pages from ``addr`` (page aligned) in ascending order, each as
@@ -103,6 +119,8 @@ def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | 
     ``progress`` is called with the number of pages done so far.
     """
     use_bulk = bulk_available(kernel) if bulk is None else (bulk and bulk_available(kernel))
+    if not use_bulk and bulk is not False and npages >= SLOW_WARN_PAGES and _numpy() is None:
+        _warn_no_numpy(npages)
     if min_run is None:
         min_run = BULK_MIN_PAGES
     vpn = addr >> PAGE_SHIFT
@@ -136,9 +154,10 @@ def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | 
             for ra, rb, kind in _merge_alloc_runs(mm.ptes.runs(vpn, hi), write):
                 if kind == ABSENT:                     # (or zero pages, for a write)
                     if rb - ra >= min_run:
-                        _bulk_anon(kernel, task, vma, ra, rb, write,
-                                   None if progress is None else
-                                   (lambda k, base=ra - done_at: progress(base + k)))
+                        for pa in range(ra, rb, BULK_PIECE):   # bounded arrays, same result
+                            _bulk_anon(kernel, task, vma, pa, min(rb, pa + BULK_PIECE), write,
+                                       None if progress is None else
+                                       (lambda k, base=pa - done_at: progress(base + k)))
                     else:
                         for v in range(ra, rb):
                             handle_mm_fault(kernel, task, v << PAGE_SHIFT, write)

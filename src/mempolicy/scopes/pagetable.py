@@ -463,14 +463,19 @@ class PageTable:
 
         np = _numpy()
         v = lo
+        keys = self._chunk_keys(lo, hi) if lo < hi else []
+        ki = 0
         while v < hi:
             key = v >> CHUNK_SHIFT
-            whi = min(hi, (key + 1) << CHUNK_SHIFT)
-            c = self._chunks.get(key)
-            if c is None:
-                add(v, whi, ABSENT)
-                v = whi
+            while ki < len(keys) and keys[ki] < key:
+                ki += 1
+            if ki == len(keys) or keys[ki] > key:       # no window until the next key
+                nxt = hi if ki == len(keys) else min(hi, keys[ki] << CHUNK_SHIFT)
+                add(v, nxt, ABSENT)
+                v = nxt
                 continue
+            whi = min(hi, (key + 1) << CHUNK_SHIFT)
+            c = self._chunks[key]
             a, b = max(v, c.lo), min(whi, c.lo + len(c.codes))
             if a >= b:
                 add(v, whi, ABSENT)

@@ -1,0 +1,73 @@
+"""Every entry point places memory through the bulk fault path, with the per-page result:
+``ModelSystem.touch`` on private and shared memory, and its errors; progress on a terminal."""
+
+from __future__ import annotations
+
+import errno
+import io
+
+import pytest
+
+pytest.importorskip("numpy")
+
+from mempolicy.api import ModelSystem, Policy  # noqa: E402
+
+PAGE = 4096
+
+
+def _placed(monkeypatch, bulk: bool, shared: bool, free=None):
+    monkeypatch.setenv("MEMPOLICY_BULK", "1" if bulk else "0")
+    m = ModelSystem.from_spec("3x1G")
+    if free is not None:
+        m.kernel.pages.free[:] = free
+    length = 6000 * PAGE
+    if shared:
+        f = m.memfd_create("F", length)
+        a = m.mmap(length, shared=True, file=f)
+    else:
+        a = m.mmap(length)
+    m.mbind(a, length // 2, Policy.interleave("0-2"))
+    m.mbind(a + length // 2, length // 2, Policy.bind("1"))
+    err = None
+    try:
+        m.touch(a + 100, length - 300)
+    except OSError as e:
+        err = e.errno
+    where = m.where(a, length)
+    return err, m.numa_maps_text(), list(m.kernel.pages.free), where
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_model_touch_bulk_equals_per_page(monkeypatch, shared):
+    assert _placed(monkeypatch, True, shared) == _placed(monkeypatch, False, shared)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_model_touch_out_of_memory_keeps_the_pages_before(monkeypatch, shared):
+    free = [1500, 1800, 1200]
+    bulk = _placed(monkeypatch, True, shared, free)
+    assert bulk[0] == errno.ENOMEM
+    assert bulk == _placed(monkeypatch, False, shared, free)
+
+
+def test_model_touch_of_a_hole_is_efault():
+    m = ModelSystem.from_spec("2x1G")
+    a = m.mmap(64 * PAGE)
+    with pytest.raises(OSError) as e:
+        m.touch(a, 128 * PAGE)
+    assert e.value.errno == errno.EFAULT
+
+
+def test_model_touch_shows_progress(monkeypatch):
+    import sys
+
+    monkeypatch.setenv("MEMPOLICY_PROGRESS", "1")
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    from mempolicy import progress
+
+    monkeypatch.setattr(progress.Progress.__init__, "__defaults__", ("", None, 0.0, 30))
+    m = ModelSystem.from_spec("2x4G")
+    a = m.mmap(1 << 31)
+    m.touch(a, 1 << 31)
+    assert "touch [" in err.getvalue() and "pages" in err.getvalue()
