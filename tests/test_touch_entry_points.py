@@ -71,3 +71,18 @@ def test_model_touch_shows_progress(monkeypatch):
     a = m.mmap(1 << 31)
     m.touch(a, 1 << 31)
     assert "touch [" in err.getvalue() and "pages" in err.getvalue()
+
+
+def test_without_numpy_a_large_touch_says_so_once(monkeypatch, capsys):
+    from mempolicy.alloc import bulk
+    from mempolicy.scopes import pagetable
+
+    monkeypatch.setattr(pagetable, "_np", False)          # as if NumPy were not installed
+    monkeypatch.setattr(bulk, "SLOW_WARN_PAGES", 100)
+    monkeypatch.setattr(bulk, "_warned", False)
+    m = ModelSystem.from_spec("2x1G")
+    a = m.mmap(400 * PAGE)
+    m.touch(a, 200 * PAGE)
+    m.touch(a + 200 * PAGE, 200 * PAGE)
+    err = capsys.readouterr().err
+    assert err.count("NumPy is not installed") == 1
