@@ -26,15 +26,19 @@ def _placed(monkeypatch, bulk: bool, shared: bool, free=None):
         a = m.mmap(length, shared=True, file=f)
     else:
         a = m.mmap(length)
-    m.mbind(a, length // 2, Policy.interleave("0-2"))
-    m.mbind(a + length // 2, length // 2, Policy.bind("1"))
+    m.set_mempolicy(Policy.weighted_interleave("0-2"))          # page tables: numastat's interleave_hit
+    m.set_weight(1, 3)
+    third = length // 3 // PAGE * PAGE
+    m.mbind(a, third, Policy.interleave("0-2"))
+    m.mbind(a + third, third, Policy.bind("1"))
+    m.mbind(a + 2 * third, length - 2 * third, Policy.preferred_many("0-1"))
     err = None
     try:
         m.touch(a + 100, length - 300)
     except OSError as e:
         err = e.errno
     where = m.where(a, length)
-    return err, m.numa_maps_text(), list(m.kernel.pages.free), where
+    return err, m.numa_maps_text(), list(m.kernel.pages.free), where, m.numastat()
 
 
 @pytest.mark.parametrize("shared", [False, True])

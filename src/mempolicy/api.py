@@ -377,6 +377,18 @@ class _NumaStatCounter:
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
+    def add_bulk(self, nid: int, pref: int, local: int, count: int, interleave_hits: int) -> None:
+        """Count ``count`` allocations on ``nid`` preferring ``pref`` at once (the bulk
+        fault path; the same counts as ``count`` calls of alloc_pages)."""
+        st = self.stats
+        if nid == pref:
+            st[nid]["numa_hit"] += count
+        else:
+            st[nid]["numa_miss"] += count
+            st[pref]["numa_foreign"] += count
+        st[nid]["local_node" if nid == local else "other_node"] += count
+        st[nid]["interleave_hit"] += interleave_hits
+
     def alloc_pages(self, preferred_nid, nodemask, mems_allowed, thisnode: bool = False):
         nid = self._inner.alloc_pages(preferred_nid, nodemask, mems_allowed, thisnode=thisnode)
         if nid is None:

@@ -77,6 +77,7 @@ BULK_MIN_PAGES = 64          # runs shorter than this go page by page
 NONE = 255                   # "no node left" in a lookup table
 LEVELS = (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT)   # pgtable_alloc's order
 INF = 1 << 62
+IL_MODES = (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE)
 RUNS_WINDOW = 1 << 22        # pages of a shmem mapping looked at in one step (16 GiB)
 BULK_PIECE = 1 << 24         # pages placed in one step (64 GiB): arrays stay small
 
@@ -87,7 +88,7 @@ def bulk_available(kernel) -> bool:
         return False
     if _chk.sched is not None or _chk.mutants:
         return False
-    if type(kernel.pages) is not PageAllocator:
+    if type(kernel.pages) is not PageAllocator and not hasattr(kernel.pages, "add_bulk"):
         return False
     if kernel.topo.nr_node_ids > MAX_COMPACT_NID + 1:
         return False
@@ -204,9 +205,9 @@ def _candidates(kernel, task, nid: int, nodemask, many: bool) -> list[int]:
     return first
 
 
-def _data_pattern(kernel, task, pol, ilx0: int) -> tuple[list[int], int, object, bool]:
+def _data_pattern(kernel, task, pol, ilx0: int) -> tuple[list[int], int, object, bool, bool]:
     """(preferred node per position of one period, phase of the first page, nodemask,
-    preferred-many) for the data pages of a VMA range under ``pol``."""
+    preferred-many, interleave) for the data pages of a VMA range under ``pol``."""
     local = task.numa_node_id()
     mode = pol.mode
     nodemask = None
@@ -222,7 +223,7 @@ def _data_pattern(kernel, task, pol, ilx0: int) -> tuple[list[int], int, object,
     if not many:
         nr = kernel.topo.nr_node_ids
         pattern = [local if p >= nr else p for p in pattern]
-    return pattern, ilx0 % len(pattern), nodemask, many
+    return pattern, ilx0 % len(pattern), nodemask, many, mode in IL_MODES
 
 
 class _RoundRobin:
@@ -317,7 +318,7 @@ def _table_events(mm, v0: int, v1: int):
 # ---------------------------------------------------------------------------
 
 def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
-          free: list[int]) -> dict:
+          free: list[int], by_class: dict | None = None) -> dict:
     """Simulate the allocations of faulting ``n`` pages in order.
 
     Page i first allocates its page tables (``tpage == i``, in level order),
@@ -328,7 +329,8 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
     Returns ``segs`` (page ranges with the node of each pattern position),
     ``tnodes`` (node of each page table done), ``pages`` (pages whose fault
     completed), ``tables`` (page tables done), ``data`` (data pages allocated)
-    and ``oom`` (None, ("table", j) or ("data", i)).
+    and ``oom`` (None, ("table", j) or ("data", i)).  With ``by_class`` (a dict),
+    it also counts there the allocations per (class, node).
     """
     np = _numpy()
     T = len(tpage)
@@ -341,6 +343,10 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
     ndata = 0
     oom = None
     nc = len(cands)
+    class_pre = {}
+    if by_class is not None and has_data:          # allocations per (class, node), for numastat
+        for c in np.unique(dcls).tolist():
+            class_pre[c] = ([0, *np.cumsum(dcls == c).tolist()], int((dcls == c).sum()))
     while True:
         red = np.full(nc, NONE, dtype=np.int64)
         for c, lst in enumerate(cands):
@@ -410,6 +416,12 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
                 free[x] -= data_x(cur_page, p_end)
             segs.append((cur_page, p_end, m))
             ndata += p_end - cur_page
+            if by_class is not None:
+                ga, gb = phase + cur_page, phase + p_end
+                for c, (pre, tot) in class_pre.items():
+                    k = (gb // P - ga // P) * tot + pre[gb % P] - pre[ga % P]
+                    if k:
+                        by_class[(c, int(red[c]))] = by_class.get((c, int(red[c])), 0) + k
         elif p_end > cur_page:
             segs.append((cur_page, p_end, None))
         if t_end > cur_tab:
@@ -417,6 +429,10 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
             tnodes[cur_tab:t_end] = tn
             for x, k in enumerate(np.bincount(tn).tolist()):
                 free[x] -= k
+            if by_class is not None:
+                for c, k in enumerate(np.bincount(tcls[cur_tab:t_end]).tolist()):
+                    if k:
+                        by_class[(c, int(red[c]))] = by_class.get((c, int(red[c])), 0) + k
         cur_page, cur_tab = p_end, t_end
         if stop >= INF:
             break
@@ -443,29 +459,35 @@ def _place_run(kernel, task, v0: int, v1: int, data):
     cands: list[list[int]] = []
     class_of: dict[tuple, int] = {}
 
-    def cls(kind: str, nid: int, nodemask, many: bool) -> int:
+    info: list[tuple] = []
+
+    def cls(kind: str, nid: int, nodemask, many: bool, il: bool = False) -> int:
         key = (kind, nid)
         c = class_of.get(key)
         if c is None:
             c = class_of[key] = len(cands)
             cands.append(_candidates(kernel, task, nid, nodemask, many))
+            info.append((nid, nodemask, many, il))
         return c
 
     dcls, phase = None, 0
     if data is not None:
-        pattern, phase, dmask, dmany = data
-        dcls = np.array([cls("d", p, dmask, dmany) for p in pattern], dtype=np.int64)
+        pattern, phase, dmask, dmany, dil = data
+        dcls = np.array([cls("d", p, dmask, dmany, dil) for p in pattern], dtype=np.int64)
     rr = _RoundRobin(kernel, task, task.get_task_policy(), len(tpage))
     uniq = np.unique(rr.pref) if len(tpage) else []
-    lut = {int(p): cls("t", int(p), rr.nodemask, rr.many) for p in uniq}
+    lut = {int(p): cls("t", int(p), rr.nodemask, rr.many, rr.mode in IL_MODES) for p in uniq}
     tcls = np.zeros(len(tpage), dtype=np.int64)
     for p, c in lut.items():
         tcls[rr.pref == p] = c
     pages = kernel.pages
     with pages.lock:
         free = list(pages.free)
-        res = place(n, dcls, phase, tpage, tcls, tlevel, cands, free)
+        by_class = {} if hasattr(pages, "add_bulk") else None
+        res = place(n, dcls, phase, tpage, tcls, tlevel, cands, free, by_class)
         pages.free[:] = free
+    if by_class:
+        _numastat(kernel, task, pages, info, by_class)
     k = res["tables"]
     for lvl, shift in enumerate(LEVELS):
         sel = tlevel[:k] == lvl
@@ -479,6 +501,22 @@ def _place_run(kernel, task, v0: int, v1: int, data):
     elif oom is not None:
         res["oom_page"] = oom[1]
     return res
+
+
+def _numastat(kernel, task, pages, info, by_class: dict) -> None:
+    """Count the allocations of a run in numastat's counters as the per-page path
+    does (``_NumaStatCounter``): hit or miss against the first node of the zonelist
+    in the nodemask (preferred-many: of the pass that succeeded), local or other,
+    and interleave_hit when an interleave allocation got its node."""
+    zls = kernel.topo.zonelists
+    local = task.numa_node_id()
+    for (c, nid), k in by_class.items():
+        p, nodemask, many, il = info[c]
+        zl = zls[p]
+        if many and not (nodemask is None or nid in nodemask):
+            nodemask = None                                  # the second pass
+        pref = next((x for x in zl if nodemask is None or x in nodemask), nid)
+        pages.add_bulk(nid, pref, local, k, k if il and nid == p and not many else 0)
 
 
 def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) -> None:
