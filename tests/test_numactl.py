@@ -39,6 +39,7 @@ pytestmark = [needs_numactl, needs_kernel,
 def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("MEMPOLICY_NUMACTL_VERSION", None)      # the installed numactl's version
     return env
 
 
@@ -98,6 +99,8 @@ CASES = """
 -a -s
 -i all -a true
 nonexistent-command-xyz
+''
+-i 0 '' x
 -P 0 -s
 -m 0 -s
 -p 0-0 -s

@@ -82,3 +82,111 @@ def test_plot_without_matplotlib_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main([str(_trace(tmp_path))]) == 2
     assert "needs matplotlib" in capsys.readouterr().err
+
+
+# ---- what the drawing shows ------------------------------------------------------------
+
+VMAS = """node 0 mem=256M cpus=1
+node 1 mem=256M cpus=1
+node 2 mem=256M cpus=1
+node 3 mem=256M cpus=1
+mmap A 64
+mbind A 0 16 interleave 0-1
+mbind A 16 16 bind 3
+touch A 0 64
+mmap S 3
+mbind S 0 3 bind 1
+touch S 0 3
+"""
+
+
+def _figure(text: str, names: list[str]):
+    from mempolicy.frontends.plot import draw_state
+    from mempolicy.trace.parser import parse_trace
+    from mempolicy.trace.run import TraceRunner
+
+    runner = TraceRunner(parse_trace(text, "t.trace"))
+    runner.run()
+    return draw_state(runner.kernel, runner.task, {n: runner.maps[n][:2] for n in names})
+
+
+def test_plot_marks_each_vma_and_its_policy():
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    fig = _figure(VMAS, ["A"])
+    ax = fig.axes[0]
+    lines = sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--")
+    assert lines == [16, 32]                    # mbind split A into three VMAs
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["interleave:0-1", "bind:3", "default"]
+    assert "3 VMAs" in ax.get_title(loc="left")
+    plt.close(fig)
+
+
+def test_plot_page_ticks_are_whole_pages():
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    fig = _figure(VMAS, ["S"])
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 0 <= t <= 3]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+    plt.close(fig)
+
+
+def test_plot_legend_leaves_out_empty_nodes():
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    fig = _figure(VMAS, ["S"])                  # every page of S is on node 1
+    labels = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    assert labels == ["N1"]
+    plt.close(fig)
+
+
+def _lab(rgb) -> tuple[float, float, float]:
+    """sRGB to CIELAB (D65)."""
+    def lin(u: float) -> float:
+        return u / 12.92 if u <= 0.04045 else ((u + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(x) for x in rgb[:3])
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 9, 10, 12, 16])
+def test_plot_node_colours_are_distinct(n):
+    pytest.importorskip("matplotlib")
+    import itertools
+    import math
+
+    from mempolicy.frontends.plot import node_colours
+
+    labs = [_lab(c) for c in node_colours(n)]
+    greys = [_lab((v, v, v)) for v in (0.55, 0.8, 1.0)]          # kernel, zero page, free
+    assert min(math.dist(a, b) for a, b in itertools.combinations(labs, 2)) > 20
+    assert min(math.dist(a, g) for a in labs for g in greys) > 15
+    assert all(math.hypot(a[1], a[2]) > 15 for a in labs)        # no node is grey
+
+
+@pytest.mark.parametrize("out", ["missing-dir/x.png", "x.unknownformat"])
+def test_plot_unwritable_output_is_one_line_and_status_2(tmp_path, out):
+    pytest.importorskip("matplotlib")
+    import os
+    import subprocess
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t = _trace(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "mempolicy", "plot", str(t), "-o", out],
+                       capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"mempolicy plot: cannot write {out}")

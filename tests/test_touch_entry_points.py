@@ -27,7 +27,7 @@ def _placed(monkeypatch, bulk: bool, shared: bool, free=None):
     else:
         a = m.mmap(length)
     m.set_mempolicy(Policy.weighted_interleave("0-2"))          # page tables: numastat's interleave_hit
-    m.set_weight(1, 3)
+    m.set_system_weight(1, 3)
     third = length // 3 // PAGE * PAGE
     m.mbind(a, third, Policy.interleave("0-2"))
     m.mbind(a + third, third, Policy.bind("1"))
@@ -70,11 +70,15 @@ def test_model_touch_shows_progress(monkeypatch):
     monkeypatch.setattr(sys, "stderr", err)
     from mempolicy import progress
 
-    monkeypatch.setattr(progress.Progress.__init__, "__defaults__", ("", None, 0.0, 30))
+    orig = progress.Progress.__init__
+
+    def no_delay(self, total, label="", stream=None, delay=0.5, **kw):
+        orig(self, total, label, stream, 0.0, **kw)
+    monkeypatch.setattr(progress.Progress, "__init__", no_delay)
     m = ModelSystem.from_spec("2x4G")
     a = m.mmap(1 << 31)
     m.touch(a, 1 << 31)
-    assert "touch [" in err.getvalue() and "pages" in err.getvalue()
+    assert "touch" in err.getvalue() and "pages" in err.getvalue()
 
 
 def test_without_numpy_a_large_touch_says_so_once(monkeypatch, capsys):
@@ -90,3 +94,28 @@ def test_without_numpy_a_large_touch_says_so_once(monkeypatch, capsys):
     m.touch(a + 200 * PAGE, 200 * PAGE)
     err = capsys.readouterr().err
     assert err.count("NumPy is not installed") == 1
+
+
+def _numactl(*args):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("MEMPOLICY_NUMACTL_VERSION", None)
+    return subprocess.run([sys.executable, "-m", "mempolicy", "numactl", *args],
+                          capture_output=True, text=True, env=env)
+
+
+def test_memhog_places_a_terabyte_in_bulk():
+    r = _numactl("--sim", "8x256G", "--interleave=all", "memhog", "1024G")
+    assert r.returncode == 0, r.stderr
+    assert "anon=268435456" in r.stdout and "N7=33554432" in r.stdout
+
+
+def test_memhog_larger_than_the_machine_is_refused_up_front():
+    r = _numactl("--sim", "2x1G", "memhog", "40960G")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "more than" in r.stderr and "Traceback" not in r.stderr

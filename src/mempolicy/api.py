@@ -31,13 +31,19 @@ import errno as _errno
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.linux.procfs import NumaMapsRecord, parse_numa_maps
 
+if TYPE_CHECKING:
+    from mempolicy.alloc.topology import Topology
+
+#: Where a node set is taken: a Nodemask, a node, nodes, a list string ``"0-2,5"``, or None.
+NodesLike = Union[Nodemask, int, Iterable[int], str, None]
+
 __all__ = [
-    "Mode", "ModeFlag", "MbindFlag", "GetFlag", "Policy", "as_nodemask",
+    "Mode", "ModeFlag", "MbindFlag", "GetFlag", "Policy", "PolicyLike", "as_nodemask", "as_policy",
     "MemorySystem", "ModelSystem", "ModelFile", "NumaMapsRecord", "MASK_BITS",
     "load_topology",
 ]
@@ -95,8 +101,12 @@ _FLAG_NAMES = {"static": ModeFlag.STATIC_NODES, "relative": ModeFlag.RELATIVE_NO
                "balancing": ModeFlag.NUMA_BALANCING}
 
 
-def as_nodemask(nodes) -> Nodemask:
-    """A Nodemask from a Nodemask, an int node, an iterable of nodes or a list string ``0-2,5``."""
+def as_nodemask(nodes: NodesLike) -> Nodemask:
+    """A Nodemask from a Nodemask, an int node, an iterable of nodes or a list string ``0-2,5``.
+
+    >>> str(as_nodemask("0-2,5"))
+    '0-2,5'
+    """
     if nodes is None:
         return Nodemask()
     if isinstance(nodes, Nodemask):
@@ -134,7 +144,7 @@ class Policy:
 
     # -- constructors ---------------------------------------------------------
     @classmethod
-    def _make(cls, mode: Mode, nodes, static: bool, relative: bool, balancing: bool,
+    def _make(cls, mode: Mode, nodes: NodesLike, static: bool, relative: bool, balancing: bool,
               home_node: int | None = None) -> "Policy":
         flags = ModeFlag.NONE
         if static:
@@ -147,32 +157,43 @@ class Policy:
 
     @classmethod
     def default(cls) -> "Policy":
+        """MPOL_DEFAULT: ``Policy.default()``, as the string ``"default"``."""
         return cls(Mode.DEFAULT)
 
     @classmethod
     def local(cls) -> "Policy":
+        """MPOL_LOCAL: ``Policy.local()``, as the string ``"local"``."""
         return cls(Mode.LOCAL)
 
     @classmethod
-    def preferred(cls, node=None, *, static: bool = False, relative: bool = False) -> "Policy":
+    def preferred(cls, node: NodesLike = None, *, static: bool = False,
+                  relative: bool = False) -> "Policy":
+        """MPOL_PREFERRED: ``Policy.preferred(0)``, as the string ``"preferred:0"``."""
         return cls._make(Mode.PREFERRED, node, static, relative, False)
 
     @classmethod
-    def bind(cls, nodes, *, static: bool = False, relative: bool = False,
+    def bind(cls, nodes: NodesLike, *, static: bool = False, relative: bool = False,
              balancing: bool = False, home_node: int | None = None) -> "Policy":
+        """MPOL_BIND: ``Policy.bind("0-1")``, as the string ``"bind:0-1"``."""
         return cls._make(Mode.BIND, nodes, static, relative, balancing, home_node)
 
     @classmethod
-    def interleave(cls, nodes, *, static: bool = False, relative: bool = False) -> "Policy":
+    def interleave(cls, nodes: NodesLike, *, static: bool = False,
+                   relative: bool = False) -> "Policy":
+        """MPOL_INTERLEAVE: ``Policy.interleave([0, 2])``, as the string ``"interleave:0,2"``."""
         return cls._make(Mode.INTERLEAVE, nodes, static, relative, False)
 
     @classmethod
-    def weighted_interleave(cls, nodes, *, static: bool = False, relative: bool = False) -> "Policy":
+    def weighted_interleave(cls, nodes: NodesLike, *, static: bool = False,
+                            relative: bool = False) -> "Policy":
+        """MPOL_WEIGHTED_INTERLEAVE: ``Policy.weighted_interleave("0-1")``, as the string
+        ``"weighted_interleave:0-1"``."""
         return cls._make(Mode.WEIGHTED_INTERLEAVE, nodes, static, relative, False)
 
     @classmethod
-    def preferred_many(cls, nodes, *, static: bool = False, relative: bool = False,
+    def preferred_many(cls, nodes: NodesLike, *, static: bool = False, relative: bool = False,
                        balancing: bool = False, home_node: int | None = None) -> "Policy":
+        """MPOL_PREFERRED_MANY: ``Policy.preferred_many("0-1")``, as ``"preferred_many:0-1"``."""
         return cls._make(Mode.PREFERRED_MANY, nodes, static, relative, balancing, home_node)
 
     @classmethod
@@ -188,19 +209,30 @@ class Policy:
 
         ``bind:0-1``, ``interleave=static:0,2``, ``prefer (many)=balancing:0``, ``local``.
         """
+        if not isinstance(text, str):
+            raise TypeError(f"a policy string is a str, not {type(text).__name__}")
         s = text.strip()
         head, colon, nodes = s.partition(":")
         name, eq, flagtext = head.partition("=")
         mode = _MODE_NAMES.get(name.strip().lower())
         if mode is None:
-            raise ValueError(f"unknown policy mode {name.strip()!r}")
+            raise ValueError(f"policy {text!r}: unknown mode {name.strip()!r} (modes: default, "
+                             "local, preferred, bind, interleave, weighted_interleave, "
+                             "preferred_many)")
         flags = ModeFlag.NONE
         if eq:
             for f in flagtext.split("|"):
                 if f.strip() not in _FLAG_NAMES:
-                    raise ValueError(f"unknown policy flag {f.strip()!r}")
+                    raise ValueError(f"policy {text!r}: unknown flag {f.strip()!r} "
+                                     "(flags: static, relative, balancing)")
                 flags |= _FLAG_NAMES[f.strip()]
-        return cls(mode, as_nodemask(nodes) if colon else Nodemask(), flags)
+        try:
+            mask = as_nodemask(nodes) if colon else Nodemask()
+        except ValueError as e:
+            raise ValueError(f"policy {text!r}: nodes {nodes.strip()!r}: {e}") from None
+        if colon and not mask and mode not in (Mode.DEFAULT, Mode.LOCAL, Mode.PREFERRED):
+            raise ValueError(f"policy {text!r}: no nodes after ':'")
+        return cls(mode, mask, flags)
 
     # -- queries ------------------------------------------------------------
     @property
@@ -218,6 +250,27 @@ class Policy:
         if self.home_node is not None:
             s += f" home={self.home_node}"
         return s
+
+
+#: Where a policy is taken: a :class:`Policy`, or a string :meth:`Policy.parse` reads.
+PolicyLike = Policy | str
+
+
+def as_policy(policy: PolicyLike | None) -> Policy:
+    """A Policy from a Policy, a numactl-style string or None (the default policy).
+
+    >>> as_policy("interleave:0-3") == Policy.interleave("0-3")
+    True
+
+    A string that does not parse raises ValueError naming the bad part.
+    """
+    if policy is None:
+        return Policy.default()
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, str):
+        return Policy.parse(policy)
+    raise TypeError(f"a policy is a Policy or a string like 'bind:0', not {type(policy).__name__}")
 
 
 def _oserror(e: int) -> OSError:
@@ -258,7 +311,7 @@ class MemorySystem:
         raise NotImplementedError
 
     def mmap(self, length: int, addr: int | None = None, *, shared: bool = False,
-             writable: bool = True, file=None, offset: int = 0) -> int:
+             writable: bool = True, file: Any = None, offset: int = 0) -> int:
         raise NotImplementedError
 
     def munmap(self, addr: int, length: int) -> None:
@@ -278,9 +331,12 @@ class MemorySystem:
     def _maxnode(self) -> int:
         return self.mask_bits + 1
 
-    def set_mempolicy(self, policy: Policy | None = None) -> None:
-        """Set the task policy of the calling thread (None: the default policy)."""
-        policy = policy or Policy.default()
+    def set_mempolicy(self, policy: PolicyLike | None = None) -> None:
+        """Set the task policy of the calling thread (None: the default policy).
+
+        Example: ``system.set_mempolicy("interleave:0-3")``.
+        """
+        policy = as_policy(policy)
         mask = policy.nodes.bits if (policy.nodes or policy.mode != Mode.DEFAULT) else None
         self._check_bits(policy.nodes)
         self.raw_set_mempolicy(policy.mode_word, mask, self._maxnode)
@@ -290,17 +346,17 @@ class MemorySystem:
         flags = GetFlag.ADDR if addr is not None else GetFlag.NONE
         mode, mask = self.raw_get_mempolicy(True, self.mask_bits // 8, self._maxnode,
                                             0 if addr is None else addr, int(flags))
-        return Policy.from_kernel(mode, mask)
+        return Policy.from_kernel(mode or 0, mask)
 
     def next_interleave_node(self) -> int:
         """The node the task's interleave round robin gives next (F_NODE)."""
         mode, _ = self.raw_get_mempolicy(True, None, 0, 0, int(GetFlag.NODE))
-        return mode
+        return mode or 0
 
     def node_of(self, addr: int) -> int:
         """The node of the page at ``addr``, faulting it in as a read does (F_NODE|F_ADDR)."""
         mode, _ = self.raw_get_mempolicy(True, None, 0, addr, int(GetFlag.NODE | GetFlag.ADDR))
-        return mode
+        return mode or 0
 
     def mems_allowed(self) -> Nodemask:
         """The nodes the task's cpuset allows (F_MEMS_ALLOWED)."""
@@ -308,8 +364,13 @@ class MemorySystem:
                                          int(GetFlag.MEMS_ALLOWED))
         return Nodemask(mask or 0)
 
-    def mbind(self, addr: int, length: int, policy: Policy, flags: MbindFlag | int = 0) -> None:
-        """Set the policy of [addr, addr+length); then its home node if the policy has one."""
+    def mbind(self, addr: int, length: int, policy: PolicyLike,
+              flags: MbindFlag | int = 0) -> None:
+        """Set the policy of [addr, addr+length); then its home node if the policy has one.
+
+        Example: ``system.mbind(addr, 8 * 4096, "bind:1")``.
+        """
+        policy = as_policy(policy)
         self._check_bits(policy.nodes)
         mask = policy.nodes.bits if policy.nodes else None
         self.raw_mbind(addr, length, policy.mode_word, mask, self._maxnode if mask else 0, int(flags))
@@ -319,13 +380,13 @@ class MemorySystem:
     def set_mempolicy_home_node(self, addr: int, length: int, home_node: int) -> None:
         self.raw_set_mempolicy_home_node(addr, length, home_node, 0)
 
-    def migrate_pages(self, old, new, pid: int = 0) -> int:
+    def migrate_pages(self, old: NodesLike, new: NodesLike, pid: int = 0) -> int:
         """Move the pages of process ``pid`` (0: this one) from ``old`` to ``new`` nodes;
         returns the number of pages that could not be moved."""
-        old, new = as_nodemask(old), as_nodemask(new)
-        self._check_bits(old)
-        self._check_bits(new)
-        return self.raw_migrate_pages(pid, self._maxnode, old.bits, new.bits)
+        frm, to = as_nodemask(old), as_nodemask(new)
+        self._check_bits(frm)
+        self._check_bits(to)
+        return self.raw_migrate_pages(pid, self._maxnode, frm.bits, to.bits)
 
     def move_pages(self, pages: Sequence[int], nodes: Sequence[int] | None = None,
                    flags: MbindFlag | int = MbindFlag.MOVE, pid: int = 0) -> list[int]:
@@ -343,6 +404,26 @@ class MemorySystem:
         pages = list(range(first, addr + length, PAGE_SIZE))
         return self.move_pages(pages, None)
 
+    # -- machine ----------------------------------------------------------------
+    def set_system_weight(self, node: int, weight: int) -> None:
+        """Write the machine-wide weighted-interleave weight of ``node`` (1..255).
+
+        This is sysfs ``/sys/kernel/mm/mempolicy/weighted_interleave/nodeN``: it
+        changes the weights of every process on the machine that uses weighted
+        interleave, not only this one, and needs root on Linux.  Example:
+        ``system.set_system_weight(0, 3)``.
+        """
+        raise NotImplementedError
+
+    def set_weight(self, node: int, weight: int) -> None:
+        """Deprecated name of :meth:`set_system_weight` (the weight is machine-wide)."""
+        import warnings
+
+        warnings.warn("set_weight() is deprecated: use set_system_weight(), which says what it "
+                      "does: it writes the machine-wide weight (sysfs), for every process",
+                      DeprecationWarning, stacklevel=2)
+        self.set_system_weight(node, weight)
+
     def _check_bits(self, nodes: Nodemask) -> None:
         if nodes.bits.bit_length() > self.mask_bits:
             raise ValueError(f"node {nodes.last()} is beyond the {self.mask_bits}-bit nodemask")
@@ -355,7 +436,7 @@ class MemorySystem:
 class ModelFile:
     """A memfd of the model (shmem file), for :meth:`ModelSystem.mmap`."""
 
-    def __init__(self, shmem_file, name: str) -> None:
+    def __init__(self, shmem_file: Any, name: str) -> None:
         self.file = shmem_file
         self.name = name
 
@@ -368,13 +449,13 @@ class _NumaStatCounter:
 
     KEYS = ("numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node", "other_node")
 
-    def __init__(self, inner, topo, local_node) -> None:
+    def __init__(self, inner: Any, topo: Topology, local_node: Callable[[], int]) -> None:
         self._inner = inner
         self._topo = topo
         self._local_node = local_node
         self.stats = {n.id: dict.fromkeys(self.KEYS, 0) for n in topo.nodes}
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def add_bulk(self, nid: int, pref: int, local: int, count: int, interleave_hits: int) -> None:
@@ -389,8 +470,10 @@ class _NumaStatCounter:
         st[nid]["local_node" if nid == local else "other_node"] += count
         st[nid]["interleave_hit"] += interleave_hits
 
-    def alloc_pages(self, preferred_nid, nodemask, mems_allowed, thisnode: bool = False):
-        nid = self._inner.alloc_pages(preferred_nid, nodemask, mems_allowed, thisnode=thisnode)
+    def alloc_pages(self, preferred_nid: int, nodemask: Nodemask | None, mems_allowed: Nodemask,
+                    thisnode: bool = False) -> int | None:
+        nid: int | None = self._inner.alloc_pages(preferred_nid, nodemask, mems_allowed,
+                                                  thisnode=thisnode)
         if nid is None:
             return nid
         if thisnode:
@@ -421,7 +504,7 @@ class ModelSystem(MemorySystem):
     ``ModelSystem.from_spec("machine.toml")``.
     """
 
-    def __init__(self, topology, protocol: str = "current") -> None:
+    def __init__(self, topology: Topology, protocol: str = "current") -> None:
         from mempolicy.kernel import Kernel
 
         self.kernel, self.task = Kernel.boot(topology, protocol)
@@ -436,7 +519,7 @@ class ModelSystem(MemorySystem):
         return cls(load_topology(spec), protocol)
 
     # -- errors ---------------------------------------------------------------
-    def _run(self, fn, *args):
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         from mempolicy.core.mempolicy import KernelError
 
         try:
@@ -445,12 +528,13 @@ class ModelSystem(MemorySystem):
             raise _oserror(e.errno) from None
 
     # -- raw calls ------------------------------------------------------------
-    def raw_set_mempolicy(self, mode, mask, maxnode):
+    def raw_set_mempolicy(self, mode: int, mask: int | None, maxnode: int) -> int:
         from mempolicy.syscalls.mempolicy import kernel_set_mempolicy
 
-        return self._run(kernel_set_mempolicy, mode & U64, mask, maxnode & U64)
+        return int(self._run(kernel_set_mempolicy, mode & U64, mask, maxnode & U64))
 
-    def raw_get_mempolicy(self, want_mode, mask_bytes, maxnode, addr, flags):
+    def raw_get_mempolicy(self, want_mode: bool, mask_bytes: int | None, maxnode: int,
+                          addr: int, flags: int) -> tuple[int | None, int | None]:
         from mempolicy.syscalls.mempolicy import kernel_get_mempolicy
 
         pval, buf = self._run(kernel_get_mempolicy, mask_bytes, maxnode & U64, addr & U64, flags & U64)
@@ -459,24 +543,27 @@ class ModelSystem(MemorySystem):
             pval = pval - (1 << 32) if pval & 0x80000000 else pval
         return (pval if want_mode else None), buf
 
-    def raw_mbind(self, addr, length, mode, mask, maxnode, flags):
+    def raw_mbind(self, addr: int, length: int, mode: int, mask: int | None, maxnode: int,
+                  flags: int) -> int:
         from mempolicy.syscalls.mempolicy import kernel_mbind
 
-        return self._run(kernel_mbind, addr & U64, length & U64, mode & U64, mask, maxnode & U64,
-                         flags & U64)
+        return int(self._run(kernel_mbind, addr & U64, length & U64, mode & U64, mask,
+                             maxnode & U64, flags & U64))
 
-    def raw_set_mempolicy_home_node(self, start, length, home_node, flags):
+    def raw_set_mempolicy_home_node(self, start: int, length: int, home_node: int,
+                                    flags: int) -> int:
         from mempolicy.syscalls.mempolicy import sys_set_mempolicy_home_node
 
-        return self._run(sys_set_mempolicy_home_node, start & U64, length & U64, home_node & U64,
-                         flags & U64)
+        return int(self._run(sys_set_mempolicy_home_node, start & U64, length & U64,
+                             home_node & U64, flags & U64))
 
-    def raw_migrate_pages(self, pid, maxnode, old, new):
+    def raw_migrate_pages(self, pid: int, maxnode: int, old: int | None, new: int | None) -> int:
         from mempolicy.syscalls.migrate import kernel_migrate_pages
 
-        return self._run(kernel_migrate_pages, _pid(pid), maxnode & U64, old, new)
+        return int(self._run(kernel_migrate_pages, _pid(pid), maxnode & U64, old, new))
 
-    def raw_move_pages(self, pid, pages, nodes, flags):
+    def raw_move_pages(self, pid: int, pages: Sequence[int], nodes: Sequence[int] | None,
+                       flags: int) -> tuple[int, list[int | None]]:
         from mempolicy.syscalls.migrate import kernel_move_pages
 
         nodes32 = None if nodes is None else [_int32(n) for n in nodes]
@@ -498,7 +585,8 @@ class ModelSystem(MemorySystem):
             raise _oserror(_errno.ENOMEM)
         return top - length
 
-    def mmap(self, length, addr=None, *, shared=False, writable=True, file=None, offset=0):
+    def mmap(self, length: int, addr: int | None = None, *, shared: bool = False,
+             writable: bool = True, file: Any = None, offset: int = 0) -> int:
         """An anonymous (or ``file``-backed, see :meth:`memfd_create`) mapping."""
         from mempolicy.syscalls import mman
 
@@ -525,17 +613,17 @@ class ModelSystem(MemorySystem):
             raise _oserror(e.errno) from None
         return ModelFile(f, name)
 
-    def munmap(self, addr, length):
+    def munmap(self, addr: int, length: int) -> None:
         from mempolicy.syscalls import mman
 
         self._run(mman.sys_munmap, addr & U64, length & U64)
 
-    def mprotect(self, addr, length, writable):
+    def mprotect(self, addr: int, length: int, writable: bool) -> None:
         from mempolicy.syscalls import mman
 
         self._run(mman.sys_mprotect, addr & U64, length & U64, writable)
 
-    def touch(self, addr, length, write=True):
+    def touch(self, addr: int, length: int, write: bool = True) -> None:
         """Fault in every page of the range as a write (or a read) by the process does,
         lowest page first; large ranges take the bulk fault path (the same result) and
         show progress on a terminal.  An access the process could not make raises
@@ -563,10 +651,10 @@ class ModelSystem(MemorySystem):
             if bar is not None:
                 bar.close()
 
-    def numa_maps(self, pid=None):
+    def numa_maps(self, pid: int | None = None) -> list[NumaMapsRecord]:
         return parse_numa_maps(self.numa_maps_text(pid))
 
-    def numa_maps_text(self, pid=None) -> str:
+    def numa_maps_text(self, pid: int | None = None) -> str:
         """/proc/<pid>/numa_maps as the model prints it."""
         from mempolicy.proc.task_mmu import numa_maps
 
@@ -576,8 +664,9 @@ class ModelSystem(MemorySystem):
         return "".join(line + "\n" for line in numa_maps(self.kernel, self.task, task))
 
     # -- machine --------------------------------------------------------------
-    def set_weight(self, node: int, weight: int) -> None:
-        """Write the weighted-interleave weight of ``node`` (sysfs ``weighted_interleave/nodeN``)."""
+    def set_system_weight(self, node: int, weight: int) -> None:
+        """Write the model machine's weighted-interleave weight of ``node`` (its sysfs
+        ``weighted_interleave/nodeN``): every task of the model sees it."""
         if node not in self.topology.online:
             raise _oserror(_errno.ENOENT)
         try:
@@ -622,7 +711,7 @@ def _int32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-def load_topology(spec: str):
+def load_topology(spec: str) -> Topology:
     """A Topology from a spec: a TOML file, a trace file's header, ``NxSIZE`` (``4x512M``,
     ``2x1G:21``), ``node:4(memory=1GB) core:2 pu:1`` (hwloc synthetic) or ``sysfs``."""
     from mempolicy.linux.topology import load_topology as _load

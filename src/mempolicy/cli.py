@@ -62,7 +62,10 @@ def _oracle(name: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``mempolicy`` command; a closed pipe on stdout ends it quietly."""
+    """The ``mempolicy`` command; output to a closed or full stdout is lost quietly, as numactl's."""
+    from mempolicy.stdio import guard
+
+    guard()
     try:
         return _main(sys.argv[1:] if argv is None else argv)
     except BrokenPipeError:

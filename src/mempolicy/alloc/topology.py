@@ -34,7 +34,7 @@ class Node:
 
     id: int
     mem_bytes: int
-    cpus: range
+    cpus: range | tuple[int, ...]
 
     @property
     def present_pages(self) -> int:

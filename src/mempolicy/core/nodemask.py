@@ -30,6 +30,7 @@ class Nodemask:
     """An immutable node set; iteration is in ascending node order."""
 
     __slots__ = ("bits",)
+    bits: int
 
     def __init__(self, nodes: Iterable[int] | int = ()) -> None:
         if isinstance(nodes, int):
@@ -46,7 +47,7 @@ class Nodemask:
                 bits |= 1 << n
         object.__setattr__(self, "bits", bits)
 
-    def __setattr__(self, name, value):  # immutable, as a value type
+    def __setattr__(self, name: str, value: object) -> None:  # immutable, as a value type
         raise AttributeError("Nodemask is immutable")
 
     @classmethod

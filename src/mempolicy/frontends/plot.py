@@ -21,6 +21,7 @@ command says so and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 MAX_DEFAULT_MAPS = 6
@@ -35,16 +36,32 @@ def _human(pages: float) -> str:
     return f"{b:.0f} B"
 
 
+# Kenneth Kelly's colours of maximum contrast (1965), without white, black and grey:
+# distinct hues for up to 19 nodes, none of them grey.
+_KELLY = ["#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#008856",
+          "#E68FAC", "#0067A5", "#F99379", "#B3446C", "#882D17", "#8DB600", "#654522",
+          "#E25822", "#2B3D26",
+          # the three closest to one above come last, so that 16 nodes never meet them
+          "#F6A600", "#604E97", "#DCD300"]
+
+
 def node_colours(n: int) -> list:
-    """One colour per node, none of them grey (grey is the zero page and the kernel)."""
+    """One colour per node, none of them grey (grey is the zero page and the kernel).
+
+    Up to 9 nodes take matplotlib's ``tab10`` (its grey left out), up to 19
+    Kelly's colours of maximum contrast, more an even walk around the hue circle.
+
+    >>> len(node_colours(16))
+    16
+    """
     import matplotlib
+    from matplotlib.colors import to_rgba
 
     if n <= 9:
         cmap = matplotlib.colormaps["tab10"]
         return [cmap(i if i < 7 else i + 1) for i in range(n)]
-    if n <= 18:
-        cmap = matplotlib.colormaps["tab20"]
-        return [cmap(i if i < 14 else i + 2) for i in range(n)]
+    if n <= len(_KELLY):
+        return [to_rgba(c) for c in _KELLY[:n]]
     cmap = matplotlib.colormaps["hsv"]
     return [cmap(i / n) for i in range(n)]
 
@@ -73,16 +90,48 @@ def mapping_bins(kernel, task, addr: int, pages: int, bins: int):
 
 
 def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | None = None) -> None:
-    """Draw ``mappings`` ({name: (address, pages)}) of ``task`` and every node's use to ``out``."""
+    """Draw ``mappings`` ({name: (address, pages)}) of ``task`` and every node's use to ``out``.
+
+    Example: ``plot_state(m.kernel, m.task, {"A": (addr, 100)}, "a.png")``.
+    """
+    import matplotlib.pyplot as plt
+
+    fig = draw_state(kernel, task, mappings, bins, title)
+    try:
+        fig.savefig(out, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+
+
+def vma_segments(kernel, task, addr: int, pages: int) -> list[tuple[int, int, str]]:
+    """(first page, end page, policy) of each VMA over the mapping, offsets in pages.
+
+    The policy is what numa_maps prints for the VMA: its own, else the task's.
+    """
+    from mempolicy.core.mempolicy import mpol_cond_put, mpol_to_str
+    from mempolicy.scopes.mm import __get_vma_policy as vma_policy_noref
+
+    out = []
+    end = addr + pages * PAGE
+    for vma in task.mm.vmas_in(addr, end):
+        lo, hi = max(vma.start, addr), min(vma.end, end)
+        pol, _ = vma_policy_noref(vma, lo)
+        policy = mpol_to_str(pol if pol is not None else task.get_task_policy())
+        mpol_cond_put(pol)
+        out.append(((lo - addr) // PAGE, (hi - addr) // PAGE, policy))
+    return out
+
+
+def draw_state(kernel, task, mappings: dict, bins: int = 600, title: str | None = None):
+    """The figure ``plot_state`` saves (a matplotlib ``Figure``; close it when done)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     from mempolicy.alloc.page_alloc import reserved_pages
-    from mempolicy.core.mempolicy import mpol_cond_put, mpol_to_str
-    from mempolicy.scopes.mm import __get_vma_policy as vma_policy_noref
 
     topo = kernel.topo
     nr = topo.nr_node_ids
@@ -93,6 +142,7 @@ def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | 
     fig = plt.figure(figsize=(11, fig_h), dpi=110, layout="constrained")
     grid = fig.add_gridspec(nmaps + 1, 1, height_ratios=[1.4] * nmaps + [0.36 * nr + 0.8])
     mapped_per_node = np.zeros(nr, dtype=np.int64)
+    any_zero = False
     for row, name in enumerate(names):
         addr, pages = mappings[name]
         ax = fig.add_subplot(grid[row])
@@ -115,6 +165,7 @@ def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | 
                 bottom += share
         zero = counts[:, nr] / slot
         if zero.any():
+            any_zero = True
             ax.bar(x0, zero, width=w, bottom=bottom, align="edge", color="0.8",
                    linewidth=0)
         ax.set_xlim(0, pages / per)
@@ -122,16 +173,24 @@ def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | 
         ax.set_yticks([0, 0.5, 1])
         ax.set_yticklabels(["0", "", "100%"])
         ax.set_ylabel("share", fontsize=8)
-        vma = task.mm.vma_lookup(addr)
-        policy = ""
-        if vma is not None:                     # as numa_maps prints it for the first VMA
-            pol, _ = vma_policy_noref(vma, vma.start)
-            policy = mpol_to_str(pol if pol is not None else task.get_task_policy())
-            mpol_cond_put(pol)
+        if per == 1:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        segments = vma_segments(kernel, task, addr, pages)
+        for k, (first, end, pol_txt) in enumerate(segments):
+            if k:                               # a VMA boundary inside the mapping
+                ax.axvline(first / per, color="black", linestyle="--", linewidth=0.8)
+            if (end - first) * 12 >= pages or len(segments) == 1:
+                ax.text((first + end) / 2 / per, 0.97, pol_txt, ha="center", va="top",
+                        fontsize=7, transform=ax.get_xaxis_transform(), clip_on=True,
+                        bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 1})
+        if len(segments) == 1:
+            policy = f", policy {segments[0][2]}"
+        else:
+            policy = f", {len(segments)} VMAs (policies shown per VMA)"
         present = sum(per_node.values())
         counts_txt = "  ".join(f"N{n} {_human(c)}" for n, c in sorted(per_node.items()))
         ax.set_title(f"{name}: {pages:,} pages ({_human(pages)}) at {addr:#x}"
-                     + (f", policy {policy}" if policy else "")
+                     + (policy if segments else ", not mapped")
                      + f"\n{present:,} pages present: {counts_txt or 'none'}",
                      fontsize=9, loc="left")
         ax.set_xlabel(f"offset in the mapping ({uname})" + ("" if len(width) == pages else
@@ -175,17 +234,22 @@ def plot_state(kernel, task, mappings: dict, out, bins: int = 600, title: str | 
               labels=["kernel (estimate)", "these mappings (node colour)", "other pages in use",
                       "free"], loc="lower right", bbox_to_anchor=(1.0, 1.0),
               ncol=4, fontsize=7, frameon=False, borderaxespad=0.2)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[i]) for i in range(nr)]
-    handles.append(plt.Rectangle((0, 0), 1, 1, color="0.8"))
-    fig.legend(handles, [f"N{i}" for i in range(nr)] + ["zero page"], loc="outside upper right",
-               ncol=min(nr + 1, 10), fontsize=8, frameon=False)
+    shown = [i for i in range(nr) if mapped_per_node[i]]      # no entry for an empty node
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[i]) for i in shown]
+    labels = [f"N{i}" for i in shown]
+    if any_zero:
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="0.8"))
+        labels.append("zero page")
+    if handles:
+        fig.legend(handles, labels, loc="outside upper right", ncol=min(len(handles), 10),
+                   fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10, x=0.01, ha="left")
-    fig.savefig(out, bbox_inches="tight")
-    plt.close(fig)
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``mempolicy plot TRACE [--map NAME]... [-o FILE] [--bins N]``; e.g. ``main(["t.trace"])``."""
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="mempolicy plot",
                                 description="Draw where a trace's mappings landed, and each node's use, to a PNG.")
@@ -232,8 +296,19 @@ def main(argv: list[str] | None = None) -> int:
         print("mempolicy plot: --bins must be at least 1", file=sys.stderr)
         return 2
     out = args.output or (args.trace.rsplit(".", 1)[0] + ".png")
+    where = os.path.dirname(out) or "."
+    if not os.path.isdir(where):                # say so before drawing anything
+        print(f"mempolicy plot: cannot write {out}: {where} is not a directory", file=sys.stderr)
+        return 2
     maps = {n: (runner.maps[n][0], runner.maps[n][1]) for n in names}
-    plot_state(runner.kernel, runner.task, maps, out, args.bins, title=args.trace)
+    try:
+        plot_state(runner.kernel, runner.task, maps, out, args.bins, title=args.trace)
+    except OSError as e:
+        print(f"mempolicy plot: cannot write {out}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except ValueError as e:                     # a format matplotlib cannot write
+        print(f"mempolicy plot: cannot write {out}: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
     print(out)
     return 0
 

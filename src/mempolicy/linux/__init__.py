@@ -23,6 +23,12 @@ sysfs, shorthands, hwloc), :mod:`.system` (:class:`LinuxSystem`, the probe),
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from mempolicy.api import Policy, PolicyLike
+    from mempolicy.core.nodemask import Nodemask
+    from mempolicy.linux.system import LinuxSystem
 
 _LAZY = {
     "LinuxSystem": "system", "LinuxFile": "system", "Probe": "system", "probe": "system",
@@ -40,11 +46,14 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["set_mempolicy", "get_mempolicy", "mbind", "set_mempolicy_home_node",
                            "migrate_pages", "move_pages", "default_system"]
 
-_system = None
+_system: LinuxSystem | None = None
 
 
-def default_system():
-    """The shared :class:`LinuxSystem` the module-level calls use."""
+def default_system() -> LinuxSystem:
+    """The shared :class:`LinuxSystem` the module-level calls use.
+
+    Example: ``default_system().weights()``.
+    """
     global _system
     if _system is None:
         from mempolicy.linux.system import LinuxSystem
@@ -53,33 +62,57 @@ def default_system():
     return _system
 
 
-def set_mempolicy(policy=None) -> None:
-    """Set the calling thread's task policy (None: default)."""
+def set_mempolicy(policy: PolicyLike | None = None) -> None:
+    """Set the calling thread's task policy (None: default).
+
+    Example: ``set_mempolicy("interleave:0-1")`` or ``set_mempolicy(Policy.bind([0]))``.
+    """
     default_system().set_mempolicy(policy)
 
 
-def get_mempolicy(addr: int | None = None):
-    """The calling thread's policy, or the policy at ``addr``."""
+def get_mempolicy(addr: int | None = None) -> Policy:
+    """The calling thread's policy, or the policy at ``addr``.
+
+    Example: ``str(get_mempolicy())`` -> ``'default'``.
+    """
     return default_system().get_mempolicy(addr)
 
 
-def mbind(addr: int, length: int, policy, flags: int = 0) -> None:
+def mbind(addr: int, length: int, policy: PolicyLike, flags: int = 0) -> None:
+    """Set the policy of [addr, addr+length) of this process.
+
+    Example: ``mbind(addr, 1 << 20, "bind:0")``.
+    """
     default_system().mbind(addr, length, policy, flags)
 
 
 def set_mempolicy_home_node(addr: int, length: int, home_node: int) -> None:
+    """The home node of the bind/preferred-many policy of a range.
+
+    Example: ``set_mempolicy_home_node(addr, 1 << 20, 1)``.
+    """
     default_system().set_mempolicy_home_node(addr, length, home_node)
 
 
-def migrate_pages(old, new, pid: int = 0) -> int:
+def migrate_pages(old: Nodemask | Iterable[int] | int | str,
+                  new: Nodemask | Iterable[int] | int | str, pid: int = 0) -> int:
+    """Move process ``pid``'s pages from ``old`` to ``new`` nodes; the pages not moved.
+
+    Example: ``migrate_pages("0", "1")``.
+    """
     return default_system().migrate_pages(old, new, pid)
 
 
-def move_pages(pages, nodes=None, flags: int = 2, pid: int = 0) -> list[int]:
+def move_pages(pages: Sequence[int], nodes: Sequence[int] | None = None, flags: int = 2,
+               pid: int = 0) -> list[int]:
+    """Move each page to its node, or with ``nodes=None`` ask where each page is.
+
+    Example: ``move_pages([addr], None)`` -> ``[0]``.
+    """
     return default_system().move_pages(pages, nodes, flags, pid)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module 'mempolicy.linux' has no attribute {name!r}")

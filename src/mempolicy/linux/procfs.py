@@ -102,7 +102,7 @@ def parse_numa_maps_line(line: str) -> NumaMapsRecord:
 
 
 def _parse_ids(text: str) -> list[int]:
-    out = []
+    out: list[int] = []
     for item in text.split(","):
         if not item:
             continue

@@ -18,6 +18,7 @@ import ctypes
 import errno as _errno
 import os
 import platform
+from typing import Iterable
 
 __all__ = [
     "SYSCALL_NUMBERS", "syscall_numbers", "maxnode_for", "mask_words",
@@ -56,11 +57,11 @@ def syscall_numbers(machine: str | None = None) -> dict[str, int] | None:
     return dict(zip(_NAMES, nums))
 
 
-_libc = None
+_libc: ctypes.CDLL | None = None
 _nr: dict[str, int] | None = None
 
 
-def _lib():
+def _lib() -> ctypes.CDLL:
     global _libc, _nr
     if _libc is None:
         _nr = syscall_numbers()
@@ -70,7 +71,7 @@ def _lib():
     return _libc
 
 
-def _call(name: str, *args) -> int:
+def _call(name: str, *args: int | ctypes.c_void_p) -> int:
     lib = _lib()
     if _nr is None:
         raise OSError(_errno.ENOSYS, f"{os.strerror(_errno.ENOSYS)} (no {name} on {platform.machine()})")
@@ -80,7 +81,7 @@ def _call(name: str, *args) -> int:
     if r == -1:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
-    return r
+    return int(r)
 
 
 # ---------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def maxnode_for(nbits: int) -> int:
     return nbits + 1
 
 
-def _mask_in(mask: int | None, maxnode: int):
+def _mask_in(mask: int | None, maxnode: int) -> tuple["ctypes.Array[ctypes.c_ulong] | None", ctypes.c_void_p]:
     """A user buffer holding ``mask``, large enough for everything get_nodes() may read."""
     if mask is None:
         return None, ctypes.c_void_p(0)
@@ -112,7 +113,7 @@ def _mask_in(mask: int | None, maxnode: int):
     return buf, ctypes.c_void_p(ctypes.addressof(buf))
 
 
-def _words_to_int(buf) -> int:
+def _words_to_int(buf: Iterable[int]) -> int:
     v = 0
     for i, w in enumerate(buf):
         v |= w << (64 * i)
@@ -219,7 +220,7 @@ def mmap(addr: int, length: int, prot: int, flags: int, fd: int = -1, offset: in
     if r is None or r == MAP_FAILED:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
-    return r
+    return int(r)
 
 
 def munmap(addr: int, length: int) -> None:
@@ -244,5 +245,5 @@ def sched_getaffinity(pid: int = 0) -> set[int]:
     return set(os.sched_getaffinity(pid))
 
 
-def sched_setaffinity(cpus, pid: int = 0) -> None:
+def sched_setaffinity(cpus: Iterable[int], pid: int = 0) -> None:
     os.sched_setaffinity(pid, cpus)

@@ -19,6 +19,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Iterable, Union
+
+#: A root directory: a str or a path-like object.
+StrPath = Union[str, "os.PathLike[str]"]
 
 from mempolicy.core.nodemask import Nodemask
 
@@ -36,7 +40,7 @@ NODE_STATES = ("possible", "online", "has_normal_memory", "has_high_memory", "ha
                "has_cpu", "has_generic_initiator")
 
 
-def _p(root: str | os.PathLike, *parts: str) -> Path:
+def _p(root: StrPath, *parts: str) -> Path:
     return Path(root, *parts)
 
 
@@ -61,12 +65,12 @@ def parse_list(text: str) -> list[int]:
     return out
 
 
-def format_list(ids) -> str:
+def format_list(ids: Iterable[int]) -> str:
     """[0, 1, 2, 5] -> ``0-2,5``."""
     return str(Nodemask(sorted(set(ids))))
 
 
-def node_ids(root: str | os.PathLike = "/") -> list[int]:
+def node_ids(root: StrPath = "/") -> list[int]:
     """The ``nodeN`` directories present, ascending."""
     try:
         names = os.listdir(_p(root, NODE_DIR))
@@ -75,7 +79,7 @@ def node_ids(root: str | os.PathLike = "/") -> list[int]:
     return sorted(int(n[4:]) for n in names if re.fullmatch(r"node\d+", n))
 
 
-def node_states(root: str | os.PathLike = "/") -> dict[str, Nodemask]:
+def node_states(root: StrPath = "/") -> dict[str, Nodemask]:
     """Each node state file present (``possible``, ``online``, ``has_cpu``...) as a Nodemask."""
     out = {}
     for name in NODE_STATES:
@@ -86,7 +90,7 @@ def node_states(root: str | os.PathLike = "/") -> dict[str, Nodemask]:
     return out
 
 
-def node_cpus(node: int, root: str | os.PathLike = "/") -> list[int]:
+def node_cpus(node: int, root: StrPath = "/") -> list[int]:
     """The CPUs of a node (``nodeN/cpulist``)."""
     return parse_list(_read(_p(root, NODE_DIR, f"node{node}", "cpulist")))
 
@@ -94,7 +98,7 @@ def node_cpus(node: int, root: str | os.PathLike = "/") -> list[int]:
 _MEMINFO = re.compile(r"Node\s+\d+\s+(\S+):\s+(\d+)(\s+kB)?")
 
 
-def node_meminfo(node: int, root: str | os.PathLike = "/") -> dict[str, int]:
+def node_meminfo(node: int, root: StrPath = "/") -> dict[str, int]:
     """``nodeN/meminfo``: sizes in bytes (``kB`` lines), plain counts otherwise."""
     out = {}
     for line in _read(_p(root, NODE_DIR, f"node{node}", "meminfo")).splitlines():
@@ -105,12 +109,12 @@ def node_meminfo(node: int, root: str | os.PathLike = "/") -> dict[str, int]:
     return out
 
 
-def node_distance(node: int, root: str | os.PathLike = "/") -> list[int]:
+def node_distance(node: int, root: StrPath = "/") -> list[int]:
     """``nodeN/distance``: the distances to each online node, in node order."""
     return [int(x) for x in _read(_p(root, NODE_DIR, f"node{node}", "distance")).split()]
 
 
-def node_numastat(node: int, root: str | os.PathLike = "/") -> dict[str, int]:
+def node_numastat(node: int, root: StrPath = "/") -> dict[str, int]:
     """``nodeN/numastat``: numa_hit, numa_miss, ... in pages."""
     out = {}
     for line in _read(_p(root, NODE_DIR, f"node{node}", "numastat")).splitlines():
@@ -120,10 +124,10 @@ def node_numastat(node: int, root: str | os.PathLike = "/") -> dict[str, int]:
     return out
 
 
-def weighted_interleave_weights(root: str | os.PathLike = "/") -> dict[int, int]:
+def weighted_interleave_weights(root: StrPath = "/") -> dict[int, int]:
     """Node -> weight from ``weighted_interleave/nodeN`` ({} when the kernel has none)."""
     d = _p(root, WI_DIR)
-    out = {}
+    out: dict[int, int] = {}
     try:
         names = os.listdir(d)
     except OSError:
@@ -140,7 +144,7 @@ def weighted_interleave_weights(root: str | os.PathLike = "/") -> dict[int, int]
 _AUTO_NAMES = ("auto", "__auto_type")
 
 
-def weighted_interleave_auto(root: str | os.PathLike = "/") -> bool | None:
+def weighted_interleave_auto(root: StrPath = "/") -> bool | None:
     """The ``auto`` switch (``true``: weights from firmware bandwidth data).
 
     Some kernels name the file ``__auto_type`` (a C23 ``auto`` macro leaking
@@ -155,7 +159,7 @@ def weighted_interleave_auto(root: str | os.PathLike = "/") -> bool | None:
     return None
 
 
-def set_weighted_interleave_weight(node: int, weight: int, root: str | os.PathLike = "/") -> None:
+def set_weighted_interleave_weight(node: int, weight: int, root: StrPath = "/") -> None:
     """Write a weight (1..255; needs root).  The kernel switches to manual mode."""
     if not 1 <= weight <= 255:
         raise ValueError("a weight is 1..255")
@@ -163,10 +167,10 @@ def set_weighted_interleave_weight(node: int, weight: int, root: str | os.PathLi
         f.write(f"{weight}\n")
 
 
-def memory_tiers(root: str | os.PathLike = "/") -> dict[int, Nodemask]:
+def memory_tiers(root: StrPath = "/") -> dict[int, Nodemask]:
     """Tier id -> its nodes (``memory_tierN/nodelist``; the ABI document says ``nodes``)."""
     d = _p(root, TIER_DIR)
-    out = {}
+    out: dict[int, Nodemask] = {}
     try:
         names = os.listdir(d)
     except OSError:
@@ -184,7 +188,7 @@ def memory_tiers(root: str | os.PathLike = "/") -> dict[int, Nodemask]:
     return dict(sorted(out.items()))
 
 
-def proc_status_lists(pid: int | str = "self", root: str | os.PathLike = "/") -> dict[str, list[int]]:
+def proc_status_lists(pid: int | str = "self", root: StrPath = "/") -> dict[str, list[int]]:
     """``Mems_allowed_list`` and ``Cpus_allowed_list`` of /proc/<pid>/status."""
     out = {}
     for line in _read(_p(root, "proc", str(pid), "status")).splitlines():

@@ -12,12 +12,15 @@ import ctypes
 import errno as _errno
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from mempolicy.api import PAGE_SIZE, MemorySystem
 from mempolicy.linux import syscalls as sc
 from mempolicy.linux import sysfs
 from mempolicy.linux.procfs import NumaMapsRecord, read_numa_maps
+
+if TYPE_CHECKING:
+    from mempolicy.alloc.topology import Topology
 
 __all__ = ["LinuxSystem", "LinuxFile", "Probe", "probe", "available"]
 
@@ -60,7 +63,8 @@ def probe(refresh: bool = False) -> Probe:
         "move_pages": (0, 0, 0, 0, 0, 0),               # no pages
         "set_mempolicy_home_node": (0, 0, 0, 1),        # flags != 0: EINVAL
     }
-    calls, why = {}, {}
+    calls: dict[str, bool] = {}
+    why: dict[str, str] = {}
     for name, args in tries.items():
         try:
             sc.syscall(name, *args)
@@ -68,7 +72,7 @@ def probe(refresh: bool = False) -> Probe:
         except OSError as e:
             calls[name] = e.errno not in (_errno.ENOSYS, _errno.EPERM, _errno.EACCES)
             if not calls[name]:
-                why[name] = _errno.errorcode.get(e.errno, str(e.errno))
+                why[name] = _errno.errorcode.get(e.errno or 0, str(e.errno))
     core = ("get_mempolicy", "set_mempolicy", "mbind")
     ok = all(calls[c] for c in core)
     if ok:
@@ -120,14 +124,14 @@ class LinuxSystem(MemorySystem):
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self._guard = None
+        self._guard: int | None = None
 
     # -- raw calls --------------------------------------------------------------
-    def raw_set_mempolicy(self, mode, mask, maxnode):
+    def raw_set_mempolicy(self, mode: int, mask: int | None, maxnode: int) -> int:
         sc.set_mempolicy(mode, mask, maxnode)
         return 0
 
-    def _guarded(self):
+    def _guarded(self) -> int:
         """Two writable pages followed by an inaccessible one, for output buffers."""
         if self._guard is None:
             base = sc.mmap(0, 3 * PAGE_SIZE, sc.PROT_READ | sc.PROT_WRITE,
@@ -136,7 +140,8 @@ class LinuxSystem(MemorySystem):
             self._guard = base
         return self._guard
 
-    def raw_get_mempolicy(self, want_mode, mask_bytes, maxnode, addr, flags):
+    def raw_get_mempolicy(self, want_mode: bool, mask_bytes: int | None, maxnode: int,
+                          addr: int, flags: int) -> tuple[int | None, int | None]:
         """``mask_bytes``: the size of the mask buffer; it ends at an inaccessible page,
         so the kernel writing past it gives EFAULT as with a short user buffer."""
         mode = ctypes.c_int(0)
@@ -157,24 +162,28 @@ class LinuxSystem(MemorySystem):
             mask = int.from_bytes(ctypes.string_at(bptr, mask_bytes), "little")
         return (mode.value if want_mode else None), mask
 
-    def raw_mbind(self, addr, length, mode, mask, maxnode, flags):
+    def raw_mbind(self, addr: int, length: int, mode: int, mask: int | None, maxnode: int,
+                  flags: int) -> int:
         sc.mbind(addr, length, mode, mask, maxnode, flags)
         return 0
 
-    def raw_set_mempolicy_home_node(self, start, length, home_node, flags):
+    def raw_set_mempolicy_home_node(self, start: int, length: int, home_node: int,
+                                    flags: int) -> int:
         sc.set_mempolicy_home_node(start, length, home_node, flags)
         return 0
 
-    def raw_migrate_pages(self, pid, maxnode, old, new):
+    def raw_migrate_pages(self, pid: int, maxnode: int, old: int | None, new: int | None) -> int:
         return sc.migrate_pages(pid, maxnode, old, new)
 
-    def raw_move_pages(self, pid, pages, nodes, flags):
+    def raw_move_pages(self, pid: int, pages: Sequence[int], nodes: Sequence[int] | None,
+                       flags: int) -> tuple[int, list[int | None]]:
         fill = -(1 << 31)
         r, status = sc.move_pages(pid, list(pages), None if nodes is None else list(nodes), flags, fill)
         return r, [None if s == fill else s for s in status]
 
     # -- address space ------------------------------------------------------------
-    def mmap(self, length, addr=None, *, shared=False, writable=True, file=None, offset=0):
+    def mmap(self, length: int, addr: int | None = None, *, shared: bool = False,
+             writable: bool = True, file: LinuxFile | int | None = None, offset: int = 0) -> int:
         """An anonymous (or memfd-backed) mapping; with ``addr``, exactly there or EEXIST."""
         prot = sc.PROT_READ | (sc.PROT_WRITE if writable else 0)
         flags = sc.MAP_SHARED if (shared or (file is not None)) else sc.MAP_PRIVATE
@@ -198,13 +207,13 @@ class LinuxSystem(MemorySystem):
             raise
         return LinuxFile(fd, name)
 
-    def munmap(self, addr, length):
+    def munmap(self, addr: int, length: int) -> None:
         sc.munmap(addr, length)
 
-    def mprotect(self, addr, length, writable):
+    def mprotect(self, addr: int, length: int, writable: bool) -> None:
         sc.mprotect(addr, length, sc.PROT_READ | (sc.PROT_WRITE if writable else 0))
 
-    def _vm_io(self, write: bool, addrs: list[int], data: ctypes.Array) -> int:
+    def _vm_io(self, write: bool, addrs: list[int], data: "ctypes.Array[ctypes.c_char]") -> int:
         """process_vm_readv/writev of one byte at each address on this process; the
         number of bytes moved (the kernel stops at the first it cannot reach)."""
         lib = ctypes.CDLL(None, use_errno=True)
@@ -216,7 +225,7 @@ class LinuxSystem(MemorySystem):
             local = _Iovec(ctypes.addressof(data) + i, len(chunk))
             remote = (_Iovec * len(chunk))(*[_Iovec(a, 1) for a in chunk])
             ctypes.set_errno(0)
-            r = fn(self.pid, ctypes.byref(local), 1, remote, len(chunk), 0)
+            r = int(fn(self.pid, ctypes.byref(local), 1, remote, len(chunk), 0))
             if r < 0:
                 e = ctypes.get_errno()
                 if e != _errno.EFAULT:
@@ -227,7 +236,7 @@ class LinuxSystem(MemorySystem):
                 return done
         return done
 
-    def touch(self, addr, length, write=True, preserve=True):
+    def touch(self, addr: int, length: int, write: bool = True, preserve: bool = True) -> None:
         """Fault in each page of the range by a read or a write of its first byte.
 
         Writes keep each byte's value (read, then written back) unless
@@ -243,20 +252,25 @@ class LinuxSystem(MemorySystem):
         if write and self._vm_io(True, addrs, data) < len(addrs):
             raise OSError(_errno.EFAULT, os.strerror(_errno.EFAULT))
 
-    def numa_maps(self, pid=None) -> list[NumaMapsRecord]:
+    def numa_maps(self, pid: int | None = None) -> list[NumaMapsRecord]:
         return read_numa_maps("self" if pid in (None, 0) else pid)
 
-    def numa_maps_text(self, pid=None) -> str:
+    def numa_maps_text(self, pid: int | None = None) -> str:
         with open(f"/proc/{'self' if pid in (None, 0) else pid}/numa_maps") as f:
             return f.read()
 
     # -- machine ------------------------------------------------------------------
-    def topology(self):
+    def topology(self) -> Topology:
         from mempolicy.linux.topology import topology_from_sysfs
 
         return topology_from_sysfs()
 
-    def set_weight(self, node: int, weight: int) -> None:
+    def set_system_weight(self, node: int, weight: int) -> None:
+        """Write ``/sys/kernel/mm/mempolicy/weighted_interleave/nodeN``: machine-wide, for
+        every process (root only).  ``set_weight`` is its deprecated old name.
+
+        Example: ``LinuxSystem().set_system_weight(0, 3)``.
+        """
         sysfs.set_weighted_interleave_weight(node, weight)
 
     def weights(self) -> dict[int, int]:
@@ -268,7 +282,7 @@ class LinuxSystem(MemorySystem):
     def meminfo(self, node: int) -> dict[str, int]:
         return sysfs.node_meminfo(node)
 
-    def sched_setaffinity(self, cpus: Sequence[int]) -> None:
+    def sched_setaffinity(self, cpus: Iterable[int]) -> None:
         os.sched_setaffinity(0, set(cpus))
 
     def sched_getaffinity(self) -> set[int]:

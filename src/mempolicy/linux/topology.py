@@ -15,10 +15,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Iterable
 from xml.sax.saxutils import quoteattr
 
 from mempolicy.alloc.topology import LOCAL_DISTANCE, REMOTE_DISTANCE, Node, Topology
 from mempolicy.linux import sysfs
+from mempolicy.linux.sysfs import StrPath
 
 __all__ = ["topology_from_sysfs", "topology_from_shorthand", "topology_from_synthetic",
            "load_topology", "to_hwloc_xml", "TopologyError", "parse_size"]
@@ -37,14 +39,14 @@ def parse_size(tok: str) -> int:
     return int(m.group(1)) * mult
 
 
-def _cpus(cpus) -> range | tuple[int, ...]:
-    cpus = sorted(cpus)
-    if cpus and cpus == list(range(cpus[0], cpus[-1] + 1)):
-        return range(cpus[0], cpus[-1] + 1)
-    return tuple(cpus) if cpus else range(0)
+def _cpus(cpus: Iterable[int]) -> range | tuple[int, ...]:
+    ids = sorted(cpus)
+    if ids and ids == list(range(ids[0], ids[-1] + 1)):
+        return range(ids[0], ids[-1] + 1)
+    return tuple(ids) if ids else range(0)
 
 
-def topology_from_sysfs(root: str | os.PathLike = "/") -> Topology:
+def topology_from_sysfs(root: StrPath = "/") -> Topology:
     """The live machine: online nodes, their CPUs, MemTotal and SLIT distances.
 
     The model numbers nodes 0..N-1; a machine with holes in its node ids
@@ -105,7 +107,7 @@ def topology_from_shorthand(spec: str) -> Topology:
     return _checked(nodes, remote)
 
 
-def _checked(nodes: list[Node], remote: int, dist=None) -> Topology:
+def _checked(nodes: list[Node], remote: int, dist: list[list[int]] | None = None) -> Topology:
     if not 1 <= len(nodes) <= 64:
         raise TopologyError(f"{len(nodes)} nodes: the model takes 1 to 64")
     if not any(n.mem_bytes for n in nodes):
@@ -204,7 +206,7 @@ def load_topology(spec: str) -> Topology:
 # hwloc XML v3
 # ---------------------------------------------------------------------------
 
-def _bitmap(ids) -> str:
+def _bitmap(ids: Iterable[int]) -> str:
     """hwloc's bitmap text: 32-bit hex words, most significant first."""
     bits = 0
     for i in ids:
@@ -225,7 +227,8 @@ def to_hwloc_xml(topo: Topology) -> str:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<!DOCTYPE topology SYSTEM "hwloc2.dtd">',
              '<topology version="3.0">']
 
-    def obj(indent: int, typ: str, os_index: int | None, cpus, nodes, extra: str = "",
+    def obj(indent: int, typ: str, os_index: int | None, cpus: Iterable[int], nodes: Iterable[int],
+            extra: str = "",
             close: bool = True) -> None:
         gp[0] += 1
         attrs = f'type="{typ}"'
