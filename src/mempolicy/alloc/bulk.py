@@ -45,6 +45,7 @@ from mempolicy.alloc.fault import (
 )
 from mempolicy.alloc.mpol_alloc import interleave_nodes, policy_nodemask, weighted_interleave_nodes
 from mempolicy.alloc.page_alloc import PageAllocator
+from mempolicy.alloc.swap import lru_batches
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, get_vma_policy
@@ -545,6 +546,8 @@ def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) 
             if progress is not None:
                 progress(b)
         if write:
+            lru_batches(kernel).add_range(task.cpu, mm, [(v0 + a, v0 + b) for a, b, m in res["segs"]
+                                                         if m is not None])
             if res["data"] or (oom and oom[0] == "data"):
                 mm.anon_vma_prepare(vma)
             kernel.fault_stats["faults"] += res["data"]

@@ -22,7 +22,7 @@ from mempolicy.core.nodemask import Nodemask
 class Folio:
     """A resident page (order 0): its node and the state numa_maps counts."""
 
-    __slots__ = ("nid", "anon", "dirty", "mapcount", "mapping", "index")
+    __slots__ = ("nid", "anon", "dirty", "mapcount", "mapping", "index", "anon_exclusive")
 
     def __init__(self, nid: int, anon: bool, mapping=None, index: int = 0) -> None:
         self.nid = nid
@@ -31,6 +31,7 @@ class Folio:
         self.mapcount = 0
         self.mapping = mapping     # the shmem inode for page-cache pages
         self.index = index
+        self.anon_exclusive = True  # PageAnonExclusive: cleared when fork shares the page
 
     def __repr__(self) -> str:
         return f"<folio N{self.nid} {'anon' if self.anon else 'file'} map={self.mapcount}>"

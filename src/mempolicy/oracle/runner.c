@@ -525,6 +525,21 @@ static void prefault(void)
 }
 
 /*
+ * Empty every CPU's LRU batches (mm/swap.c cpu_fbatches): migrate_pages from
+ * no node at all does nothing but lru_cache_disable(), which drains them all.
+ * A page still held by a batch is not reused by a write fault after fork
+ * (wp_can_reuse_anon_folio counts references), so the trace must start with
+ * them empty, whatever the processes before it left there.
+ */
+static void drain_lru_batches(void)
+{
+	static uint64_t none[MASK_WORDS], node0[MASK_WORDS] = { 1 };
+
+	if (syscall(NR_MIGRATE_PAGES, 0, HL_MAXNODE, none, node0) < 0)
+		die("cannot drain the LRU batches: %s", strerror(errno));
+}
+
+/*
  * On each online CPU, create and close memfds until the next inode number
  * is a multiple of INO_ALIGN (and leaves room before the end of the
  * per-CPU batch), so that the k-th shared object a trace creates on a CPU
@@ -1158,6 +1173,7 @@ int main(int argc, char **argv)
 		align_inodes();
 	grow_stack();
 	prefault();
+	drain_lru_batches();
 
 	run();
 	return 0;

@@ -47,16 +47,14 @@ PMD_SHIFT = 21
 class AnonVma:
     """``struct anon_vma``: identity only, for the merge rules."""
 
-    __slots__ = ("forked",)
-
-    def __init__(self) -> None:
-        self.forked = False
+    __slots__ = ()
 
 
 class VMA:
     """``struct vm_area_struct``."""
 
-    __slots__ = ("mm", "start", "end", "pgoff", "flags", "vm_file", "vm_policy", "anon_vma")
+    __slots__ = ("mm", "start", "end", "pgoff", "flags", "vm_file", "vm_policy", "anon_vma",
+                 "anon_vma_chain")
 
     def __init__(self, mm, start: int, end: int, pgoff: int, flags: int,
                  vm_file: ShmemFile | None = None) -> None:
@@ -68,6 +66,14 @@ class VMA:
         self.vm_file = vm_file
         self.vm_policy: Mempolicy | None = None
         self.anon_vma: AnonVma | None = None
+        # the anon_vmas this VMA's anon_vma_chain links it to: its own last, those of
+        # the VMAs it was forked from (anon_vma_fork) before it
+        self.anon_vma_chain: tuple[AnonVma, ...] = ()
+
+    def set_anon_vma(self, src: "VMA") -> None:
+        """Take ``src``'s anon_vma and a copy of its chain (anon_vma_clone, dup_anon_vma)."""
+        self.anon_vma = src.anon_vma
+        self.anon_vma_chain = src.anon_vma_chain
 
     @property
     def pages(self) -> int:
@@ -118,6 +124,30 @@ def vma_dup_policy(kernel, src: VMA, dst: VMA) -> None:
     if _chk.sched is not None:
         _chk.sched.load("vma", src, pol)
     dst.vm_policy = mpol_dup(pol, kernel.policy_cache)
+
+
+def vma_is_fork_child(vma: VMA | None) -> bool:
+    """Whether ``vma`` came from a parent by fork and may hold its CoW pages (mm/vma.c).
+
+    Such a VMA's anon_vma_chain links more than its own anon_vma.
+
+    >>> vma_is_fork_child(None)
+    False
+    """
+    return vma is not None and vma.anon_vma is not None and len(vma.anon_vma_chain) != 1
+
+
+def is_mergeable_anon_vma(src: VMA, tgt: VMA) -> bool:
+    """mm/vma.c ``is_mergeable_anon_vma``: may range ``src`` join neighbour ``tgt``?
+
+    One side without an anon_vma takes the other's (dup_anon_vma), unless the
+    side that has one is a fork child; two anon_vmas must be the same one.
+    """
+    if tgt.anon_vma is None and src.anon_vma is not None:
+        return not vma_is_fork_child(src)
+    if tgt.anon_vma is not None and src.anon_vma is None:
+        return not vma_is_fork_child(tgt)
+    return src.anon_vma is tgt.anon_vma
 
 
 def anon_vma_compatible(a: VMA, b: VMA) -> bool:
@@ -206,7 +236,7 @@ class MM:
         """``__split_vma``: cut at ``addr``; returns the new upper piece."""
         new = VMA(self, addr, vma.end, vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT),
                   vma.flags, vma.vm_file)
-        new.anon_vma = vma.anon_vma
+        new.set_anon_vma(vma)
         vma_dup_policy(self.kernel, vma, new)
         if vma.vm_file is not None:
             vma.vm_file.inode.get()
@@ -224,8 +254,7 @@ class MM:
             return False
         if not mpol_equal(neighbour.vm_policy, policy):
             return False
-        if lower.anon_vma is not None and upper.anon_vma is not None \
-                and lower.anon_vma is not upper.anon_vma:
+        if not is_mergeable_anon_vma(upper if neighbour is lower else lower, neighbour):
             return False
         return upper.pgoff == lower.pgoff + lower.pages
 
@@ -237,7 +266,7 @@ class MM:
         """``prev`` absorbs the whole of ``vma``."""
         prev.end = vma.end
         if prev.anon_vma is None:
-            prev.anon_vma = vma.anon_vma
+            prev.set_anon_vma(vma)
         self.remove_vma(vma)
 
     def vma_modify(self, vma: VMA, start: int, end: int, policy: Mempolicy | None,
@@ -248,7 +277,7 @@ class MM:
         nxt = self.next_vma(vma)
         probe = VMA(self, start, end, vma.pgoff + ((start - vma.start) >> PAGE_SHIFT),
                     flags, vma.vm_file)
-        probe.anon_vma = vma.anon_vma
+        probe.set_anon_vma(vma)
         merge_prev = start == vma.start and prev is not None and self.can_merge(prev, probe, policy, flags)
         merge_next = end == vma.end and nxt is not None and self._can_merge_next(probe, nxt, policy, flags)
         if merge_prev and merge_next and (prev.anon_vma is None or nxt.anon_vma is None
@@ -262,7 +291,7 @@ class MM:
             else:
                 prev.end = end
                 if prev.anon_vma is None:
-                    prev.anon_vma = vma.anon_vma
+                    prev.set_anon_vma(vma)
                 vma.pgoff += (end - vma.start) >> PAGE_SHIFT
                 self._restart(vma, end)
             return prev
@@ -277,7 +306,7 @@ class MM:
                 nxt.pgoff -= (nxt.start - start) >> PAGE_SHIFT
                 self._restart(nxt, start)
             if nxt.anon_vma is None:
-                nxt.anon_vma = vma.anon_vma
+                nxt.set_anon_vma(vma)
             return nxt
         if start > vma.start:
             vma = self.split_vma(vma, start)
@@ -290,20 +319,26 @@ class MM:
         return self._mergeable(a, nxt, nxt, policy, flags)
 
     def find_mergeable_anon_vma(self, vma: VMA) -> AnonVma | None:
-        """An anon_vma a neighbour can lend (anon_vma_prepare), next first."""
+        """mm/rmap.c: an anon_vma a neighbour can lend (anon_vma_prepare), next first.
+
+        ``reusable_anon_vma``: the neighbour must be compatible and its own chain
+        singular; a parent's VMA still lends after a fork, a child's never does.
+        """
         nxt = self.next_vma(vma)
-        if nxt is not None and nxt.anon_vma is not None and not nxt.anon_vma.forked \
+        if nxt is not None and nxt.anon_vma is not None and len(nxt.anon_vma_chain) == 1 \
                 and anon_vma_compatible(vma, nxt):
             return nxt.anon_vma
         prev = self.prev_vma(vma)
-        if prev is not None and prev.anon_vma is not None and not prev.anon_vma.forked \
+        if prev is not None and prev.anon_vma is not None and len(prev.anon_vma_chain) == 1 \
                 and anon_vma_compatible(prev, vma):
             return prev.anon_vma
         return None
 
     def anon_vma_prepare(self, vma: VMA) -> None:
+        """``__anon_vma_prepare``: a borrowed or new anon_vma, one chain link."""
         if vma.anon_vma is None:
             vma.anon_vma = self.find_mergeable_anon_vma(vma) or AnonVma()
+            vma.anon_vma_chain = (vma.anon_vma,)
 
 
 def mpol_rebind_mm(mm: MM, new) -> None:

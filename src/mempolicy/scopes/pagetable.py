@@ -401,7 +401,8 @@ class PageTable:
         i = vpn - c.lo
         if not 0 <= i < len(c.codes) or not c.codes[i]:
             return None
-        k = c.codes[i] & KIND_MASK
+        code = c.codes[i]
+        k = code & KIND_MASK
         page = c.objs.get(vpn) if k == OBJ else None
         if k == FILE:
             cache, index = self._file_slot(vpn)
@@ -414,6 +415,8 @@ class PageTable:
         if k != OBJ:
             return k - ANON0
         if isinstance(page, Folio):
+            if code & DIRTY and not page.anon:      # zap_present_folio_ptes: pte dirty -> folio
+                page.dirty = True
             page.mapcount -= 1
             if page.mapcount == 0 and page.anon:
                 return page.nid
@@ -776,6 +779,8 @@ class PageTable:
                 for vpn in [u for u in c.objs if lo <= u < hi]:
                     page = c.objs.pop(vpn)
                     if isinstance(page, Folio):
+                        if c.codes[vpn - c.lo] & DIRTY and not page.anon:
+                            page.dirty = True       # zap_present_folio_ptes: pte dirty -> folio
                         folios += 1
                         page.mapcount -= 1
                         if page.mapcount == 0 and page.anon:

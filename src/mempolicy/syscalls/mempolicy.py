@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from mempolicy.alloc.fault import FaultSignal, do_user_addr_fault
 from mempolicy.alloc.mpol_alloc import alloc_pages_mpol
 from mempolicy.alloc.page_alloc import Folio
+from mempolicy.alloc.swap import lru_batches
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import (
     KernelError,
@@ -31,7 +32,7 @@ from mempolicy.core.mempolicy import (
 )
 from mempolicy.core.nodemask import NODE_MASK_NONE, Nodemask
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref, get_vma_policy
-from mempolicy.scopes.pagetable import KIND_ZERO
+from mempolicy.scopes.pagetable import KIND_OBJ, KIND_ZERO
 from mempolicy.uapi import (
     BITS_PER_LONG,
     MAX_NUMNODES,
@@ -364,10 +365,30 @@ def mbind_range(kernel, mm, start: int, end: int, new: Mempolicy | None) -> None
         addr = vma.end
 
 
+def folio_pte_dirty(kernel, folio: Folio) -> bool:
+    """Whether a pte that maps the page-cache ``folio`` is dirty: the rmap walk of
+    try_to_migrate_one, which moves each pte's dirty bit to the folio (mm/rmap.c).
+
+    :param folio: ``struct folio *`` of a shmem file (``folio.mapping`` its inode).
+    """
+    inode = folio.mapping
+    for task in kernel.tasks.values():
+        pt = task.mm.ptes
+        for vma in task.mm.vmas:
+            if vma.inode is not inode or not vma.pgoff <= folio.index < vma.pgoff + vma.pages:
+                continue
+            vpn = (vma.start >> PAGE_SHIFT) + folio.index - vma.pgoff
+            if pt.kind(vpn) == KIND_OBJ and pt.is_dirty(vpn) and pt.get(vpn) is folio:
+                return True
+    return False
+
+
 def migrate_folio_to(kernel, folio: Folio, nid: int | None) -> bool:
     """Move a page to node ``nid`` (None: the allocation failed)."""
     if nid is None:
         return False
+    if folio.mapping is not None and not folio.dirty and folio_pte_dirty(kernel, folio):
+        folio.dirty = True
     kernel.pages.free_page(folio.nid)
     folio.nid = nid
     return True
@@ -388,6 +409,8 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
     new = mpol_new(kernel.policy_cache, mode, mode_flags, nmask)
     if new is None:
         flags |= MPOL_MF_DISCONTIG_OK
+    if flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
+        lru_batches(kernel).lru_add_drain_all()        # lru_cache_disable
     read_locked = _chk.mutants and "mbind-mmap-read-lock" in _chk.mutants
     if read_locked:
         mm.mmap_lock.read_lock()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 
+from mempolicy.alloc.swap import lru_batches
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.core.nodemask import Nodemask, bitmap_bitremap
 from mempolicy.scopes.pagetable import ABSENT, KIND_ZERO
@@ -24,7 +25,9 @@ INT_MAX = (1 << 31) - 1
 
 
 def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int) -> int:
-    """Move every page of ``mm`` on ``source`` to ``dest``; returns the number not moved."""
+    """Move every page of ``mm`` on ``source`` to ``dest``; returns the number not moved,
+    or ``-ENOMEM`` when a target page could not be allocated (``migrate_pages``: when
+    memory is low it stops at the first such page and the rest stay put)."""
     failed = 0
     seen = set()
     queued = []
@@ -47,12 +50,13 @@ def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int) -> int
     for folio in queued:
         nid = kernel.pages.alloc_pages(dest, None, task.mems_allowed, thisnode=True)
         if not migrate_folio_to(kernel, folio, nid):
-            failed += 1
+            return -errno.ENOMEM
     return failed
 
 
 def do_migrate_pages(kernel, task, mm, from_: Nodemask, to: Nodemask, flags: int) -> int:
     """Move pages between node sets keeping their relative placement."""
+    lru_batches(kernel).lru_add_drain_all()            # lru_cache_disable
     nr_failed = 0
     tmp = from_
     while tmp:
@@ -69,7 +73,10 @@ def do_migrate_pages(kernel, task, mm, from_: Nodemask, to: Nodemask, flags: int
         if source == -1:
             break
         tmp = tmp.without_node(source)
-        nr_failed += migrate_to_node(kernel, task, mm, source, dest, flags)
+        err = migrate_to_node(kernel, task, mm, source, dest, flags)
+        if err < 0:
+            raise KernelError(-err)
+        nr_failed += err
     return min(nr_failed, INT_MAX)
 
 
@@ -130,6 +137,7 @@ def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelis
 def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], nodes: list[int],
                   flags: int) -> tuple[int, list[int | None]]:
     """Move each page to its node; returns (call result, status per page)."""
+    lru_batches(kernel).lru_add_drain_all()            # lru_cache_disable
     status: list[int | None] = [None] * len(addrs)
     pagelist: list = []
     current_node = -1
@@ -138,14 +146,14 @@ def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], node
     def flush(node: int, upto: int) -> int:
         if not pagelist:
             return 0
-        failed = 0
         for idx, folio in pagelist:
             nid = kernel.pages.alloc_pages(node, None, task.mems_allowed, thisnode=True)
             if not migrate_folio_to(kernel, folio, nid):
-                failed += 1
+                # migrate_pages_batch: no target page is -ENOMEM for the whole call;
+                # pages after it are not tried and no status of this chunk is stored
+                pagelist.clear()
+                return -errno.ENOMEM
         pagelist.clear()
-        if failed:
-            return failed + len(addrs) - upto
         for i in range(start, upto):
             status[i] = node
         return 0
@@ -173,7 +181,7 @@ def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], node
         status[i] = r if r else current_node
         r = flush(current_node, i)
         if r:
-            return r - 1, status
+            return r, status
         current_node = -1
     else:
         i = len(addrs)

@@ -12,6 +12,7 @@ import errno
 
 from mempolicy.alloc.fault import unmap_page
 from mempolicy.alloc.mmu_gather import MmuGather
+from mempolicy.alloc.swap import lru_batches
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.scopes.mm import (
     MM,
@@ -134,7 +135,7 @@ def _insert_and_merge(mm: MM, vma: VMA) -> None:
                                   or prev.anon_vma is nxt.anon_vma):
         prev.end = nxt.end
         if prev.anon_vma is None:
-            prev.anon_vma = nxt.anon_vma
+            prev.set_anon_vma(nxt)
         mm.remove_vma(nxt)
         _drop_file(vma)
     elif can_prev:
@@ -199,6 +200,7 @@ def do_vmi_munmap(kernel, task, mm: MM, start: int, end: int) -> None:
         vmas.append(vma)
     for vma in vmas:
         unmap_region(kernel, mm, vma.start, vma.end, tlb)
+    lru_batches(kernel).forget(mm, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
     for vma in vmas:
         mm.remove_vma(vma)
     free_pgtables(kernel, mm, start, end, tlb)

@@ -12,6 +12,8 @@ import errno
 
 from mempolicy.alloc.fault import map_page, unmap_page
 from mempolicy.alloc.mpol_alloc import alloc_pages
+from mempolicy.alloc.page_alloc import Folio
+from mempolicy.alloc.swap import lru_batches
 from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import KernelError, mpol_dup
 from mempolicy.scopes.mm import MM, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VMA, AnonVma, vma_dup_policy
@@ -56,12 +58,14 @@ def copy_process(kernel, parent: Task) -> Task:
     finally:
         if locked:
             pmm.mmap_lock.write_unlock()
+    lru_batches(kernel).runner_fork(parent.cpu, parent.pid)
     kernel.tasks[child.pid] = child
     return child
 
 
 def _dup_mmap(kernel, parent: Task, pmm: MM, mm: MM) -> None:
     """Copy each VMA with its own policy, and the ptes of VMAs with an anon_vma."""
+    batches = lru_batches(kernel)
     for vma in pmm.vmas:
         new = VMA(mm, vma.start, vma.end, vma.pgoff, vma.flags, vma.vm_file)
         vma_dup_policy(kernel, vma, new)
@@ -70,16 +74,21 @@ def _dup_mmap(kernel, parent: Task, pmm: MM, mm: MM) -> None:
         mm.insert_vma(new)
         if vma.anon_vma is None:
             continue
-        vma.anon_vma.forked = True
-        new.anon_vma = AnonVma()
-        new.anon_vma.forked = True
+        new.anon_vma = AnonVma()                      # anon_vma_fork: the parent's chain, then its own
+        new.anon_vma_chain = vma.anon_vma_chain + (new.anon_vma,)
         for shift in (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT):
             for idx in range(vma.start >> shift, ((vma.end - 1) >> shift) + 1):
                 if idx in pmm.pgtables[shift] and idx not in mm.pgtables[shift]:
                     mm.pgtables[shift][idx] = alloc_pages(kernel, parent)
         lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
+        batched = batches.vpns_of(pmm, lo, hi)
         for vpn in list(pmm.ptes.present(lo, hi)):
-            map_page(mm, vpn, pmm.ptes[vpn], pmm.ptes.is_dirty(vpn))
+            page = pmm.ptes[vpn]
+            if isinstance(page, Folio) and page.anon:
+                page.anon_exclusive = False             # folio_try_dup_anon_rmap_pte
+                if vpn in batched:
+                    batches.adopt(pmm, vpn, page)
+            map_page(mm, vpn, page, pmm.ptes.is_dirty(vpn))
 
 
 def do_exit(kernel, task: Task) -> None:
@@ -93,6 +102,7 @@ def do_exit(kernel, task: Task) -> None:
     try:
         for vma in list(mm.vmas):
             unmap_region(kernel, mm, vma.start, vma.end)
+        lru_batches(kernel).forget(mm, 0, 1 << 52)
     finally:
         mm.mmap_lock.read_unlock()
     mm.mmap_lock.write_lock()

@@ -1,0 +1,146 @@
+"""Per-CPU LRU batches (mm/swap.c ``cpu_fbatches.lru_add``): who still holds a new page.
+
+A page the kernel allocates for user memory (an anonymous fault, a copy on
+write, a shmem page-cache page) reaches the LRU lists through the faulting
+CPU's ``folio_batch`` (``folio_add_lru``), which holds a reference to it until
+the batch is moved to the lists (``folio_batch_move_lru``):
+
+* when the batch is full: the ``PAGEVEC_SIZE``-th page added moves them all;
+* when that CPU calls ``lru_add_drain``: ``wp_can_reuse_anon_folio`` does, for
+  a page that is not on the LRU yet;
+* on every CPU at ``lru_add_drain_all``, which ``lru_cache_disable`` calls:
+  ``migrate_pages`` (do_migrate_pages), ``move_pages`` with nodes
+  (do_pages_move) and ``mbind`` with a move flag (do_mbind).
+
+On Linux 7.3 neither exit nor munmap drains.  While a batch holds a page, a
+write fault after fork copies it even when no other process maps it any more:
+``wp_can_reuse_anon_folio`` reuses a page only when its reference count is
+its mapcount.
+
+The model keeps, per CPU, the identities of the pages in the batch: the
+``Folio`` for pages that are objects, ``(mm, vpn)`` for a compact private page
+(``scopes.pagetable``), which ``lru_batch_adopt`` replaces by the page's
+object when fork makes one.  Where the model differs: only the ``lru_add``
+batch is modelled (the others hold pages already on the LRU); a batch entry
+stays until the batch is drained, as the kernel's reference does.
+"""
+
+from __future__ import annotations
+
+PAGEVEC_SIZE = 31
+
+# The oracle runner's own pages in the batches, measured on Linux 7.3 with
+# threshold traces (how many pages a trace may add before a page it faulted
+# earlier is drained): the runner drains every batch before the trace starts
+# and then adds one page on CPU 0; a fork and its exit add the pages the
+# runner copies on write (its stack and buffers, in parent and child) on the
+# forking CPU: 9 at a process's first fork; 18 at a later fork while the pages
+# of its previous fork are still in a batch, and at most 8 (taken as none)
+# once they have been drained.  Forks made by a child are not measured.
+RUNNER_START_LRU_PAGES = 1
+RUNNER_FIRST_FORK_LRU_PAGES = 9
+RUNNER_LATER_FORK_LRU_PAGES = 18
+RUNNER_DRAINED_FORK_LRU_PAGES = 0
+
+
+class _RunnerPage:
+    """A page of the runner's own memory in a batch (identity only)."""
+
+    __slots__ = ()
+
+
+class LruBatches:
+    """``cpu_fbatches.lru_add`` of every CPU: lists of page identities."""
+
+    def __init__(self) -> None:
+        self.cpus: dict[int, list] = {0: [_RunnerPage() for _ in range(RUNNER_START_LRU_PAGES)]}
+        self.forks: dict[int, list] = {}            # pid -> runner pages of its last fork
+
+    def folio_add_lru(self, cpu: int, entry) -> None:
+        """Add one new page on ``cpu``; a full batch moves everything to the LRU."""
+        b = self.cpus.setdefault(cpu, [])
+        b.append(entry)
+        if len(b) >= PAGEVEC_SIZE:
+            b.clear()
+
+    def add_range(self, cpu: int, mm, vpns: list[tuple[int, int]]) -> None:
+        """Add the compact private pages of the vpn ranges ``[a, b)``, in order (the
+        bulk fault path); only the pages after the last drain stay."""
+        b = self.cpus.setdefault(cpu, [])
+        n = sum(hi - lo for lo, hi in vpns)
+        if len(b) + n < PAGEVEC_SIZE:
+            for lo, hi in vpns:
+                b.extend((mm, v) for v in range(lo, hi))
+            return
+        keep = (len(b) + n) % PAGEVEC_SIZE
+        b.clear()
+        tail: list = []
+        for lo, hi in reversed(vpns):
+            if len(tail) >= keep:
+                break
+            start = max(lo, hi - (keep - len(tail)))
+            tail[:0] = [(mm, v) for v in range(start, hi)]
+        b.extend(tail)
+
+    def runner_fork(self, cpu: int, pid: int) -> None:
+        """The runner's own copies on write at fork (and after), on the forking CPU."""
+        last = self.forks.get(pid)
+        if last is None:
+            n = RUNNER_FIRST_FORK_LRU_PAGES
+        elif any(self.cpu_of(p) is not None for p in last):
+            n = RUNNER_LATER_FORK_LRU_PAGES
+        else:
+            n = RUNNER_DRAINED_FORK_LRU_PAGES
+        pages = [_RunnerPage() for _ in range(n)]
+        self.forks[pid] = pages
+        for p in pages:
+            self.folio_add_lru(cpu, p)
+
+    def lru_add_drain(self, cpu: int) -> None:
+        """Move ``cpu``'s batch to the LRU lists."""
+        self.cpus.pop(cpu, None)
+
+    def lru_add_drain_all(self) -> None:
+        """Move every CPU's batch to the LRU lists (``lru_cache_disable``)."""
+        self.cpus.clear()
+
+    def cpu_of(self, folio, mm=None, vpn: int | None = None) -> int | None:
+        """The CPU whose batch holds ``folio`` (or compact page ``(mm, vpn)``), or None."""
+        for cpu, b in self.cpus.items():
+            for e in b:
+                if e is folio or (mm is not None and type(e) is tuple and e[0] is mm and e[1] == vpn):
+                    return cpu
+        return None
+
+    def vpns_of(self, mm, lo: int, hi: int) -> set[int]:
+        """The vpns in ``[lo, hi)`` of ``mm``'s compact pages that a batch holds."""
+        return {e[1] for b in self.cpus.values() for e in b
+                if type(e) is tuple and e[0] is mm and lo <= e[1] < hi}
+
+    def adopt(self, mm, vpn: int, folio) -> None:
+        """The compact page ``(mm, vpn)`` became the object ``folio`` (fork)."""
+        for b in self.cpus.values():
+            for i, e in enumerate(b):
+                if type(e) is tuple and e[0] is mm and e[1] == vpn:
+                    b[i] = folio
+
+    def forget(self, mm, lo: int, hi: int) -> None:
+        """The compact pages of ``mm`` in ``[lo, hi)`` are unmapped: their entries keep
+        their place in the batch but no longer name a mapped page."""
+        for b in self.cpus.values():
+            for i, e in enumerate(b):
+                if type(e) is tuple and e[0] is mm and lo <= e[1] < hi:
+                    b[i] = _RunnerPage()
+
+
+def lru_batches(kernel) -> LruBatches:
+    """The kernel's per-CPU LRU batches (created on first use).
+
+    >>> from types import SimpleNamespace
+    >>> len(lru_batches(SimpleNamespace()).cpus[0])
+    1
+    """
+    b = getattr(kernel, "lru_batches", None)
+    if b is None:
+        b = kernel.lru_batches = LruBatches()
+    return b
