@@ -605,8 +605,8 @@ def touch_file(kernel, task, vma, vpn: int, hi: int, write: bool, min_run: int,
             vpn = stop
         elif kind == KIND_FILE and not write:      # already mapped: nothing to do
             vpn = rb
-        elif kind == KIND_FILE and shared_write:   # do_wp_page: folio and pte dirty
-            _dirty_file_ptes(mm, vma, ra, rb)
+        elif kind == KIND_FILE and shared_write:   # no fault: the MMU dirties the ptes
+            mm.ptes.set_dirty_range(ra, rb)
             vpn = rb
         else:
             for v in range(ra, rb):
@@ -617,20 +617,6 @@ def touch_file(kernel, task, vma, vpn: int, hi: int, write: bool, min_run: int,
     for v in range(top, hi):
         handle_mm_fault(kernel, task, v << PAGE_SHIFT, write)
     return hi
-
-
-def _dirty_file_ptes(mm, vma, lo: int, hi: int) -> None:
-    """A write to [lo, hi), every pte FILE: the pte and the folio become dirty."""
-    np = _numpy()
-    cache = vma.inode.pages
-    i0 = vma.linear_page_index(lo << PAGE_SHIFT)
-    cc = cache.codes_range(i0, i0 + (hi - lo))
-    for p in np.flatnonzero(cc == COBJ).tolist():
-        cache.set_dirty_compact(i0 + p)
-    for a, b, ch, off in cache.segments(i0, i0 + (hi - lo)):
-        arr = np.frombuffer(ch.codes, np.uint8)[off:off + (b - a)]
-        arr[arr != COBJ] |= CDIRTY
-    mm.ptes.set_dirty_range(lo, hi)
 
 
 def _bulk_shmem(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) -> int:
@@ -684,6 +670,7 @@ def _bulk_shmem(kernel, task, vma, v0: int, v1: int, write: bool, progress=None)
                     kernel.fault_stats["faults"] += res["data"]
                     if pol.flags & 1:
                         kernel.fault_stats["shared"] += res["data"]
+                    lru_batches(kernel).add_others(task.cpu, res["data"])
             finally:
                 if pol is not None:
                     mpol_cond_put(pol)

@@ -82,6 +82,17 @@ class LruBatches:
             tail[:0] = [(mm, v) for v in range(start, hi)]
         b.extend(tail)
 
+    def add_others(self, cpu: int, n: int) -> None:
+        """Add ``n`` new pages whose identity no later check asks for (page-cache pages
+        the bulk fault path allocated): only how full the batch is matters."""
+        b = self.cpus.setdefault(cpu, [])
+        if len(b) + n < PAGEVEC_SIZE:
+            b.extend(_RunnerPage() for _ in range(n))
+            return
+        keep = (len(b) + n) % PAGEVEC_SIZE
+        b.clear()
+        b.extend(_RunnerPage() for _ in range(keep))
+
     def runner_fork(self, cpu: int, pid: int) -> None:
         """The runner's own copies on write at fork (and after), on the forking CPU."""
         last = self.forks.get(pid)

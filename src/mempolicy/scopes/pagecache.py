@@ -168,15 +168,19 @@ class PageCache:
         self._n = 0
 
     # -- the compact mapping (pte code FILE) ----------------------------------------------
-    def unmap_compact(self, index: int) -> None:
-        """A FILE pte of this page went away: clear MAPPED, or drop the object's mapping."""
+    def unmap_compact(self, index: int, dirty: bool = False) -> None:
+        """A FILE pte of this page went away: clear MAPPED, or drop the object's mapping;
+        a dirty pte dirties the folio (zap_present_folio_ptes)."""
         c = self._chunk(index, False)
         i = index & (CHUNK_PAGES - 1)
         code = c.codes[i]
         if code == OBJ:
-            c.objs[index].mapcount -= 1
+            f = c.objs[index]
+            f.mapcount -= 1
+            if dirty:
+                f.dirty = True
         else:
-            c.codes[i] = code & ~MAPPED
+            c.codes[i] = (code & ~MAPPED) | (DIRTY if dirty else 0)
 
     def compact_info(self, index: int) -> tuple[int, bool, int]:
         """(node, dirty, mapcount) of a page mapped by a FILE pte, without making an object."""

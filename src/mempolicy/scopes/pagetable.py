@@ -406,7 +406,7 @@ class PageTable:
         page = c.objs.get(vpn) if k == OBJ else None
         if k == FILE:
             cache, index = self._file_slot(vpn)
-            cache.unmap_compact(index)
+            cache.unmap_compact(index, bool(code & DIRTY))
             self._set_code(c, i, 0)
             return -1
         self._set_code(c, i, 0)
@@ -818,15 +818,17 @@ class PageTable:
                     continue
                 cc = cache.codes_range(ia, ia + (b - a))
                 for p in np.flatnonzero(sel & (cc == COBJ)).tolist():
-                    cache.unmap_compact(ia + p)
+                    cache.unmap_compact(ia + p, bool(pte[p] & DIRTY))
                 comp = sel & (cc != COBJ)
+                # a dirty pte dirties the folio (zap_present_folio_ptes)
+                new = ((cc & (~MAPPED & 0xFF)) | (pte & DIRTY)).astype(np.uint8)
                 for x, y, ch, off in cache.segments(ia, ia + (b - a)):
                     arr = np.frombuffer(ch.codes, np.uint8)[off:off + (y - x)]
                     m = comp[x - ia:y - ia]
                     if m.all():
-                        arr &= ~MAPPED & 0xFF
+                        arr[:] = new[x - ia:y - ia]
                     else:
-                        arr[m] &= ~MAPPED & 0xFF
+                        arr[m] = new[x - ia:y - ia][m]
 
     def memory_bytes(self) -> int:
         """Bytes held by the code arrays (the compact state, without objects)."""
