@@ -379,6 +379,25 @@ class PageTable:
             return
         self._store(vpn, page, False)
 
+    def map_new_anon(self, vpn: int, nid: int) -> bool:
+        """Install a new private anonymous page on ``nid`` with a dirty pte where there is
+        no pte (``map`` of a fresh anonymous Folio, without making one); False when a
+        pte is there already."""
+        with self._lock:
+            c, i = self._slot(vpn)
+            if c.codes[i]:
+                return False
+            if nid > MAX_COMPACT_NID:
+                folio = Folio(nid, anon=True, index=vpn)
+                folio.mapcount = 1
+                if c.objs is None:
+                    c.objs = {}
+                c.objs[vpn] = folio
+                self._set_code(c, i, OBJ | DIRTY)
+            else:
+                self._set_code(c, i, (ANON0 + nid) | DIRTY)
+            return True
+
     def unmap(self, kernel, vpn: int) -> bool:
         """Remove a pte and free an anonymous page nobody maps any more.  True when the
         pte mapped a Folio (what the TLB gather counts)."""
