@@ -52,7 +52,6 @@ from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, get
 from mempolicy.scopes.pagecache import DIRTY as CDIRTY
 from mempolicy.scopes.pagecache import MAPPED as CMAPPED
 from mempolicy.scopes.pagecache import MAX_CACHE_NID
-from mempolicy.scopes.pagecache import OBJ as COBJ
 from mempolicy.scopes.pagetable import (
     ABSENT,
     ANON0,
