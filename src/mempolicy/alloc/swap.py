@@ -117,7 +117,7 @@ class LruBatches:
 
     def cpu_of(self, folio, mm=None, vpn: int | None = None) -> int | None:
         """The CPU whose batch holds ``folio`` (or compact page ``(mm, vpn)``), or None."""
-        for cpu, b in self.cpus.items():
+        for cpu, b in list(self.cpus.items()):
             for e in b:
                 if e is folio or (mm is not None and type(e) is tuple and e[0] is mm and e[1] == vpn):
                     return cpu
@@ -125,12 +125,12 @@ class LruBatches:
 
     def vpns_of(self, mm, lo: int, hi: int) -> set[int]:
         """The vpns in ``[lo, hi)`` of ``mm``'s compact pages that a batch holds."""
-        return {e[1] for b in self.cpus.values() for e in b
+        return {e[1] for b in list(self.cpus.values()) for e in b
                 if type(e) is tuple and e[0] is mm and lo <= e[1] < hi}
 
     def adopt(self, mm, vpn: int, folio) -> None:
         """The compact page ``(mm, vpn)`` became the object ``folio`` (fork)."""
-        for b in self.cpus.values():
+        for b in list(self.cpus.values()):
             for i, e in enumerate(b):
                 if type(e) is tuple and e[0] is mm and e[1] == vpn:
                     b[i] = folio
@@ -138,7 +138,7 @@ class LruBatches:
     def forget(self, mm, lo: int, hi: int) -> None:
         """The compact pages of ``mm`` in ``[lo, hi)`` are unmapped: their entries keep
         their place in the batch but no longer name a mapped page."""
-        for b in self.cpus.values():
+        for b in list(self.cpus.values()):
             for i, e in enumerate(b):
                 if type(e) is tuple and e[0] is mm and lo <= e[1] < hi:
                     b[i] = _RunnerPage()
