@@ -7,6 +7,8 @@
 3. lookups at 100,000 ranges or VMAs against 100 (bench_lookup.py)
 4. numa_maps of 65,530 VMAs (bench_numa_maps.py)
 5. campaign throughput, model and kernel side, 2 Dask workers against 1 (bench_campaign.py)
+6. migrate_pages and move_pages on 65,536 pages against the old algorithms (bench_migrate.py)
+7. a terabyte from every entry point: memfd, ModelSystem.touch (bench_shmem.py)
 
 Each prints its figures and a ratio measured in the same run; a summary
 follows with the machine they came from.  Needs NumPy (the bulk path) and a
@@ -27,7 +29,9 @@ import bench_bulk
 import bench_campaign
 import bench_fault
 import bench_lookup
+import bench_migrate
 import bench_numa_maps
+import bench_shmem
 
 
 def machine() -> str:
@@ -63,10 +67,15 @@ def main() -> int:
     nm = bench_numa_maps.run()
     print("\n== 5. campaign throughput ==")
     cp = bench_campaign.run()
+    print("\n== 6. migrate_pages and move_pages on 65,536 pages ==")
+    mg = bench_migrate.run()
+    print("\n== 7. a terabyte from every entry point ==")
+    sh = bench_shmem.run()
     print("\n== summary ==")
     print(f"machine: {machine()}")
     print(f"1. per-page faults: model {f['model']:,.0f}/s, host kernel {f['host']:,.0f}/s,"
-          f" ratio {f['model'] / f['host']:.3f} (bulk path {f['bulk'] / f['host']:.0f}x the host)")
+          f" ratio {f['model'] / f['host']:.3f} (bulk path {f['bulk'] / f['host']:.0f}x the host;"
+          f" the checker's path {f['checker_path']:,.0f}/s)")
     for r in b:
         print(f"2. 1 TiB, {r['name']}: {r['seconds']:.2f} s, {r['bytes_per_page']:.2f} bytes/page"
               f" (targets 2 s, 3 bytes/page)")
@@ -77,6 +86,12 @@ def main() -> int:
           + (f", kernel {cp['kernel']:.2f} traces/s/core (model {cp['model'] / cp['kernel']:.0f}x)"
              if cp["kernel"] else ", kernel side skipped")
           + (f", 2 workers against 1: {cp['scale'][1] / cp['scale'][2]:.2f}x" if cp["scale"] else ""))
+    for name, r in mg.items():
+        print(f"6. {name}, 65,536 pages: {r['seconds']:.2f} CPU s, {r['rate'] / r['old_rate']:,.0f}x "
+              f"the old algorithm's rate (target: well under 1 s)")
+    for r in sh:
+        print(f"7. 1 TiB, {r['name']}: {r['cpu']:.2f} CPU s ({r['wall']:.2f} s wall), "
+              f"per-page path {r['per_page_rate']:,.0f} pages/s (target 2 s)")
     print(f"(all benchmarks: {time.perf_counter() - t0:.0f} s)")
     return 0
 

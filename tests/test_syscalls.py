@@ -532,7 +532,7 @@ def test_home_node_splits_and_holes_are_ignored(kernel4):
 def _pairs(monkeypatch, k, t, frm, to):
     calls = []
     monkeypatch.setattr(mig, "migrate_to_node",
-                        lambda kernel, task, mm, s, d, flags: calls.append((s, d)) or 0)
+                        lambda kernel, task, mm, s, d, flags, walk=None: calls.append((s, d)) or 0)
     assert mig.do_migrate_pages(k, t, t.mm, Nodemask(frm), Nodemask(to), MPOL_MF_MOVE_ALL) == 0
     return calls
 

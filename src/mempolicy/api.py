@@ -460,6 +460,18 @@ class _NumaStatCounter:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def add_bulk(self, nid: int, pref: int, local: int, count: int, interleave_hits: int) -> None:
+        """Count ``count`` allocations on ``nid`` preferring ``pref`` at once (the bulk
+        fault path; the same counts as ``count`` calls of alloc_pages)."""
+        st = self.stats
+        if nid == pref:
+            st[nid]["numa_hit"] += count
+        else:
+            st[nid]["numa_miss"] += count
+            st[pref]["numa_foreign"] += count
+        st[nid]["local_node" if nid == local else "other_node"] += count
+        st[nid]["interleave_hit"] += interleave_hits
+
     def alloc_pages(self, preferred_nid: int, nodemask: Nodemask | None, mems_allowed: Nodemask,
                     thisnode: bool = False) -> int | None:
         nid: int | None = self._inner.alloc_pages(preferred_nid, nodemask, mems_allowed,
@@ -638,18 +650,32 @@ class ModelSystem(MemorySystem):
         self._run(mman.sys_mprotect, addr & U64, length & U64, writable)
 
     def touch(self, addr: int, length: int, write: bool = True) -> None:
-        """Fault in every page of the range as a write (or a read) by the process does.
-        An access the process could not make raises EFAULT."""
-        from mempolicy.alloc.fault import FaultSignal, OutOfMemory, handle_mm_fault
+        """Fault in every page of the range as a write (or a read) by the process does,
+        lowest page first; large ranges take the bulk fault path (the same result) and
+        show progress on a terminal.  An access the process could not make raises
+        EFAULT; running out of memory raises ENOMEM (the pages before stay touched).
+
+        >>> m = ModelSystem.from_spec("2x1G")
+        >>> a = m.mmap(1 << 30)
+        >>> m.touch(a, 1 << 30)
+        """
+        from mempolicy.alloc.bulk import touch_range
+        from mempolicy.alloc.fault import FaultSignal, OutOfMemory
+        from mempolicy.progress import Progress
 
         first = addr & ~(PAGE_SIZE - 1)
-        for a in range(first, addr + length, PAGE_SIZE):
-            try:
-                handle_mm_fault(self.kernel, self.task, a & U64, write=write)
-            except FaultSignal:
-                raise _oserror(_errno.EFAULT) from None
-            except OutOfMemory:
-                raise _oserror(_errno.ENOMEM) from None
+        npages = max(0, (addr + length - first + PAGE_SIZE - 1) // PAGE_SIZE)
+        bar = Progress(npages, "touch") if npages >= (1 << 16) else None
+        try:
+            touch_range(self.kernel, self.task, first & U64, npages, write,
+                        progress=None if bar is None else bar.update)
+        except FaultSignal:
+            raise _oserror(_errno.EFAULT) from None
+        except OutOfMemory:
+            raise _oserror(_errno.ENOMEM) from None
+        finally:
+            if bar is not None:
+                bar.close()
 
     def numa_maps(self, pid: int | None = None) -> list[NumaMapsRecord]:
         return parse_numa_maps(self.numa_maps_text(pid))

@@ -36,18 +36,29 @@ import os
 from bisect import bisect_left, bisect_right
 from types import SimpleNamespace
 
-from mempolicy.alloc.fault import FaultSignal, OutOfMemory, do_user_addr_fault, handle_mm_fault
+from mempolicy.alloc.fault import (
+    FaultSignal,
+    OutOfMemory,
+    do_fault_around,
+    do_user_addr_fault,
+    handle_mm_fault,
+)
 from mempolicy.alloc.mpol_alloc import interleave_nodes, policy_nodemask, weighted_interleave_nodes
 from mempolicy.alloc.page_alloc import PageAllocator
 from mempolicy.alloc.swap import lru_batches
 from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, get_vma_policy
+from mempolicy.scopes.pagecache import DIRTY as CDIRTY
+from mempolicy.scopes.pagecache import MAPPED as CMAPPED
+from mempolicy.scopes.pagecache import MAX_CACHE_NID
 from mempolicy.scopes.pagetable import (
     ABSENT,
     ANON0,
     DIRTY,
+    FILE,
     KIND_ANON,
+    KIND_FILE,
     KIND_ZERO,
     MAX_COMPACT_NID,
     ZERO,
@@ -66,6 +77,9 @@ BULK_MIN_PAGES = 64          # runs shorter than this go page by page
 NONE = 255                   # "no node left" in a lookup table
 LEVELS = (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT)   # pgtable_alloc's order
 INF = 1 << 62
+IL_MODES = (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE)
+RUNS_WINDOW = 1 << 22        # pages of a shmem mapping looked at in one step (16 GiB)
+BULK_PIECE = 1 << 24         # pages placed in one step (64 GiB): arrays stay small
 
 
 def bulk_available(kernel) -> bool:
@@ -74,11 +88,26 @@ def bulk_available(kernel) -> bool:
         return False
     if _chk.sched is not None or _chk.mutated:
         return False
-    if type(kernel.pages) is not PageAllocator:
+    if type(kernel.pages) is not PageAllocator and not hasattr(kernel.pages, "add_bulk"):
         return False
     if kernel.topo.nr_node_ids > MAX_COMPACT_NID + 1:
         return False
     return _numpy() is not None
+
+
+SLOW_WARN_PAGES = 1 << 20    # touches this large without NumPy say why they are slow
+_warned = False
+
+
+def _warn_no_numpy(npages: int) -> None:
+    """One line on stderr, once: NumPy is missing, so a large touch goes page by page."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    import sys
+    print(f"mempolicy: NumPy is not installed: faulting {npages} pages one by one "
+          f"(about 100,000 a second); install numpy for the bulk path", file=sys.stderr)
 
 
 def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | None = None,
@@ -91,6 +120,8 @@ def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | 
     ``progress`` is called with the number of pages done so far.
     """
     use_bulk = bulk_available(kernel) if bulk is None else (bulk and bulk_available(kernel))
+    if not use_bulk and bulk is not False and npages >= SLOW_WARN_PAGES and _numpy() is None:
+        _warn_no_numpy(npages)
     if min_run is None:
         min_run = BULK_MIN_PAGES
     vpn = addr >> PAGE_SHIFT
@@ -110,18 +141,24 @@ def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | 
         mm.mmap_lock.read_lock()
         try:
             vma = mm.vma_lookup(a)
-            if vma is None or vma.vm_file is not None or (write and not vma.flags & VM_WRITE) \
-                    or a != vpn << PAGE_SHIFT:
+            if vma is None or (write and not vma.flags & VM_WRITE) or a != vpn << PAGE_SHIFT \
+                    or (vma.vm_file is not None and not file_bulk_ok(kernel, vma, write)):
                 handle_mm_fault(kernel, task, a, write)
                 vpn += 1
                 continue
             hi = min(end, vma.end >> PAGE_SHIFT)
+            if vma.vm_file is not None:
+                touch_file(kernel, task, vma, vpn, hi, write, min_run,
+                           None if progress is None else (lambda v: progress(v - done_at)))
+                vpn = hi
+                continue
             for ra, rb, kind in _merge_alloc_runs(mm.ptes.runs(vpn, hi), write):
                 if kind == ABSENT:                     # (or zero pages, for a write)
                     if rb - ra >= min_run:
-                        _bulk_anon(kernel, task, vma, ra, rb, write,
-                                   None if progress is None else
-                                   (lambda k, base=ra - done_at: progress(base + k)))
+                        for pa in range(ra, rb, BULK_PIECE):   # bounded arrays, same result
+                            _bulk_anon(kernel, task, vma, pa, min(rb, pa + BULK_PIECE), write,
+                                       None if progress is None else
+                                       (lambda k, base=pa - done_at: progress(base + k)))
                     else:
                         for v in range(ra, rb):
                             handle_mm_fault(kernel, task, v << PAGE_SHIFT, write)
@@ -168,9 +205,9 @@ def _candidates(kernel, task, nid: int, nodemask, many: bool) -> list[int]:
     return first
 
 
-def _data_pattern(kernel, task, pol, ilx0: int) -> tuple[list[int], int, object, bool]:
+def _data_pattern(kernel, task, pol, ilx0: int) -> tuple[list[int], int, object, bool, bool]:
     """(preferred node per position of one period, phase of the first page, nodemask,
-    preferred-many) for the data pages of a VMA range under ``pol``."""
+    preferred-many, interleave) for the data pages of a VMA range under ``pol``."""
     local = task.numa_node_id()
     mode = pol.mode
     nodemask = None
@@ -186,7 +223,7 @@ def _data_pattern(kernel, task, pol, ilx0: int) -> tuple[list[int], int, object,
     if not many:
         nr = kernel.topo.nr_node_ids
         pattern = [local if p >= nr else p for p in pattern]
-    return pattern, ilx0 % len(pattern), nodemask, many
+    return pattern, ilx0 % len(pattern), nodemask, many, mode in IL_MODES
 
 
 class _RoundRobin:
@@ -281,7 +318,7 @@ def _table_events(mm, v0: int, v1: int):
 # ---------------------------------------------------------------------------
 
 def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
-          free: list[int]) -> dict:
+          free: list[int], by_class: dict | None = None) -> dict:
     """Simulate the allocations of faulting ``n`` pages in order.
 
     Page i first allocates its page tables (``tpage == i``, in level order),
@@ -292,7 +329,8 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
     Returns ``segs`` (page ranges with the node of each pattern position),
     ``tnodes`` (node of each page table done), ``pages`` (pages whose fault
     completed), ``tables`` (page tables done), ``data`` (data pages allocated)
-    and ``oom`` (None, ("table", j) or ("data", i)).
+    and ``oom`` (None, ("table", j) or ("data", i)).  With ``by_class`` (a dict),
+    it also counts there the allocations per (class, node).
     """
     np = _numpy()
     T = len(tpage)
@@ -305,6 +343,10 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
     ndata = 0
     oom = None
     nc = len(cands)
+    class_pre = {}
+    if by_class is not None and has_data:          # allocations per (class, node), for numastat
+        for c in np.unique(dcls).tolist():
+            class_pre[c] = ([0, *np.cumsum(dcls == c).tolist()], int((dcls == c).sum()))
     while True:
         red = np.full(nc, NONE, dtype=np.int64)
         for c, lst in enumerate(cands):
@@ -374,6 +416,12 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
                 free[x] -= data_x(cur_page, p_end)
             segs.append((cur_page, p_end, m))
             ndata += p_end - cur_page
+            if by_class is not None:
+                ga, gb = phase + cur_page, phase + p_end
+                for c, (pre, tot) in class_pre.items():
+                    k = (gb // P - ga // P) * tot + pre[gb % P] - pre[ga % P]
+                    if k:
+                        by_class[(c, int(red[c]))] = by_class.get((c, int(red[c])), 0) + k
         elif p_end > cur_page:
             segs.append((cur_page, p_end, None))
         if t_end > cur_tab:
@@ -381,6 +429,10 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
             tnodes[cur_tab:t_end] = tn
             for x, k in enumerate(np.bincount(tn).tolist()):
                 free[x] -= k
+            if by_class is not None:
+                for c, k in enumerate(np.bincount(tcls[cur_tab:t_end]).tolist()):
+                    if k:
+                        by_class[(c, int(red[c]))] = by_class.get((c, int(red[c])), 0) + k
         cur_page, cur_tab = p_end, t_end
         if stop >= INF:
             break
@@ -395,9 +447,11 @@ def place(n: int, dcls, phase: int, tpage, tcls, tlevel, cands: list[list[int]],
 # A run of private anonymous pages
 # ---------------------------------------------------------------------------
 
-def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) -> None:
-    """Fault [v0, v1) of a private anonymous VMA (every pte absent, or for a write
-    absent or the zero page), caller holding mmap_lock for reading."""
+def _place_run(kernel, task, v0: int, v1: int, data):
+    """Place the allocations of faulting [v0, v1) in order: page tables, and with
+    ``data`` = (pattern, phase, nodemask, preferred-many) a data page per page.
+    Commits the free pages, the page tables and the task's round robin; returns
+    ``place``'s result (caller holds mmap_lock for reading)."""
     np = _numpy()
     mm = task.mm
     n = v1 - v0
@@ -405,43 +459,82 @@ def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) 
     cands: list[list[int]] = []
     class_of: dict[tuple, int] = {}
 
-    def cls(kind: str, nid: int, nodemask, many: bool) -> int:
+    info: list[tuple] = []
+
+    def cls(kind: str, nid: int, nodemask, many: bool, il: bool = False) -> int:
         key = (kind, nid)
         c = class_of.get(key)
         if c is None:
             c = class_of[key] = len(cands)
             cands.append(_candidates(kernel, task, nid, nodemask, many))
+            info.append((nid, nodemask, many, il))
         return c
 
-    pol = None
     dcls, phase = None, 0
+    if data is not None:
+        pattern, phase, dmask, dmany, dil = data
+        dcls = np.array([cls("d", p, dmask, dmany, dil) for p in pattern], dtype=np.int64)
+    rr = _RoundRobin(kernel, task, task.get_task_policy(), len(tpage))
+    uniq = np.unique(rr.pref) if len(tpage) else []
+    lut = {int(p): cls("t", int(p), rr.nodemask, rr.many, rr.mode in IL_MODES) for p in uniq}
+    tcls = np.zeros(len(tpage), dtype=np.int64)
+    for p, c in lut.items():
+        tcls[rr.pref == p] = c
+    pages = kernel.pages
+    with pages.lock:
+        free = list(pages.free)
+        by_class = {} if hasattr(pages, "add_bulk") else None
+        res = place(n, dcls, phase, tpage, tcls, tlevel, cands, free, by_class)
+        pages.free[:] = free
+    if by_class:
+        _numastat(kernel, task, pages, info, by_class)
+    k = res["tables"]
+    for lvl, shift in enumerate(LEVELS):
+        sel = tlevel[:k] == lvl
+        if sel.any():
+            mm.pgtables[shift].update(zip(tidx[:k][sel].tolist(), res["tnodes"][sel].tolist()))
+    oom = res["oom"]
+    rr.state_after(task, k + (1 if oom and oom[0] == "table" else 0))
+    res["phase"] = phase
+    if oom is not None and oom[0] == "table":
+        res["oom_page"] = int(tpage[k])
+    elif oom is not None:
+        res["oom_page"] = oom[1]
+    return res
+
+
+def _numastat(kernel, task, pages, info, by_class: dict) -> None:
+    """Count the allocations of a run in numastat's counters as the per-page path
+    does (``_NumaStatCounter``): hit or miss against the first node of the zonelist
+    in the nodemask (preferred-many: of the pass that succeeded), local or other,
+    and interleave_hit when an interleave allocation got its node."""
+    zls = kernel.topo.zonelists
+    local = task.numa_node_id()
+    for (c, nid), k in by_class.items():
+        p, nodemask, many, il = info[c]
+        zl = zls[p]
+        if many and not (nodemask is None or nid in nodemask):
+            nodemask = None                                  # the second pass
+        pref = next((x for x in zl if nodemask is None or x in nodemask), nid)
+        pages.add_bulk(nid, pref, local, k, k if il and nid == p and not many else 0)
+
+
+def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) -> None:
+    """Fault [v0, v1) of a private anonymous VMA (every pte absent, or for a write
+    absent or the zero page), caller holding mmap_lock for reading."""
+    np = _numpy()
+    mm = task.mm
+    pol = None
+    data = None
     if write:
         pol, ilx0 = get_vma_policy(task, vma, v0 << PAGE_SHIFT)
-        pattern, phase, dmask, dmany = _data_pattern(kernel, task, pol, ilx0)
-        dcls = np.array([cls("d", p, dmask, dmany) for p in pattern], dtype=np.int64)
     try:
-        rr = _RoundRobin(kernel, task, task.get_task_policy(), len(tpage))
-        uniq = np.unique(rr.pref) if len(tpage) else []
-        lut = {int(p): cls("t", int(p), rr.nodemask, rr.many) for p in uniq}
-        tcls = np.zeros(len(tpage), dtype=np.int64)
-        for p, c in lut.items():
-            tcls[rr.pref == p] = c
-        pages = kernel.pages
-        with pages.lock:
-            free = list(pages.free)
-            res = place(n, dcls, phase, tpage, tcls, tlevel, cands, free)
-            pages.free[:] = free
-        # page tables
-        k = res["tables"]
-        for lvl, shift in enumerate(LEVELS):
-            sel = tlevel[:k] == lvl
-            if sel.any():
-                mm.pgtables[shift].update(zip(tidx[:k][sel].tolist(), res["tnodes"][sel].tolist()))
+        if write:
+            data = _data_pattern(kernel, task, pol, ilx0)
+        res = _place_run(kernel, task, v0, v1, data)
+        phase = res["phase"]
         oom = res["oom"]
-        rr.state_after(task, k + (1 if oom and oom[0] == "table" else 0))
-        # ptes
         pt = mm.ptes
-        done = 0
         for a, b, m in res["segs"]:
             if m is None:
                 code = np.array([ZERO], dtype=np.uint8)
@@ -449,9 +542,8 @@ def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) 
             else:
                 code = ((m + ANON0) | DIRTY).astype(np.uint8)
                 pt.fill_pattern(v0 + a, v0 + b, code, (phase + a) % len(code))
-            done = b
             if progress is not None:
-                progress(done)
+                progress(b)
         if write:
             lru_batches(kernel).add_range(task.cpu, mm, [(v0 + a, v0 + b) for a, b, m in res["segs"]
                                                          if m is not None])
@@ -465,6 +557,137 @@ def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) 
     finally:
         if pol is not None:
             mpol_cond_put(pol)
+
+
+# ---------------------------------------------------------------------------
+# A run of shared memory (shmem, memfd) or a read of a file mapping
+# ---------------------------------------------------------------------------
+
+def file_bulk_ok(kernel, vma, write: bool) -> bool:
+    """Whether faults on ``vma`` (a shmem file mapping) may go in bulk: shared
+    mappings, and reads of private ones (a private write copies each page to an
+    anonymous page at the file offset: page by page)."""
+    return (vma.is_shared or not write) and kernel.topo.nr_node_ids <= MAX_CACHE_NID + 1
+
+
+def _shared_pieces(inode, lo: int, hi: int) -> list[int]:
+    """The page indexes in (lo, hi) where the shared policy changes."""
+    cuts = []
+    sp = inode.policy
+    if not sp.nodes:
+        return cuts
+    for node in sp.nodes.iter_from(lo):
+        if node.start >= hi:
+            break
+        for x in (node.start, node.end):
+            if lo < x < hi:
+                cuts.append(x)
+    return sorted(set(cuts))
+
+
+def touch_file(kernel, task, vma, vpn: int, hi: int, write: bool, min_run: int,
+               progress=None) -> int:
+    """Fault [vpn, hi) of a shmem mapping, in bulk where it can; returns ``hi``.
+    Pages past the end of the file get the per-page path (SIGBUS)."""
+    inode = vma.inode
+    mm = task.mm
+    lim = (vma.start >> PAGE_SHIFT) + max(0, inode.size_pages - vma.pgoff)
+    top = min(hi, max(vpn, lim))
+    shared_write = write and vma.is_shared
+    while vpn < top:
+        ra, rb, kind = mm.ptes.runs(vpn, min(top, vpn + RUNS_WINDOW))[0]
+        if kind == ABSENT and rb - ra >= min_run:
+            stop = _bulk_shmem(kernel, task, vma, ra, rb, write, progress)
+            if stop < rb:                          # a page the bulk path leaves alone
+                handle_mm_fault(kernel, task, stop << PAGE_SHIFT, write)
+                stop += 1
+            vpn = stop
+        elif kind == KIND_FILE and not write:      # already mapped: nothing to do
+            vpn = rb
+        elif kind == KIND_FILE and shared_write:   # no fault: the MMU dirties the ptes
+            mm.ptes.set_dirty_range(ra, rb)
+            vpn = rb
+        else:
+            for v in range(ra, rb):
+                handle_mm_fault(kernel, task, v << PAGE_SHIFT, write)
+            vpn = rb
+        if progress is not None:
+            progress(vpn)
+    for v in range(top, hi):
+        handle_mm_fault(kernel, task, v << PAGE_SHIFT, write)
+    return hi
+
+
+def _bulk_shmem(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) -> int:
+    """Fault a prefix of [v0, v1) (every pte absent, every index inside the file) of a
+    shmem mapping; returns where it stopped: v1, or the first page whose page-cache
+    page is already mapped or an object (the per-page path takes it).
+
+    Each page allocates its page tables, then, when the page cache has no page
+    there, a page under the shared policy at that index (else the task policy)
+    with ilx = inode bias + index (``shmem_alloc_folio``); a read first maps the
+    cached neighbours of its 16-page block (``do_fault_around``), which in an
+    ascending run only shows at the two ends.
+    """
+    np = _numpy()
+    mm = task.mm
+    inode = vma.inode
+    cache = inode.pages
+    i0 = vma.linear_page_index(v0 << PAGE_SHIFT)
+    n = v1 - v0
+    stop, cuts = cache.busy_and_absent(i0, i0 + n)
+    if stop == 0:
+        return v0
+    cuts = set(cuts)
+    cuts.update(x - i0 for x in _shared_pieces(inode, i0, i0 + stop))
+    edges = [0, *sorted(x for x in cuts if 0 < x < stop), stop]
+    pte_code = np.array([FILE | (DIRTY if write else 0)], dtype=np.uint8)
+    flags = CMAPPED | (CDIRTY if write else 0)
+    first_fault = None
+    last_fault = None
+    try:
+        for a, b in zip(edges, edges[1:]):
+            pol = None
+            data = None
+            if not cache.code(i0 + a):
+                pol = inode.policy.mpol_shared_policy_lookup(i0 + a)
+                if pol is None:
+                    pol = task.get_task_policy()
+                data = _data_pattern(kernel, task, pol, inode.i_ino + i0 + a)
+            try:
+                res = _place_run(kernel, task, v0 + a, v0 + b, data)
+                done = res["pages"]
+                mm.ptes.fill_pattern(v0 + a, v0 + a + done, pte_code, 0) if done else None
+                if data is None:
+                    if done:
+                        cache.or_flags(i0 + a, i0 + a + done, flags)
+                else:
+                    phase = res["phase"]
+                    for sa, sb, m in res["segs"]:
+                        code = ((m.astype(np.int64) + 1) | flags).astype(np.uint8)
+                        cache.fill(i0 + a + sa, i0 + a + sb, code, (phase + sa) % len(code))
+                    kernel.fault_stats["faults"] += res["data"]
+                    if pol.flags & 1:
+                        kernel.fault_stats["shared"] += res["data"]
+                    lru_batches(kernel).add_others(task.cpu, res["data"])
+            finally:
+                if pol is not None:
+                    mpol_cond_put(pol)
+            oom = res["oom"]
+            reached = done if oom is None or oom[0] == "table" else done + 1
+            if reached:
+                if first_fault is None:
+                    first_fault = v0 + a
+                last_fault = v0 + a + reached - 1
+            if progress is not None:
+                progress(v0 + a + done)
+            if oom is not None:
+                raise OutOfMemory()
+    finally:
+        if not write and first_fault is not None:   # the ends of the fault-around
+            do_fault_around(mm, vma, first_fault << PAGE_SHIFT)
+            do_fault_around(mm, vma, last_fault << PAGE_SHIFT)
+    return v0 + stop
 
 
 __all__ = ["touch_range", "bulk_available", "place", "BULK_MIN_PAGES", "FaultSignal", "OutOfMemory"]

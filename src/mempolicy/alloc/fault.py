@@ -19,15 +19,16 @@ already cached (fault-around), as ``filemap_map_pages`` does.
 from __future__ import annotations
 
 from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol
-from mempolicy.alloc.page_alloc import Folio
+from mempolicy.alloc.page_alloc import Folio, PageAllocator
 from mempolicy.alloc.swap import lru_batches
 from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
 from mempolicy.scopes.pagetable import KIND_ANON
-from mempolicy.uapi import PAGE_SHIFT
+from mempolicy.uapi import MAX_NUMNODES, MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE, PAGE_SHIFT
 
 FAULT_AROUND_PAGES = 16
+_IL_MODES = (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE)
 PTRS_PER_PTE = 512
 
 
@@ -41,6 +42,41 @@ class FaultSignal(Exception):
 
 class OutOfMemory(Exception):
     """No node could supply a page: the kernel would OOM-kill the task."""
+
+
+def _do_anonymous_write(kernel, task, mm, vma: VMA, addr: int, vpn: int) -> None:
+    """do_anonymous_page for a write when no checker is attached: the allocation of
+    ``vma_alloc_folio`` (the same policy, interleave index, node and counts), the
+    new page installed compactly at once (``finish_fault`` and ``map_page`` would
+    make a Folio only to store it as one byte).  The checker's path keeps every
+    schedule point (``vma_alloc_folio``, ``finish_fault``)."""
+    if vma.anon_vma is None:
+        mm.anon_vma_prepare(vma)
+    pol = vma.vm_policy                                 # get_vma_policy, no reference
+    if pol is None:
+        pol = task.get_task_policy()
+    mode = pol.mode
+    if mode == MPOL_INTERLEAVE and type(kernel.pages) is PageAllocator:   # interleave_nid, __alloc_pages
+        nodes = pol.nodes
+        n = nodes.bits.bit_count()
+        nid = nodes.nth((vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)) % n) if n else MAX_NUMNODES
+        if nid >= kernel.topo.nr_node_ids:
+            nid = task.numa_node_id()
+        nid = kernel.pages.alloc_pages(nid, None, task.mems_allowed)
+    else:
+        ilx = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT) if mode in _IL_MODES else 0
+        nid = alloc_pages_mpol(kernel, task, pol, ilx, task.numa_node_id())
+    if nid is not None:
+        stats = kernel.fault_stats                      # kernel.stat_fault
+        stats["faults"] += 1
+        if pol.flags & 1:
+            stats["shared"] += 1
+    mpol_cond_put(pol)
+    if nid is None:
+        raise OutOfMemory()
+    if not mm.ptes.map_new_anon(vpn, nid):              # another fault of this mm won
+        kernel.pages.free_page(nid)
+    lru_batches(kernel).folio_add_lru(task.cpu, (mm, vpn))      # folio_add_lru_vma
 
 
 def pgtable_alloc(kernel, task, mm, addr: int) -> None:
@@ -197,17 +233,22 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
                 do_wp_page(kernel, task, vma, addr, mm.ptes.get(vpn))
         return
 
-    pgtable_alloc(kernel, task, mm, addr)
-    inode = vma.inode
+    if addr >> PMD_SHIFT not in mm.pgtables[PMD_SHIFT]:   # a PTE table implies its parents
+        pgtable_alloc(kernel, task, mm, addr)
+    inode = vma.vm_file
     if inode is None:                                   # do_anonymous_page
         if not write:
             finish_fault(kernel, mm, vpn, kernel.pages.zero_page, False)
+            return
+        if _chk.sched is None and not _chk.mutants and vma.pgoff == vma.start >> PAGE_SHIFT:
+            _do_anonymous_write(kernel, task, mm, vma, addr, vpn)
             return
         mm.anon_vma_prepare(vma)
         finish_fault(kernel, mm, vpn, vma_alloc_folio(kernel, task, vma, addr), True)
         lru_batches(kernel).folio_add_lru(task.cpu, (mm, vpn))      # folio_add_lru_vma
         return
 
+    inode = inode.inode
     index = vma.linear_page_index(addr)
     if index >= inode.size_pages:
         raise FaultSignal("SIGBUS")

@@ -83,14 +83,14 @@ class PageAllocator:
         zl = self.topo.zonelists[preferred_nid]
         if thisnode:
             zl = [preferred_nid] if preferred_nid in self.topo.n_memory else []
+        allowed = mems_allowed.bits if nodemask is None else mems_allowed.bits & nodemask.bits
+        free = self.free
         for nid in zl:
-            if nodemask is not None and nid not in nodemask:
-                continue
-            if nid not in mems_allowed:
+            if not (allowed >> nid) & 1:
                 continue
             with self.lock:
-                if self.free[nid] > 0:
-                    self.free[nid] -= 1
+                if free[nid] > 0:
+                    free[nid] -= 1
                     return nid
         return None
 

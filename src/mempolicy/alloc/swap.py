@@ -102,6 +102,18 @@ class LruBatches:
         b.extend(tail)
 
     @_locked
+    def add_others(self, cpu: int, n: int) -> None:
+        """Add ``n`` new pages whose identity no later check asks for (page-cache pages
+        the bulk fault path allocated): only how full the batch is matters."""
+        b = self.cpus.setdefault(cpu, [])
+        if len(b) + n < PAGEVEC_SIZE:
+            b.extend(_RunnerPage() for _ in range(n))
+            return
+        keep = (len(b) + n) % PAGEVEC_SIZE
+        b.clear()
+        b.extend(_RunnerPage() for _ in range(keep))
+
+    @_locked
     def runner_fork(self, cpu: int, pid: int) -> None:
         """The runner's own copies on write at fork (and after), on the forking CPU."""
         last = self.forks.get(pid)
@@ -129,7 +141,7 @@ class LruBatches:
     @_locked
     def cpu_of(self, folio, mm=None, vpn: int | None = None) -> int | None:
         """The CPU whose batch holds ``folio`` (or compact page ``(mm, vpn)``), or None."""
-        for cpu, b in self.cpus.items():
+        for cpu, b in list(self.cpus.items()):
             for e in b:
                 if e is folio or (mm is not None and type(e) is tuple and e[0] is mm and e[1] == vpn):
                     return cpu
@@ -138,13 +150,13 @@ class LruBatches:
     @_locked
     def vpns_of(self, mm, lo: int, hi: int) -> set[int]:
         """The vpns in ``[lo, hi)`` of ``mm``'s compact pages that a batch holds."""
-        return {e[1] for b in self.cpus.values() for e in b
+        return {e[1] for b in list(self.cpus.values()) for e in b
                 if type(e) is tuple and e[0] is mm and lo <= e[1] < hi}
 
     @_locked
     def adopt(self, mm, vpn: int, folio) -> None:
         """The compact page ``(mm, vpn)`` became the object ``folio`` (fork)."""
-        for b in self.cpus.values():
+        for b in list(self.cpus.values()):
             for i, e in enumerate(b):
                 if type(e) is tuple and e[0] is mm and e[1] == vpn:
                     b[i] = folio
@@ -153,7 +165,7 @@ class LruBatches:
     def forget(self, mm, lo: int, hi: int) -> None:
         """The compact pages of ``mm`` in ``[lo, hi)`` are unmapped: their entries keep
         their place in the batch but no longer name a mapped page."""
-        for b in self.cpus.values():
+        for b in list(self.cpus.values()):
             for i, e in enumerate(b):
                 if type(e) is tuple and e[0] is mm and lo <= e[1] < hi:
                     b[i] = _RunnerPage()

@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 
+_NODES_OF: dict[int, tuple[int, ...]] = {}     # bits -> nodes, for nth()
+
+
 class Nodemask:
     """An immutable node set; iteration is in ascending node order."""
 
@@ -141,6 +144,11 @@ class Nodemask:
     def nth(self, k: int) -> int:
         """The k-th node in ascending order (k from 0); MAX_NUMNODES if none."""
         b = self.bits
+        nodes = _NODES_OF.get(b)
+        if nodes is not None:                   # the interleave fast path: a small mask seen before
+            return nodes[k] if k < len(nodes) else MAX_NUMNODES
+        if b.bit_length() <= 1024 and len(_NODES_OF) < 4096:
+            _NODES_OF[b] = tuple(self)
         for _ in range(k):
             if not b:
                 return MAX_NUMNODES

@@ -164,7 +164,9 @@ class MM:
     def __init__(self, kernel) -> None:
         self.kernel = kernel
         self.vmas = RangeList()                    # the maple tree: VMAs by start
+        self._last_vma: VMA | None = None          # vma_lookup's cache
         self.ptes = PageTable(kernel)              # vpn -> Folio | ZeroPage (compact, see pagetable)
+        self.ptes.owner = self
         # page-table pages: level shift -> {index: node}
         self.pgtables: dict[int, dict[int, int]] = {PGDIR_SHIFT: {}, PUD_SHIFT: {}, PMD_SHIFT: {}}
         self.mmap_lock = RWLock("mmap_lock")
@@ -190,9 +192,14 @@ class MM:
         return self.vmas.after(addr)
 
     def vma_lookup(self, addr: int) -> VMA | None:
-        """The VMA containing ``addr``."""
+        """The VMA containing ``addr`` (the last one found is tried first, as the
+        kernel's per-thread vmacache once did; every tree update forgets it)."""
+        vma = self._last_vma
+        if vma is not None and vma.start <= addr < vma.end:
+            return vma
         vma = self.vmas.floor(addr)
         if vma is not None and vma.end > addr:
+            self._last_vma = vma
             return vma
         return None
 
@@ -218,14 +225,17 @@ class MM:
     # -- tree updates ----------------------------------------------------------
     def insert_vma(self, vma: VMA) -> None:
         _chk.mmap_assert_write_locked(self)
+        self._last_vma = None
         self.vmas.add(vma)
 
     def unlink_vma(self, vma: VMA) -> None:
         _chk.mmap_assert_write_locked(self)
+        self._last_vma = None
         self.vmas.remove(vma)
 
     def _restart(self, vma: VMA, start: int) -> None:
         _chk.mmap_assert_write_locked(self)
+        self._last_vma = None
         self.vmas.rekey(vma, start)
 
     def remove_vma(self, vma: VMA) -> None:

@@ -31,20 +31,23 @@ from __future__ import annotations
 import threading
 
 from mempolicy.alloc.page_alloc import Folio, ZeroPage
+from mempolicy.uapi import PAGE_SHIFT
 
 CHUNK_SHIFT = 15
 CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
+FILE_STEP = 1 << 20                       # pages of FILE ptes read at once (numa_maps, unmap)
 
 DIRTY = 0x80
 KIND_MASK = 0x7F
 ZERO = 1
 ANON0 = 2
 OBJ = 0x7F
-MAX_COMPACT_NID = OBJ - ANON0 - 1         # 124: higher node ids are kept as objects
+FILE = 0x7E                               # the page-cache page of the VMA's inode (pagecache.py)
+MAX_COMPACT_NID = FILE - ANON0 - 1        # 123: higher node ids are kept as objects
 
 # kinds returned by ``kind``
-ABSENT, KIND_ZERO, KIND_ANON, KIND_OBJ = 0, 1, 2, 3
+ABSENT, KIND_ZERO, KIND_ANON, KIND_OBJ, KIND_FILE = 0, 1, 2, 3, 4
 
 _np = None
 
@@ -70,6 +73,8 @@ def kind_of(code: int) -> int:
         return KIND_ZERO
     if c == OBJ:
         return KIND_OBJ
+    if c == FILE:
+        return KIND_FILE
     return KIND_ANON
 
 
@@ -121,6 +126,7 @@ class PageTable:
         if kernel is not None:
             self._zero = kernel.pages.zero_page
         self.dirty = DirtyView(self)
+        self.owner = None                  # the MM: resolves FILE ptes through its VMAs
         # the pte lock: faults of several threads of one process update the table at once
         self._lock = threading.Lock()
 
@@ -134,6 +140,21 @@ class PageTable:
         if 0 <= i < len(c.codes):
             return c.codes[i]
         return 0
+
+    def _file_slot(self, vpn: int):
+        """(page cache, index) of the page a FILE pte at ``vpn`` maps."""
+        vma = self.owner.vma_lookup(vpn << PAGE_SHIFT)
+        return vma.inode.pages, vma.linear_page_index(vpn << PAGE_SHIFT)
+
+    def _file_segments(self, lo: int, hi: int):
+        """(vpn lo, vpn hi, page cache, index of lo) for each shmem VMA piece of [lo, hi)."""
+        for vma in self.owner.vmas_in(lo << PAGE_SHIFT, hi << PAGE_SHIFT):
+            if vma.inode is None:
+                continue
+            a = max(lo, vma.start >> PAGE_SHIFT)
+            b = min(hi, vma.end >> PAGE_SHIFT)
+            if a < b:
+                yield a, b, vma.inode.pages, vma.linear_page_index(a << PAGE_SHIFT)
 
     def _slot(self, vpn: int) -> tuple[_Chunk, int]:
         """The chunk of ``vpn`` and its index there, growing the chunk to cover it."""
@@ -275,6 +296,14 @@ class PageTable:
             return c.objs[vpn]
         if k == ZERO:
             return self._zero
+        if k == FILE:                                     # its mapcount counts this pte already
+            cache, index = self._file_slot(vpn)
+            folio = cache.get(index)
+            if c.objs is None:
+                c.objs = {}
+            c.objs[vpn] = folio
+            self._set_code(c, i, OBJ | (code & DIRTY))
+            return folio
         folio = Folio(k - ANON0, anon=True, index=vpn)   # promote: identity from now on
         folio.mapcount = 1
         if c.objs is None:
@@ -303,6 +332,9 @@ class PageTable:
             return self._chunks[vpn >> CHUNK_SHIFT].objs[vpn].nid
         if k == ZERO:
             return self._zero.nid
+        if k == FILE:
+            cache, index = self._file_slot(vpn)
+            return cache.nid(index)
         return k - ANON0
 
     # -- writes ------------------------------------------------------------------------
@@ -347,6 +379,25 @@ class PageTable:
             return
         self._store(vpn, page, False)
 
+    def map_new_anon(self, vpn: int, nid: int) -> bool:
+        """Install a new private anonymous page on ``nid`` with a dirty pte where there is
+        no pte (``map`` of a fresh anonymous Folio, without making one); False when a
+        pte is there already."""
+        with self._lock:
+            c, i = self._slot(vpn)
+            if c.codes[i]:
+                return False
+            if nid > MAX_COMPACT_NID:
+                folio = Folio(nid, anon=True, index=vpn)
+                folio.mapcount = 1
+                if c.objs is None:
+                    c.objs = {}
+                c.objs[vpn] = folio
+                self._set_code(c, i, OBJ | DIRTY)
+            else:
+                self._set_code(c, i, (ANON0 + nid) | DIRTY)
+            return True
+
     def unmap(self, kernel, vpn: int) -> bool:
         """Remove a pte and free an anonymous page nobody maps any more.  True when the
         pte mapped a Folio (what the TLB gather counts)."""
@@ -372,6 +423,11 @@ class PageTable:
         code = c.codes[i]
         k = code & KIND_MASK
         page = c.objs.get(vpn) if k == OBJ else None
+        if k == FILE:
+            cache, index = self._file_slot(vpn)
+            cache.unmap_compact(index, bool(code & DIRTY))
+            self._set_code(c, i, 0)
+            return -1
         self._set_code(c, i, 0)
         if k == ZERO:
             return None
@@ -429,14 +485,19 @@ class PageTable:
 
         np = _numpy()
         v = lo
+        keys = self._chunk_keys(lo, hi) if lo < hi else []
+        ki = 0
         while v < hi:
             key = v >> CHUNK_SHIFT
-            whi = min(hi, (key + 1) << CHUNK_SHIFT)
-            c = self._chunks.get(key)
-            if c is None:
-                add(v, whi, ABSENT)
-                v = whi
+            while ki < len(keys) and keys[ki] < key:
+                ki += 1
+            if ki == len(keys) or keys[ki] > key:       # no window until the next key
+                nxt = hi if ki == len(keys) else min(hi, keys[ki] << CHUNK_SHIFT)
+                add(v, nxt, ABSENT)
+                v = nxt
                 continue
+            whi = min(hi, (key + 1) << CHUNK_SHIFT)
+            c = self._chunks[key]
             a, b = max(v, c.lo), min(whi, c.lo + len(c.codes))
             if a >= b:
                 add(v, whi, ABSENT)
@@ -447,6 +508,7 @@ class PageTable:
                 codes = np.frombuffer(c.codes, np.uint8)[a - c.lo:b - c.lo] & KIND_MASK
                 kinds = np.where(codes >= ANON0, KIND_ANON, codes)
                 kinds[codes == OBJ] = KIND_OBJ
+                kinds[codes == FILE] = KIND_FILE
                 cuts = (np.flatnonzero(kinds[1:] != kinds[:-1]) + 1).tolist()
                 starts = [0, *cuts]
                 ends = [*cuts, b - a]
@@ -505,11 +567,15 @@ class PageTable:
     def _stats(self, lo: int, hi: int, n_memory):
         pages = anon = dirty = mapmax = 0
         nodes: dict[int, int] = {}
+        has_file = False
         for key in self._chunk_keys(lo, hi) if lo < hi else ():
             c = self._chunks[key]
             a, b = lo - c.lo, hi - c.lo
             for code, cnt in self._slice_hist(c, a, b).items():
                 k = code & KIND_MASK
+                if k == FILE:
+                    has_file = True
+                    continue
                 if k == ZERO or k == OBJ:
                     continue
                 nid = k - ANON0
@@ -533,7 +599,54 @@ class PageTable:
                         anon += 1
                     mapmax = max(mapmax, folio.mapcount)
                     nodes[folio.nid] = nodes.get(folio.nid, 0) + 1
+        if has_file:
+            for nid, cnt, d, mm_ in self._file_stats(lo, hi):
+                if nid in n_memory:
+                    pages += cnt
+                    dirty += d
+                    mapmax = max(mapmax, mm_)
+                    nodes[nid] = nodes.get(nid, 0) + cnt
         return pages, anon, dirty, mapmax, nodes
+
+    def _codes(self, lo: int, hi: int):
+        """The code bytes of [lo, hi) as a NumPy uint8 array (a copy)."""
+        np = _numpy()
+        out = np.zeros(hi - lo, dtype=np.uint8)
+        for key in self._chunk_keys(lo, hi):
+            c = self._chunks[key]
+            a, b = max(lo, c.lo), min(hi, c.lo + len(c.codes))
+            if a < b:
+                out[a - lo:b - lo] = np.frombuffer(c.codes, np.uint8)[a - c.lo:b - c.lo]
+        return out
+
+    def _file_stats(self, lo: int, hi: int):
+        """(nid, pages, dirty, mapmax) groups over the FILE ptes of [lo, hi)."""
+        np = _numpy()
+        from mempolicy.scopes.pagecache import DIRTY as CDIRTY, NID_MASK, OBJ as COBJ
+        out = []
+        for a, b, cache, ia in self._file_segments(lo, hi):
+            v = a
+            while v < b:
+                w = min(b, v + FILE_STEP)
+                pte = self._codes(v, w)
+                sel = (pte & KIND_MASK) == FILE
+                if sel.any():
+                    i0 = ia + (v - a)
+                    cc = cache.codes_range(i0, i0 + (w - v))
+                    # one byte per page: nid + 1, and bit 7 when the pte or the folio is dirty
+                    key = (cc & NID_MASK) | ((cc | pte) & CDIRTY)
+                    if not sel.all():
+                        key[~sel] = 0
+                    cnt = np.bincount(key, minlength=256).tolist()
+                    for x in range(1, COBJ):
+                        if cnt[x] or cnt[x | CDIRTY]:
+                            out.append((x - 1, cnt[x] + cnt[x | CDIRTY], cnt[x | CDIRTY], 1))
+                    if cnt[COBJ] or cnt[COBJ | CDIRTY]:
+                        for p in np.flatnonzero((key & NID_MASK) == COBJ).tolist():
+                            n_, fd, mc = cache.compact_info(i0 + p)
+                            out.append((n_, 1, 1 if fd or pte[p] & DIRTY else 0, mc))
+                v = w
+        return out
 
     def node_counts(self, lo: int, hi: int) -> dict[int, int]:
         """Pages (Folios, compact or not) per node in [lo, hi); the zero page excluded."""
@@ -665,6 +778,9 @@ class PageTable:
     def _unmap_range(self, lo: int, hi: int) -> tuple[int, dict[int, int]]:
         folios = 0
         freed: dict[int, int] = {}
+        if self.owner is not None and any(vma.inode is not None for vma in
+                                          self.owner.vmas_in(lo << PAGE_SHIFT, hi << PAGE_SHIFT)):
+            self._unmap_file(lo, hi)
         for key in self._chunk_keys(lo, hi) if lo < hi else ():
             c = self._chunks[key]
             a, b = max(lo, c.lo) - c.lo, min(hi, c.lo + len(c.codes)) - c.lo
@@ -673,7 +789,9 @@ class PageTable:
             h = self._count(c.codes, a, b)
             for code, cnt in h.items():
                 k = code & KIND_MASK
-                if k not in (ZERO, OBJ):
+                if k == FILE:
+                    folios += cnt
+                elif k not in (ZERO, OBJ):
                     freed[k - ANON0] = freed.get(k - ANON0, 0) + cnt
                     folios += cnt
             if c.objs:
@@ -703,6 +821,33 @@ class PageTable:
             if not c.n:
                 del self._chunks[key]
         return folios, freed
+
+    def _unmap_file(self, lo: int, hi: int) -> None:
+        """The page-cache side of dropping the FILE ptes of [lo, hi) (one window):
+        compact pages lose MAPPED, objects a mapping."""
+        np = _numpy()
+        from mempolicy.scopes.pagecache import MAPPED, OBJ as COBJ
+        for a0, b0, cache, ia0 in self._file_segments(lo, hi):
+            for a in range(a0, b0, FILE_STEP):
+                b = min(b0, a + FILE_STEP)
+                ia = ia0 + (a - a0)
+                pte = self._codes(a, b)
+                sel = (pte & KIND_MASK) == FILE
+                if not sel.any():
+                    continue
+                cc = cache.codes_range(ia, ia + (b - a))
+                for p in np.flatnonzero(sel & (cc == COBJ)).tolist():
+                    cache.unmap_compact(ia + p, bool(pte[p] & DIRTY))
+                comp = sel & (cc != COBJ)
+                # a dirty pte dirties the folio (zap_present_folio_ptes)
+                new = ((cc & (~MAPPED & 0xFF)) | (pte & DIRTY)).astype(np.uint8)
+                for x, y, ch, off in cache.segments(ia, ia + (b - a)):
+                    arr = np.frombuffer(ch.codes, np.uint8)[off:off + (y - x)]
+                    m = comp[x - ia:y - ia]
+                    if m.all():
+                        arr[:] = new[x - ia:y - ia]
+                    else:
+                        arr[m] = new[x - ia:y - ia][m]
 
     def memory_bytes(self) -> int:
         """Bytes held by the code arrays (the compact state, without objects)."""

@@ -23,6 +23,7 @@ from mempolicy.core.mempolicy import (
     mpol_put,
 )
 from mempolicy.core.rangelist import RangeList
+from mempolicy.scopes.pagecache import PageCache
 from mempolicy.core.slab import PolicyCache
 from mempolicy.uapi import MPOL_F_SHARED
 
@@ -285,7 +286,7 @@ class ShmemInode:
         self.i_ino = i_ino
         self.size_pages = size_pages
         self.path = path
-        self.pages: dict[int, object] = {}       # index -> Folio
+        self.pages = PageCache(self)             # index -> Folio (compact, see pagecache)
         self.policy = SharedPolicy(kernel.policy_cache, kernel.protocol)
         self.users = 0                           # open files and mappings
         self.i_pages_lock = threading.Lock()     # the page cache's xa_lock
@@ -300,8 +301,13 @@ class ShmemInode:
             self.users -= 1
             last = self.users == 0
         if last:
-            for folio in self.pages.values():
-                self.kernel.pages.free_page(folio.nid)
+            pages = self.kernel.pages
+            for nid, cnt in self.pages.node_counts().items():
+                if hasattr(pages, "free_pages"):
+                    pages.free_pages(nid, cnt)
+                else:
+                    for _ in range(cnt):
+                        pages.free_page(nid)
             self.pages.clear()
             self.policy.mpol_free_shared_policy()
 

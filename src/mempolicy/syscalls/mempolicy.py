@@ -33,7 +33,7 @@ from mempolicy.core.mempolicy import (
 from mempolicy.core.nodemask import NODE_MASK_NONE, Nodemask
 from mempolicy.scopes.cred import CAP_SYS_NICE, capable
 from mempolicy.scopes.mm import VMA, __get_vma_policy as _get_vma_policy_noref, get_vma_policy
-from mempolicy.scopes.pagetable import KIND_OBJ, KIND_ZERO
+from mempolicy.scopes.pagetable import KIND_FILE, KIND_OBJ, KIND_ZERO
 from mempolicy.uapi import (
     BITS_PER_LONG,
     MAX_NUMNODES,
@@ -374,7 +374,7 @@ def folio_pte_dirty(kernel, folio: Folio) -> bool:
             if vma.inode is not inode or not vma.pgoff <= folio.index < vma.pgoff + vma.pages:
                 continue
             vpn = (vma.start >> PAGE_SHIFT) + folio.index - vma.pgoff
-            if pt.kind(vpn) == KIND_OBJ and pt.is_dirty(vpn) and pt.get(vpn) is folio:
+            if pt.kind(vpn) in (KIND_OBJ, KIND_FILE) and pt.is_dirty(vpn) and pt.get(vpn) is folio:
                 return True
     return False
 

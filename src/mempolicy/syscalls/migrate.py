@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 
 from mempolicy.alloc.swap import lru_batches
+from mempolicy.check import hooks as _chk
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.core.nodemask import Nodemask, bitmap_bitremap
 from mempolicy.scopes.cred import CAP_SYS_NICE, PTRACE_MODE_READ_REALCREDS, capable, ptrace_may_access
@@ -25,41 +26,80 @@ from mempolicy.uapi import MAX_NUMNODES, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, PAGE_SH
 INT_MAX = (1 << 31) - 1
 
 
-def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int) -> int:
+def pages_by_node(mm) -> dict[int, list[int]]:
+    """The vpns of ``mm``'s present pages (not the zero page) by node, each list in
+    address order: one walk of the page table (caller holds mmap_lock)."""
+    by: dict[int, list[int]] = {}
+    pt = mm.ptes
+    for vma in list(mm.vmas):
+        for vpn in _present_vpns(mm, vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+            if pt.kind(vpn) != KIND_ZERO:
+                by.setdefault(pt.nid(vpn), []).append(vpn)
+    return by
+
+
+def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int,
+                    walk: dict | None = None) -> int:
     """Move every page of ``mm`` on ``source`` to ``dest``; returns the number not moved,
     or ``-ENOMEM`` when a target page could not be allocated (``migrate_pages``: when
-    memory is low it stops at the first such page and the rest stay put)."""
+    memory is low it stops at the first such page and the rest stay put).
+
+    ``walk`` (a dict shared by the calls of one ``do_migrate_pages``) keeps the pages
+    by node from the first call's walk, kept up to date here: the pages of
+    ``source`` in address order are the ones a fresh walk would find, so the calls
+    together walk the address space once, not once per source node."""
     failed = 0
     seen = set()
     queued = []
     mm.mmap_lock.read_lock()
     try:
-        for vma in list(mm.vmas):
-            pt = mm.ptes
-            for vpn in _present_vpns(mm, vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
-                if pt.kind(vpn) == KIND_ZERO or pt.nid(vpn) != source:
+        if walk is None:
+            walk = {}
+        if "by_node" not in walk:
+            walk["by_node"] = pages_by_node(mm)
+        by_node = walk["by_node"]
+        vpns = by_node.pop(source, [])
+        pt = mm.ptes
+        for vpn in vpns:
+            if pt.kind(vpn) in (ABSENT, KIND_ZERO) or pt.nid(vpn) != source:
+                continue                            # changed by another thread meanwhile
+            folio = pt[vpn]
+            if flags & MPOL_MF_MOVE_ALL or not folio_maybe_mapped_shared(folio):
+                if id(folio) in seen:               # isolated already: counts as not moved
+                    failed += 1
                     continue
-                folio = pt[vpn]
-                if flags & MPOL_MF_MOVE_ALL or not folio_maybe_mapped_shared(folio):
-                    if id(folio) in seen:               # isolated already: counts as not moved
-                        failed += 1
-                        continue
-                    seen.add(id(folio))
-                    queued.append(folio)
+                seen.add(id(folio))
+                queued.append(folio)
     finally:
         mm.mmap_lock.read_unlock()
-    for folio in queued:
-        nid = kernel.pages.alloc_pages(dest, None, task.mems_allowed, thisnode=True)
-        if not migrate_folio_to(kernel, folio, nid):
-            return -errno.ENOMEM
+    try:
+        for folio in queued:
+            nid = kernel.pages.alloc_pages(dest, None, task.mems_allowed, thisnode=True)
+            if not migrate_folio_to(kernel, folio, nid):
+                return -errno.ENOMEM
+    finally:
+        moved: dict[int, list[int]] = {}
+        for vpn in vpns:                            # where each page is now
+            if pt.kind(vpn) not in (ABSENT, KIND_ZERO):
+                moved.setdefault(pt.nid(vpn), []).append(vpn)
+        for nid, lst in moved.items():
+            if nid in by_node:
+                lst = sorted(by_node[nid] + lst)
+            by_node[nid] = lst
     return failed
 
 
-def do_migrate_pages(kernel, task, mm, from_: Nodemask, to: Nodemask, flags: int) -> int:
-    """Move pages between node sets keeping their relative placement."""
+def do_migrate_pages(kernel, task, mm, from_: Nodemask, to: Nodemask, flags: int,
+                     walk_once: bool = True) -> int:
+    """Move pages between node sets keeping their relative placement.  ``walk_once``
+    False walks the address space per source node, as the model once did (for the
+    benchmark's before-and-after)."""
     lru_batches(kernel).lru_add_drain_all()            # lru_cache_disable
     nr_failed = 0
     tmp = from_
+    # the pages by node, from the first walk; under the checker every source walks
+    # afresh, as other tasks may fault or unmap between two sources
+    walk: dict | None = {} if _chk.sched is None and walk_once else None
     while tmp:
         source, dest = -1, 0
         for s in tmp:
@@ -74,7 +114,7 @@ def do_migrate_pages(kernel, task, mm, from_: Nodemask, to: Nodemask, flags: int
         if source == -1:
             break
         tmp = tmp.without_node(source)
-        err = migrate_to_node(kernel, task, mm, source, dest, flags)
+        err = migrate_to_node(kernel, task, mm, source, dest, flags, walk)
         if err < 0:
             raise KernelError(-err)
         nr_failed += err
@@ -119,8 +159,10 @@ def do_pages_stat(kernel, mm, addrs: list[int]) -> list[int]:
     return out
 
 
-def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelist: list):
-    """(status, folio): 1 queued, 0 already there, or -errno."""
+def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelist: list,
+                            isolated: set | None = None):
+    """(status, folio): 1 queued, 0 already there, or -errno.  ``isolated``: the ids of
+    the folios on ``pagelist`` (a set, so that the check costs O(1))."""
     vma = mm.vma_lookup(addr)
     if vma is None:
         return -errno.EFAULT, None
@@ -135,17 +177,20 @@ def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelis
     page = mm.ptes[vpn]
     if folio_maybe_mapped_shared(page) and not migrate_all:
         return -errno.EACCES, None
-    if any(f is page for _, f in pagelist):            # isolated already
-        return -errno.EBUSY, None
+    if (id(page) in isolated) if isolated is not None else any(f is page for _, f in pagelist):
+        return -errno.EBUSY, None                       # isolated already
     return 1, page
 
 
 def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], nodes: list[int],
-                  flags: int) -> tuple[int, list[int | None]]:
-    """Move each page to its node; returns (call result, status per page)."""
+                  flags: int, isolated_set: bool = True) -> tuple[int, list[int | None]]:
+    """Move each page to its node; returns (call result, status per page).
+    ``isolated_set`` False searches the page list for each page, as the model once
+    did (quadratic; for the benchmark's before-and-after)."""
     lru_batches(kernel).lru_add_drain_all()            # lru_cache_disable
     status: list[int | None] = [None] * len(addrs)
     pagelist: list = []
+    isolated: set[int] = set()
     current_node = -1
     start = 0
 
@@ -158,8 +203,10 @@ def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], node
                 # migrate_pages_batch: no target page is -ENOMEM for the whole call;
                 # pages after it are not tried and no status of this chunk is stored
                 pagelist.clear()
+                isolated.clear()
                 return -errno.ENOMEM
         pagelist.clear()
+        isolated.clear()
         for i in range(start, upto):
             status[i] = node
         return 0
@@ -180,9 +227,11 @@ def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], node
             if r:
                 return r, status
             start, current_node = i, node
-        r, folio = add_folio_for_migration(mm, addr, current_node, bool(flags & MPOL_MF_MOVE_ALL), pagelist)
+        r, folio = add_folio_for_migration(mm, addr, current_node, bool(flags & MPOL_MF_MOVE_ALL),
+                                           pagelist, isolated if isolated_set else None)
         if r > 0:
             pagelist.append((i, folio))
+            isolated.add(id(folio))
             continue
         status[i] = r if r else current_node
         r = flush(current_node, i)

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from mempolicy.frontends.numactl.common import c_strerror
+from mempolicy.frontends.numactl.common import Exit, c_strerror
 from mempolicy.frontends.numactl.cparse import memsize
 
 
@@ -40,6 +40,11 @@ class Execute:
         if size <= 0:
             self.complain(f"memhog: bad size `{av[1]}'\n")
         model = self.be.model
+        total = sum(n.present_pages for n in model.topology.nodes) * 4096
+        if size > total:                        # refused before any page is placed
+            self.io.err(f"numactl: memhog: {av[1]} is more than the {total >> 20} MiB of memory "
+                        "of the simulated machine\n")
+            raise Exit(2)
         try:
             addr = model.mmap(size)
             model.touch(addr, size)
