@@ -93,22 +93,22 @@ def model_setup(pages: int):
 def model_fault_rate(pages: int, checker_path: bool = False) -> float:
     """Faults per second of ``do_user_addr_fault``; ``checker_path``: the path the
     concurrency checker takes (every schedule point, a Folio per page), forced by a
-    non-empty mutant set that names no mutant: the rate before the fast path."""
+    ``sched_points.mutated`` set as the mutation tester sets it: the rate before the fast path."""
     from mempolicy.alloc.fault import do_user_addr_fault
-    from mempolicy.check import hooks
+    from mempolicy.core import sched_points
 
     best = float("inf")
-    saved = hooks.mutants
+    saved = sched_points.mutated
     for _ in range(3):
         k, t, base = model_setup(pages)
-        hooks.mutants = frozenset({"(benchmark: the checker's path)"}) if checker_path else saved
+        sched_points.mutated = checker_path or saved
         try:
             t0 = time.process_time()
             for i in range(pages):
                 do_user_addr_fault(k, t, base + i * 4096, True)
             best = min(best, time.process_time() - t0)
         finally:
-            hooks.mutants = saved
+            sched_points.mutated = saved
     return pages / best
 
 

@@ -240,7 +240,7 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
         if not write:
             finish_fault(kernel, mm, vpn, kernel.pages.zero_page, False)
             return
-        if _chk.sched is None and not _chk.mutants and vma.pgoff == vma.start >> PAGE_SHIFT:
+        if _chk.sched is None and not _chk.mutated and vma.pgoff == vma.start >> PAGE_SHIFT:
             _do_anonymous_write(kernel, task, mm, vma, addr, vpn)
             return
         mm.anon_vma_prepare(vma)

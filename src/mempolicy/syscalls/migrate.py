@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 
 from mempolicy.alloc.swap import lru_batches
-from mempolicy.check import hooks as _chk
+from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.core.nodemask import Nodemask, bitmap_bitremap
 from mempolicy.scopes.cred import CAP_SYS_NICE, PTRACE_MODE_READ_REALCREDS, capable, ptrace_may_access
