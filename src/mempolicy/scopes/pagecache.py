@@ -22,6 +22,7 @@ the cache itself takes no lock.
 from __future__ import annotations
 
 from mempolicy.alloc.page_alloc import Folio
+from mempolicy.scopes.pagetable import _numpy
 
 CHUNK_SHIFT = 20                   # 4 GiB of file per chunk; a small file gets a small array
 CHUNK_PAGES = 1 << CHUNK_SHIFT
@@ -31,20 +32,6 @@ OBJ = 0x3F
 MAPPED = 0x40
 DIRTY = 0x80
 MAX_CACHE_NID = OBJ - 2            # 61: nid + 1 must stay below OBJ
-
-_np = None
-
-
-def _numpy():
-    global _np
-    if _np is None:
-        try:
-            import numpy
-        except ImportError:
-            _np = False
-        else:
-            _np = numpy
-    return _np or None
 
 
 class _Chunk:
