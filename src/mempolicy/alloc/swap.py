@@ -73,13 +73,13 @@ class LruBatches:
         self.cpus: dict[int, list] = {0: [_RunnerPage() for _ in range(RUNNER_START_LRU_PAGES)]}
         self.forks: dict[int, list] = {}            # pid -> runner pages of its last fork
 
-    @_locked
     def folio_add_lru(self, cpu: int, entry) -> None:
         """Add one new page on ``cpu``; a full batch moves everything to the LRU."""
-        b = self.cpus.setdefault(cpu, [])
-        b.append(entry)
-        if len(b) >= PAGEVEC_SIZE:
-            b.clear()
+        with self.lock:                 # inline, not @_locked: once per fault
+            b = self.cpus.setdefault(cpu, [])
+            b.append(entry)
+            if len(b) >= PAGEVEC_SIZE:
+                b.clear()
 
     @_locked
     def add_range(self, cpu: int, mm, vpns: list[tuple[int, int]]) -> None:
