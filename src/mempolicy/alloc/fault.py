@@ -24,7 +24,7 @@ from mempolicy.alloc.swap import lru_batches
 from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
-from mempolicy.scopes.pagetable import KIND_ANON
+from mempolicy.scopes.pagetable import KIND_ANON, kind_of
 from mempolicy.uapi import MAX_NUMNODES, MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE, PAGE_SHIFT
 
 FAULT_AROUND_PAGES = 16
@@ -221,8 +221,9 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     if write and not vma.flags & VM_WRITE:
         raise FaultSignal("SIGSEGV")
     vpn = addr >> PAGE_SHIFT
-    kind = mm.ptes.kind(vpn)
-    if kind:
+    code = mm.ptes.code(vpn)                            # ptes.kind(vpn) without a call when absent
+    if code:
+        kind = kind_of(code)
         if write:
             if kind == KIND_ANON or vma.is_shared:
                 # an exclusive private page is reused; a shared writable mapping's ptes

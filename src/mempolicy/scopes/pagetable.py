@@ -384,7 +384,10 @@ class PageTable:
         no pte (``map`` of a fresh anonymous Folio, without making one); False when a
         pte is there already."""
         with self._lock:
-            c, i = self._slot(vpn)
+            c = self._chunks.get(vpn >> CHUNK_SHIFT)    # _slot's common case inline
+            i = vpn - c.lo if c is not None else -1
+            if i < 0 or i >= len(c.codes):
+                c, i = self._slot(vpn)
             if c.codes[i]:
                 return False
             if nid > MAX_COMPACT_NID:
