@@ -205,8 +205,8 @@ def default_carrier() -> str:
 _DEFAULT: str | None = None
 
 
-def _task_main(st: SchedTask) -> None:
-    """A task's greenlet: its program, then the end of the task."""
+def _run_program(st: SchedTask) -> None:
+    """A task's program, with what it raised recorded as a finding (either carrier)."""
     sched = st.sched
     try:
         if not sched.aborting:
@@ -215,8 +215,14 @@ def _task_main(st: SchedTask) -> None:
         pass
     except BaseException as e:                # a finding raised by the model or the oracle
         sched.record_exception(st, e)
+
+
+def _task_main(st: SchedTask) -> None:
+    """A task's greenlet: its program, then the end of the task."""
+    try:
+        _run_program(st)
     finally:
-        sched.task_done(st)
+        st.sched.task_done(st)
 
 
 def _worker_main(w: _Worker) -> None:
@@ -228,12 +234,7 @@ def _worker_main(w: _Worker) -> None:
         sched = st.sched
         st.sem.acquire()                      # wait for the baton
         try:
-            if not sched.aborting:
-                st.program(st)
-        except Abort:
-            pass
-        except BaseException as e:            # a finding raised by the model or the oracle
-            sched.record_exception(st, e)
+            _run_program(st)
         finally:
             w.job = None
             with _pool_lock:
