@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mempolicy.campaign import run as crun
+from mempolicy.campaign import work as cwork
 from mempolicy.campaign.report import suspected_class
 from mempolicy.campaign.run import make_batches, run_campaign
 from mempolicy.campaign.shrink import first_difference, repair, shrink_all, split_trace
@@ -119,8 +120,8 @@ def test_cli_campaign_report_and_resume(tmp_path, capsys, monkeypatch):
     victim.unlink()
     ran = []
     real = crun.evaluate_batch
-    monkeypatch.setattr(crun, "run_local", lambda b, k, o, j, done: [
-        ran.extend(it[0] for it in x) or done(real(x, k, o)) for x in b])
+    monkeypatch.setattr(crun, "run_local", lambda b, k, o, j, done, stored, judge: [
+        ran.extend(it[0] for it in x) or done(real(x, k, o, True, stored, judge)) for x in b])
     assert main(args) == 1
     assert ran == [victim.stem]
     assert _summary(out)["total"] == s["total"]
@@ -188,3 +189,37 @@ def test_suspected_classes():
                "5 numa_maps: B+0 default\n", "5 numa_maps:\n") == "vma-merge-after-fork"
     assert cls("mmap A 2\nwhere A 0 2\n", "2 where: 0 0\n", "2 where: 0 1\n") == "other"
     assert cls("cpu 0\n", "(x)\n", "(the model failed: E: x)\n") == "model-crash"
+
+
+def test_kernel_only_then_judged_later_without_booting_again(tmp_path, monkeypatch):
+    """--kernel-only keeps the kernel's outputs; the next run judges them and boots
+    only for the reruns of divergent traces; --rejudge judges everything again."""
+    monkeypatch.setenv("MEMPOLICY_PROGRESS", "0")
+    boots = []
+    real_runner = cwork.kernel_runner
+
+    def counting(oracle, kernel):
+        run = real_runner(oracle, kernel)
+        return lambda texts: boots.extend(texts) or run(texts)
+
+    monkeypatch.setattr(cwork, "kernel_runner", counting)
+    monkeypatch.setattr(crun, "run_local", lambda b, k, o, j, done, stored, judge: [
+        done(cwork.evaluate_batch(x, k, o, True, stored, judge)) for x in b])
+    s = run_campaign(tmp_path, 0, 12, ["fork", "raw"], oracle="planted", jobs=1, kernel_only=True)
+    assert s["total"] == {"traces": 12, "unjudged": 12}
+    assert len(boots) == 12
+    boots.clear()
+    s = run_campaign(tmp_path, 0, 12, ["fork", "raw"], oracle="planted", jobs=1)
+    assert "unjudged" not in s["total"] and s["total"]["traces"] == 12
+    assert 0 < s["total"].get("same", 0) < 12        # planted differences exist in this sample
+    # the stored outputs were used: no trace that matched the model booted again
+    same = {(tmp_path / "traces" / f"{p.stem}.trace").read_text()
+            for p in (tmp_path / "results").iterdir()
+            if json.loads(p.read_text())["status"] == "same"}
+    assert boots and not same & set(boots)
+    boots.clear()
+    again = run_campaign(tmp_path, 0, 12, ["fork", "raw"], oracle="planted", jobs=1)
+    assert not boots and again["total"] == s["total"]
+    s2 = run_campaign(tmp_path, 0, 12, ["fork", "raw"], oracle="planted", jobs=1, rejudge=True)
+    assert s2["total"]["traces"] == 12
+    assert s2["total"].get("same", 0) == s["total"].get("same", 0)

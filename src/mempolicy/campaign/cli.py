@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle", default="qemu", choices=ORACLES,
                    help="qemu (the real kernel; default) or planted (the model with two planted "
                         "differences, to try the campaign without QEMU)")
+    p.add_argument("--kernel-only", action="store_true",
+                   help="only run the kernel and keep its outputs; a later run without this "
+                        "flag compares them with the model")
+    p.add_argument("--rejudge", action="store_true",
+                   help="compare every stored kernel output with the current model again "
+                        "(after a model change); boots only for the traces that now diverge")
     return p
 
 
@@ -69,7 +75,8 @@ def main(argv: list[str]) -> int:
     handlers = stoppable()
     try:
         s = run_campaign(args.out, args.seed, args.count, modes, args.kernel, args.oracle,
-                         args.jobs, args.scheduler)
+                         args.jobs, args.scheduler, kernel_only=args.kernel_only,
+                         rejudge=args.rejudge)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished traces are kept in {args.out}/results, "
               "the same command goes on from there", file=sys.stderr)
@@ -83,5 +90,6 @@ def main(argv: list[str]) -> int:
     t = s["total"]
     print(f"{s['traces']} traces: {t.get('same', 0)} same, {t.get('divergent', 0)} divergent "
           f"in {len(s['groups'])} group(s), {t.get('nondeterministic', 0)} nondeterministic, "
-          f"{t.get('error', 0)} failed boots; report in {args.out / 'report' / 'summary.md'}")
+          f"{t.get('error', 0)} failed boots"
+          + (f", {t['unjudged']} unjudged" if t.get("unjudged") else "") + "; report in {args.out / 'report' / 'summary.md'}")
     return 1 if t.get("divergent") else 0

@@ -107,6 +107,8 @@ def summarize(results: list[dict]) -> dict:
 
 def _markdown(s: dict, label: str) -> str:
     cols = ("traces", "same", "divergent", "nondeterministic", "error")
+    if s["total"].get("unjudged"):
+        cols += ("unjudged",)
     out = [f"# Campaign against {label}", "",
            "| mode | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 1)]
     for mode, c in list(s["modes"].items()) + [("all", s["total"])]:

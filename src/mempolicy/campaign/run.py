@@ -6,6 +6,13 @@ so a campaign stopped with Ctrl-C or killed loses only the batches that
 were running; the same command again skips every trace with a result
 (except the ones whose boot failed).
 
+The kernel's outputs are kept with the results, so the comparison with the
+model can be made again without booting: ``--kernel-only`` runs only the
+kernel (results ``unjudged``), and every later run judges the unjudged ones
+against the model of that day; ``--rejudge`` judges every stored result
+again (after a model change), booting only for the reruns and shrinking of
+the traces that now diverge.
+
 Batches (up to ``BATCH`` traces with one header, one boot each plus the
 reruns and shrinking rounds of their divergences) go to a local process
 pool, or to a Dask distributed cluster when a scheduler address is given.
@@ -90,27 +97,33 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def prepare(out: Path, seed: int, count: int, modes: list[str]) -> tuple[list, list[dict]]:
-    """Write the traces; (items still to run, results already finished)."""
+def prepare(out: Path, seed: int, count: int, modes: list[str], rejudge: bool = False
+            ) -> tuple[list, list[dict], dict[str, str]]:
+    """Write the traces; (items still to run, results already finished, stored kernel
+    outputs of the items to judge again)."""
     (out / "traces").mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(parents=True, exist_ok=True)
-    todo, done = [], []
+    todo, done, stored = [], [], {}
     for s, mode in plan(seed, count, modes):
         name = trace_name(s, mode)
         tpath = out / "traces" / f"{name}.trace"
         rpath = out / "results" / f"{name}.json"
-        if rpath.is_file():
+        text = generate(s, mode)
+        if rpath.is_file() and tpath.is_file() and tpath.read_text() == text:
+            # (a result for another text, from an older generator, is not used)
             try:
                 r = json.loads(rpath.read_text())
-                if r.get("status") != "error":
+                status = r.get("status")
+                if status == "unjudged" or (rejudge and status in ("same", "divergent")):
+                    stored[name] = r["kernel"]
+                elif status != "error":
                     done.append(r)
                     continue
-            except (OSError, ValueError):
+            except (OSError, ValueError, KeyError):
                 pass
-        text = generate(s, mode)
         tpath.write_text(text)
         todo.append((name, mode, s, text))
-    return todo, done
+    return todo, done, stored
 
 
 def _worker_init() -> None:
@@ -148,11 +161,18 @@ def _collect(future, on_done: Callable[[list[dict]], None]) -> None:
     on_done(batch)
 
 
+def _stored_of(batch: list, stored: dict[str, str]) -> dict[str, str]:
+    return {it[0]: stored[it[0]] for it in batch if it[0] in stored}
+
+
 def run_local(batches: list[list], kernel: str, oracle: str, jobs: int,
-              on_done: Callable[[list[dict]], None]) -> None:
+              on_done: Callable[[list[dict]], None], stored: dict[str, str] | None = None,
+              judge: bool = True) -> None:
     """Run BATCHES on a pool of JOBS local processes, calling ON_DONE with each batch's results."""
+    stored = stored or {}
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
-    pending = {pool.submit(evaluate_batch, b, kernel, oracle) for b in batches}
+    pending = {pool.submit(evaluate_batch, b, kernel, oracle, True, _stored_of(b, stored), judge)
+               for b in batches}
     try:
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -172,7 +192,8 @@ def run_local(batches: list[list], kernel: str, oracle: str, jobs: int,
 
 
 def run_dask(batches: list[list], kernel: str, oracle: str, address: str,
-             on_done: Callable[[list[dict]], None]) -> None:
+             on_done: Callable[[list[dict]], None], stored: dict[str, str] | None = None,
+             judge: bool = True) -> None:
     """Run BATCHES on the Dask distributed cluster at ADDRESS (one task per batch)."""
     try:
         from distributed import Client, as_completed
@@ -184,7 +205,9 @@ def run_dask(batches: list[list], kernel: str, oracle: str, address: str,
     except (OSError, TimeoutError, ValueError) as e:
         raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {e}") from None
     try:
-        futures = [client.submit(evaluate_batch, b, kernel, oracle, pure=False) for b in batches]
+        stored = stored or {}
+        futures = [client.submit(evaluate_batch, b, kernel, oracle, True, _stored_of(b, stored),
+                                 judge, pure=False) for b in batches]
         try:
             for f in as_completed(futures):
                 _collect(f, on_done)
@@ -197,17 +220,30 @@ def run_dask(batches: list[list], kernel: str, oracle: str, address: str,
 
 def run_campaign(out: Path, seed: int, count: int, modes: list[str], kernel: str = "7.3",
                  oracle: str = "qemu", jobs: int | None = None, scheduler: str | None = None,
-                 status_stream=None) -> dict:
+                 status_stream=None, kernel_only: bool = False, rejudge: bool = False) -> dict:
     """Run a whole campaign into OUT and write its report; the summary dict.
+
+    KERNEL_ONLY and REJUDGE as in the module's docstring.
 
     KeyboardInterrupt propagates after every finished batch is saved.
     """
     from mempolicy.campaign.report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        before = json.loads((out / "campaign.json").read_text())
+    except (OSError, ValueError):
+        before = {}
+    if isinstance(before, dict) and before.get("kernel", kernel) != kernel:
+        raise RuntimeError(f"{out} holds a campaign against Linux {before['kernel']}, "
+                           f"not {kernel}: give another --out")
     _write_json(out / "campaign.json", {"seed": seed, "count": count, "modes": modes,
                                         "kernel": kernel, "oracle": oracle})
-    todo, results = prepare(out, seed, count, modes)
+    todo, results, stored = prepare(out, seed, count, modes, rejudge)
+    if kernel_only:   # what is stored waits for a run that judges it
+        results += [json.loads((out / "results" / f"{it[0]}.json").read_text())
+                    for it in todo if it[0] in stored]
+        todo = [it for it in todo if it[0] not in stored]
     status = Status(count, len(results), status_stream)
     status.show()
 
@@ -222,9 +258,10 @@ def run_campaign(out: Path, seed: int, count: int, modes: list[str], kernel: str
         if todo:
             batches = make_batches(todo)
             if scheduler:
-                run_dask(batches, kernel, oracle, scheduler, on_done)
+                run_dask(batches, kernel, oracle, scheduler, on_done, stored, not kernel_only)
             else:
-                run_local(batches, kernel, oracle, jobs or os.cpu_count() or 1, on_done)
+                run_local(batches, kernel, oracle, jobs or os.cpu_count() or 1, on_done,
+                          stored, not kernel_only)
     finally:
         status.show(final=True)
         texts = {}

@@ -24,19 +24,21 @@ from typing import Callable
 
 from mempolicy.campaign.shrink import first_difference, shrink_all
 
-STATUSES = ("same", "divergent", "nondeterministic", "error")
+STATUSES = ("same", "divergent", "nondeterministic", "error", "unjudged")
 ORACLES = ("qemu", "planted")
 
 # what a trace in a batch is: (name, mode, seed, text)
 Item = tuple[str, str, int, str]
 
 
-def model_output(text: str, path: str = "<trace>") -> str:
-    """The model's canonical output, or one ``(the model failed: ...)`` line."""
+def model_output(text: str, path: str = "<trace>", kernel: str = "7.3") -> str:
+    """The model's canonical output (as KERNEL behaves), or one ``(the model failed: ...)`` line."""
     from mempolicy.trace.run import run_trace_text
 
     try:
-        return run_trace_text(text, path)
+        if kernel == "7.3":
+            return run_trace_text(text, path)
+        return run_trace_text(text, path, kernel=kernel)
     except Exception as e:  # noqa: BLE001 - a model crash is a divergence to report
         return f"(the model failed: {type(e).__name__}: {e})\n"
 
@@ -96,7 +98,8 @@ def run_isolating(run_kernel: Callable[[list[str]], list[str]], texts: list[str]
 
 
 def evaluate_batch(items: list[Item], kernel: str = "7.3", oracle: str = "qemu",
-                   shrink: bool = True) -> list[dict]:
+                   shrink: bool = True, stored: dict[str, str] | None = None,
+                   judge: bool = True) -> list[dict]:
     """Run ITEMS (traces of one header) on model and kernel; one result dict each.
 
     Each dict has ``name``, ``mode``, ``seed``, ``status`` (one of
@@ -105,26 +108,43 @@ def evaluate_batch(items: list[Item], kernel: str = "7.3", oracle: str = "qemu",
     and for a divergence ``first`` (line, command) and ``minimized``,
     ``min_kernel``, ``min_model``.
 
+    STORED maps a trace's name to a kernel output recorded earlier: that
+    trace does not boot again unless it diverges.  With JUDGE false only
+    the kernel runs, and every result is ``unjudged`` (a later run of the
+    campaign compares it with the model of that day).
+
     >>> r = evaluate_batch([("t", "raw", 0, "cpu 0\\n")], oracle="planted")
     >>> r[0]["status"]
     'same'
     """
     run_kernel = kernel_runner(oracle, kernel)
+    stored = stored or {}
     texts = [it[3] for it in items]
     results = []
     for name, mode, seed, text in items:
-        t0 = time.perf_counter()
-        out = model_output(text, f"{name}.trace")
-        results.append({"name": name, "mode": mode, "seed": seed, "model": out,
-                        "model_s": time.perf_counter() - t0})
+        r = {"name": name, "mode": mode, "seed": seed}
+        if judge:
+            t0 = time.perf_counter()
+            r["model"] = model_output(text, f"{name}.trace", kernel)
+            r["model_s"] = time.perf_counter() - t0
+        results.append(r)
+    fresh = [i for i, it in enumerate(items) if it[0] not in stored]
     t0 = time.perf_counter()
-    kouts = run_isolating(run_kernel, texts)
-    share = (time.perf_counter() - t0) / max(1, len(items))
-    for r, k in zip(results, kouts):
+    kouts = run_isolating(run_kernel, [texts[i] for i in fresh]) if fresh else []
+    share = (time.perf_counter() - t0) / max(1, len(fresh))
+    for i, k in zip(fresh, kouts):
+        r = results[i]
         if isinstance(k, Exception):   # recorded; the trace is tried again on the next run
             r.update(status="error", error=f"{type(k).__name__}: {k}", kernel="", kernel_s=0.0)
         else:
-            r.update(kernel=k, kernel_s=share, status="same" if k == r["model"] else "divergent")
+            r.update(kernel=k, kernel_s=share)
+    for i, it in enumerate(items):
+        if it[0] in stored:
+            results[i].update(kernel=stored[it[0]], kernel_s=0.0)
+    for r in results:
+        if r.get("status") != "error":
+            r["status"] = ("unjudged" if not judge
+                           else "same" if r["kernel"] == r["model"] else "divergent")
     diverged = [i for i, r in enumerate(results) if r["status"] == "divergent"]
     if not diverged:
         return results
@@ -143,9 +163,11 @@ def evaluate_batch(items: list[Item], kernel: str = "7.3", oracle: str = "qemu",
             r["first"] = list(first_difference(r["kernel"], r["model"]) or (0, "?"))
             real.append(i)
     if real and shrink:
+        def model_of(text: str, path: str = "<trace>") -> str:
+            return model_output(text, path, kernel)
         try:
             states = shrink_all([(texts[i], results[i]["kernel"], results[i]["model"]) for i in real],
-                                run_kernel, model_output)
+                                run_kernel, model_of)
         except Exception as e:  # noqa: BLE001 - a failed boot while shrinking keeps the whole trace
             for i in real:
                 results[i].update(minimized=texts[i], min_kernel=results[i]["kernel"],
