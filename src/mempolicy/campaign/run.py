@@ -33,7 +33,7 @@ from mempolicy.campaign.work import evaluate_batch
 from mempolicy.trace.fuzz import generate, plan, trace_name
 from mempolicy.trace.parser import parse_trace
 
-BATCH = 12
+BATCH = 24
 
 
 def make_batches(items: list[tuple[str, str, int, str]], size: int = BATCH) -> list[list]:
