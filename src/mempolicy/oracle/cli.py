@@ -129,7 +129,7 @@ def _diff_cmd(argv: list[str]) -> int:
     model = []
     for text, path in items:
         try:
-            model.append(run_trace_text(text, path))
+            model.append(run_trace_text(text, path, kernel=args.kernel))
         except Exception as e:  # noqa: BLE001 - a model crash is a difference to show
             from mempolicy.trace.parser import TraceError
             if isinstance(e, TraceError):

@@ -1,0 +1,95 @@
+"""Which Linux the model behaves as (include/generated/uapi/linux/version.h).
+
+The model follows Linux 7.3.  The versions the oracle boots (Debian's 6.1,
+6.12 and 7.3) differ in a few places that a trace can see; each difference is
+a named predicate here, tested at the one place where the kernel code differs,
+and says which commit changed it.  Nothing else in the model looks at the
+version number.
+
+Example: ``KernelVersion.parse("6.1").has_weighted_interleave`` is False.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VERSIONS = ("6.1", "6.12", "7.3")
+DEFAULT_VERSION = "7.3"
+
+
+@dataclass(frozen=True)
+class KernelVersion:
+    """``LINUX_VERSION_CODE`` as (major, minor), with the behaviours that depend on it."""
+
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, text: str | "KernelVersion" = DEFAULT_VERSION) -> "KernelVersion":
+        """``"6.12"`` -> KernelVersion(6, 12); ValueError for a version the model does not know."""
+        if isinstance(text, KernelVersion):
+            return text
+        if text not in VERSIONS:
+            raise ValueError(f"unknown kernel version {text!r} (one of {', '.join(VERSIONS)})")
+        major, minor = text.split(".")
+        return cls(int(major), int(minor))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    def at_least(self, major: int, minor: int) -> bool:
+        """``LINUX_VERSION_CODE >= KERNEL_VERSION(major, minor, 0)``."""
+        return (self.major, self.minor) >= (major, minor)
+
+    # -- mm/mempolicy.c --------------------------------------------------------
+    @property
+    def has_weighted_interleave(self) -> bool:
+        """MPOL_WEIGHTED_INTERLEAVE (mode 6) exists: v6.9, commit fa3bea4e1f82
+        ("mm/mempolicy: introduce MPOL_WEIGHTED_INTERLEAVE for weighted interleaving").
+        Before it MPOL_MAX is 6 and mode 6 is EINVAL like any unknown mode."""
+        return self.at_least(6, 9)
+
+    @property
+    def numa_balancing_preferred_many(self) -> bool:
+        """``sanitize_mpol_flags`` takes MPOL_F_NUMA_BALANCING with MPOL_PREFERRED_MANY
+        as well as MPOL_BIND: v6.10, commit 133d04b1eee9 ("mm/numa_balancing: allow
+        migrate on protnone reference with MPOL_PREFERRED_MANY policy").  Before it,
+        only MPOL_BIND (since v5.12) and every other mode is EINVAL."""
+        return self.at_least(6, 10)
+
+    @property
+    def user_nodemask_on_numa_balancing(self) -> bool:
+        """``mpol_store_user_nodemask`` is ``pol->flags & MPOL_MODE_FLAGS`` (v5.12 to
+        at least v6.15), so MPOL_F_NUMA_BALANCING alone makes a policy keep the
+        caller's raw nodemask in ``w.user_nodemask``: get_mempolicy reports that
+        mask, mpol_equal compares it, and a rebind remaps from it.  Linux 7.3 tests
+        ``MPOL_USER_NODEMASK_FLAGS`` (STATIC or RELATIVE) only."""
+        return not self.at_least(7, 0)
+
+
+    # -- mm/vma.c (mm/mmap.c before v6.10) --------------------------------------
+    @property
+    def merge_into_vma_without_anon_vma(self) -> bool:
+        """A range whose VMA has an anon_vma may merge into a neighbour that has
+        none (the neighbour then takes it, ``dup_anon_vma``).  Before v6.16,
+        ``is_mergeable_anon_vma(anon_vma1, anon_vma2, vma)`` asked
+        ``list_is_singular(&vma->anon_vma_chain)`` of the *neighbour*, whose chain
+        is empty, so such merges (mbind or mprotect of a touched VMA next to an
+        untouched one with the same policy) were refused; "mm/vma: fix
+        incorrectly disallowed anonymous VMA merges" (v6.16) tests the side that
+        has the anon_vma instead (``vma_had_uncowed_parents``)."""
+        return self.at_least(6, 16)
+
+
+    # -- mm/memory.c -------------------------------------------------------------
+    @property
+    def fault_around_beyond_eof(self) -> bool:
+        """A read fault on a file page beyond EOF first maps the cached pages of its
+        16-page block below EOF (``do_read_fault`` -> ``do_fault_around``), then
+        fails with SIGBUS in ``shmem_fault``.  Linux 7.3 checks i_size before
+        populating anything (Kiryl Shutsemau's "mm/memory: do not populate page
+        table entries beyond i_size", v6.18), so such a fault maps nothing."""
+        return not self.at_least(6, 18)
+
+
+DEFAULT = KernelVersion.parse(DEFAULT_VERSION)
