@@ -66,6 +66,35 @@ class KernelVersion:
         ``MPOL_USER_NODEMASK_FLAGS`` (STATIC or RELATIVE) only."""
         return not self.at_least(7, 0)
 
+    @property
+    def interleave_index_truncated(self) -> bool:
+        """``offset_il_node(pol, n)`` divides ``(unsigned int)n``: a VMA's interleave
+        offset (its ``vm_pgoff`` plus the page's index, about 2^33 at the trace
+        format's addresses) loses its high bits, which moves the pattern's phase.
+        v6.7, commit ddc1a5cbc05d ("mempolicy: alloc_pages_mpol() for NUMA policy
+        without vma"), made it ``ilx``, a ``pgoff_t``, divided whole."""
+        return not self.at_least(6, 7)
+
+    # -- mm/migrate.c ------------------------------------------------------------
+    @property
+    def follow_page_dump(self) -> bool:
+        """move_pages looks a page up with ``follow_page(vma, addr, FOLL_DUMP)``, which
+        reports a page never faulted in an anonymous VMA as -EFAULT (not -ENOENT).
+        v6.12 converted ``do_pages_stat_array`` and ``add_page_for_migration`` to
+        ``folio_walk_start`` (David Hildenbrand's "mm/migrate: convert ... from
+        follow_page() to folio_walk"), which reports -ENOENT for any absent page."""
+        return not self.at_least(6, 12)
+
+    # -- mm/swap.c callers --------------------------------------------------------
+    @property
+    def lru_drain_on_unmap(self) -> bool:
+        """munmap (``unmap_region``) and exit (``exit_mmap``) begin with
+        ``lru_add_drain()``: the calling CPU's LRU batch is emptied, so a page the
+        batch held no longer counts as referenced at the next write fault.  Linux
+        6.1 and 6.12 do (measured: tests/traces/fidelity/cow-lru-batch-*); Linux
+        7.3 does neither (the commit that dropped the calls is not identified
+        here)."""
+        return not self.at_least(7, 0)
 
     # -- mm/vma.c (mm/mmap.c before v6.10) --------------------------------------
     @property
