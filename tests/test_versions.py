@@ -112,3 +112,41 @@ def test_diff_runs_the_model_as_the_chosen_kernel(tmp_path, monkeypatch, capsys)
     assert cli.main_diff(["--kernel", "6.1", str(t)]) == 0
     assert "same as Linux 6.1.0-test" in capsys.readouterr().out
     assert cli.main_diff(["--kernel", "6.12", str(t)]) == 1
+
+
+# ---- every switch is backed by a recorded difference ----------------------
+
+SWITCHES = sorted(n for n, v in vars(KernelVersion).items() if isinstance(v, property))
+
+
+def _version_files():
+    """(trace, kernel, recorded output) for each version file outside tests/traces/fill."""
+    from pathlib import Path
+
+    traces = Path(__file__).parent / "traces"
+    out = []
+    for trace in sorted(traces.rglob("*.trace")):
+        if trace.parent.name == "fill":
+            continue
+        for v in VERSIONS[:-1]:
+            f = cli.expected_path(str(trace), v)
+            if f.exists():
+                out.append((trace, v, f.read_text()))
+    return out
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+def test_each_switch_is_needed_by_a_recorded_trace(name, monkeypatch):
+    """With the switch set as on 7.3, some recorded trace of an older kernel no longer
+    matches: no switch is there without a kernel output that needs it."""
+    assert len(SWITCHES) >= 8
+    cases = [(t, v, r) for t, v, r in _version_files()
+             if getattr(KernelVersion.parse(v), name) != getattr(KernelVersion.parse("7.3"), name)
+             and run_trace_text(t.read_text(), str(t), kernel=v) == r]
+    assert cases, f"{name}: no recorded trace of a kernel where it differs matches the model"
+    as_7_3 = getattr(KernelVersion.parse("7.3"), name)
+    monkeypatch.setattr(KernelVersion, name, property(lambda self: as_7_3))
+    for trace, v, recorded in cases:
+        if run_trace_text(trace.read_text(), str(trace), kernel=v) != recorded:
+            return
+    pytest.fail(f"{name}: every recorded trace matches without it")

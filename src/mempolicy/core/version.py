@@ -44,7 +44,7 @@ class KernelVersion:
     # -- mm/mempolicy.c --------------------------------------------------------
     @property
     def has_weighted_interleave(self) -> bool:
-        """MPOL_WEIGHTED_INTERLEAVE (mode 6) exists: v6.9, commit fa3bea4e1f82
+        """MPOL_WEIGHTED_INTERLEAVE (mode 6) exists: v6.9, the commit
         ("mm/mempolicy: introduce MPOL_WEIGHTED_INTERLEAVE for weighted interleaving").
         Before it MPOL_MAX is 6 and mode 6 is EINVAL like any unknown mode."""
         return self.at_least(6, 9)
@@ -52,7 +52,7 @@ class KernelVersion:
     @property
     def numa_balancing_preferred_many(self) -> bool:
         """``sanitize_mpol_flags`` takes MPOL_F_NUMA_BALANCING with MPOL_PREFERRED_MANY
-        as well as MPOL_BIND: v6.10, commit 133d04b1eee9 ("mm/numa_balancing: allow
+        as well as MPOL_BIND: v6.10, the commit ("mm/numa_balancing: allow
         migrate on protnone reference with MPOL_PREFERRED_MANY policy").  Before it,
         only MPOL_BIND (since v5.12) and every other mode is EINVAL."""
         return self.at_least(6, 10)
@@ -71,7 +71,7 @@ class KernelVersion:
         """``offset_il_node(pol, n)`` divides ``(unsigned int)n``: a VMA's interleave
         offset (its ``vm_pgoff`` plus the page's index, about 2^33 at the trace
         format's addresses) loses its high bits, which moves the pattern's phase.
-        v6.7, commit ddc1a5cbc05d ("mempolicy: alloc_pages_mpol() for NUMA policy
+        v6.7, the commit ("mempolicy: alloc_pages_mpol() for NUMA policy
         without vma"), made it ``ilx``, a ``pgoff_t``, divided whole."""
         return not self.at_least(6, 7)
 
