@@ -253,8 +253,8 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     inode = inode.inode
     index = vma.linear_page_index(addr)
     if index >= inode.size_pages:
-        if not write and kernel.version.fault_around_beyond_eof:
-            do_fault_around(mm, vma, addr)              # do_read_fault, then shmem_fault fails
+        if not write:                                   # do_read_fault maps the cached pages
+            do_fault_around(mm, vma, addr)              # around it, then shmem_fault fails
         raise FaultSignal("SIGBUS")
     if not write:                                       # do_read_fault
         do_fault_around(mm, vma, addr)

@@ -110,15 +110,4 @@ class KernelVersion:
         return self.at_least(6, 16)
 
 
-    # -- mm/memory.c -------------------------------------------------------------
-    @property
-    def fault_around_beyond_eof(self) -> bool:
-        """A read fault on a file page beyond EOF first maps the cached pages of its
-        16-page block below EOF (``do_read_fault`` -> ``do_fault_around``), then
-        fails with SIGBUS in ``shmem_fault``.  Linux 7.3 checks i_size before
-        populating anything (Kiryl Shutsemau's "mm/memory: do not populate page
-        table entries beyond i_size", v6.18), so such a fault maps nothing."""
-        return not self.at_least(6, 18)
-
-
 DEFAULT = KernelVersion.parse(DEFAULT_VERSION)
