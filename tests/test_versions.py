@@ -29,6 +29,12 @@ def test_versions_parse_and_order():
         Kernel.boot(Topology.simple(2), version="6.2")
 
 
+def test_the_model_knows_every_kernel_the_oracle_boots():
+    from mempolicy.oracle.kernels import DEFAULT_KERNEL, KERNEL_SUITES
+
+    assert sorted(KERNEL_SUITES) == sorted(VERSIONS) and DEFAULT_KERNEL == "7.3"
+
+
 def test_default_is_7_3():
     k, _ = Kernel.boot(Topology.simple(2))
     assert str(k.version) == "7.3"

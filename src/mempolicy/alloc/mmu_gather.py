@@ -50,7 +50,15 @@ class MmuGather:
         self.nr_pages += n
 
     def remove_table(self) -> None:
-        """``tlb_remove_table``: the first freed page table needs a batch page."""
+        """``tlb_remove_table``: the first freed page table needs a batch page.
+
+        Before 7.x an x86 kernel not running on Xen or Hyper-V freed page tables
+        as ordinary pages (``native_tlb_remove_table`` is ``tlb_remove_page``), so
+        they only fill the page batches (``KernelVersion.page_tables_in_page_batch``).
+        """
+        if self.kernel.version.page_tables_in_page_batch:
+            self.remove_page()
+            return
         self.tables += 1
         if self.table_batch is None:
             self.table_batch = self._get_free_page()
