@@ -43,6 +43,10 @@ NOT_MATCHED = {
     ("fidelity/fork-interleave-5node", "6.12"): _FORK_PGTABLES,
     ("fidelity/fork-interleave-7node", "6.12"): _FORK_PGTABLES,
     ("fidelity/fork-interleave-8node", "6.12"): _FORK_PGTABLES,
+    ("versions/munmap-table-batch", "6.12"): "munmap of eight touched pages takes one batch "
+        "page on 6.12 where 7.3 takes two; not understood yet",
+    ("versions/munmap-table-batch", "6.1"): "a first touch allocates one page table under the "
+        "task policy on 6.1 where 7.3 allocates three; not understood yet",
     ("e2", "6.12"): "node 2 (64 MiB with a CPU) holds about 1000 pages more on 6.12 than "
                     "reserved_pages estimates from 7.3: 7% off, over the 5% allowed",
 }

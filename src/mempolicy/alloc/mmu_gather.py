@@ -34,8 +34,10 @@ class MmuGather:
     def remove_page(self) -> None:
         """``__tlb_remove_page``: one more page to free; may need a new batch page."""
         self.nr_pages += 1
-        capacity = MMU_GATHER_BUNDLE + MAX_GATHER_BATCH * len(self.batches)
-        if self.nr_pages > capacity and len(self.batches) < MAX_GATHER_BATCH_COUNT:
+        # a batch is full one entry early (``batch->nr >= batch->max - 1``), and the
+        # next one is taken at once, when the page that fills it is added
+        capacity = MMU_GATHER_BUNDLE - 1 + (MAX_GATHER_BATCH - 1) * len(self.batches)
+        if self.nr_pages >= capacity and len(self.batches) < MAX_GATHER_BATCH_COUNT:
             self.batches.append(self._get_free_page())
 
     def may_alloc(self) -> bool:
@@ -50,15 +52,7 @@ class MmuGather:
         self.nr_pages += n
 
     def remove_table(self) -> None:
-        """``tlb_remove_table``: the first freed page table needs a batch page.
-
-        Before 7.x an x86 kernel not running on Xen or Hyper-V freed page tables
-        as ordinary pages (``native_tlb_remove_table`` is ``tlb_remove_page``), so
-        they only fill the page batches (``KernelVersion.page_tables_in_page_batch``).
-        """
-        if self.kernel.version.page_tables_in_page_batch:
-            self.remove_page()
-            return
+        """``tlb_remove_table``: the first freed page table needs a batch page."""
         self.tables += 1
         if self.table_batch is None:
             self.table_batch = self._get_free_page()

@@ -96,19 +96,6 @@ class KernelVersion:
         here)."""
         return not self.at_least(7, 0)
 
-    # -- mm/mmu_gather.c, arch/x86 --------------------------------------------------
-    @property
-    def page_tables_in_page_batch(self) -> bool:
-        """A page table freed by munmap goes into the gather's page batches
-        (``paravirt_tlb_remove_table`` -> ``native_tlb_remove_table`` ->
-        ``tlb_remove_page`` on bare metal and under QEMU), which hold eight pages
-        without allocating; Linux 7.3 frees it with ``tlb_remove_table``, whose
-        first use allocates a batch page under the task policy (moving an
-        interleave round robin).  x86 moved to RCU-freed page tables with
-        "x86/mm: free page table pages by RCU instead of semi RCU" (about v6.14;
-        seen in the 6.12 campaign, seed 600401)."""
-        return not self.at_least(7, 0)
-
     # -- mm/vma.c (mm/mmap.c before v6.10) --------------------------------------
     @property
     def merge_into_vma_without_anon_vma(self) -> bool:
