@@ -1,7 +1,11 @@
-"""The model against outputs recorded from Linux 7.3 (tests/traces/*.expected).
+"""The model against outputs recorded from Linux 7.3, 6.12 and 6.1.
 
 Each ``.expected`` file was written by ``mempolicy trace record`` from a real
-kernel booted under QEMU; none comes from the model.
+kernel booted under QEMU; none comes from the model.  ``foo.expected`` is
+Linux 7.3's; ``foo.6.12.expected`` and ``foo.6.1.expected`` exist where that
+kernel printed something else (docs/versions.md), and without one the kernel
+printed what ``foo.expected`` holds.  The model runs as each kernel
+(``run_trace_text(..., kernel=V)``) against that kernel's own output.
 """
 
 import re
@@ -9,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mempolicy.core.version import VERSIONS
+from mempolicy.oracle.cli import recorded_path
 from mempolicy.trace.run import run_trace_text
 
 TRACES = Path(__file__).parent / "traces"
@@ -24,25 +30,64 @@ def test_corpus_is_recorded():
     assert not unrecorded, f"traces without a recorded .expected: {unrecorded}"
 
 
-@pytest.mark.parametrize("trace", CASES, ids=[str(p.relative_to(TRACES).with_suffix("")) for p in CASES])
-def test_model_matches_linux(trace: Path):
-    expected = trace.with_suffix(".expected").read_text()
-    got = run_trace_text(trace.read_text(), str(trace))
+def _ids(cases):
+    return [str(p.relative_to(TRACES).with_suffix("")) for p in cases]
+
+
+# Recorded outputs the model does not give yet (docs/versions.md, "Not matched yet"):
+# strict, so that each fails once it is fixed.
+_FORK_PGTABLES = ("the oracle runner's fork allocates a different number of pages under the "
+                  "task policy on this kernel (13 for the first fork on 6.12, 11 on 7.3); "
+                  "not modelled per version (fork-interleave-7node matches on 6.1 by chance)")
+NOT_MATCHED = {
+    ("fidelity/fork-interleave-5node", "6.12"): _FORK_PGTABLES,
+    ("fidelity/fork-interleave-7node", "6.12"): _FORK_PGTABLES,
+    ("fidelity/fork-interleave-8node", "6.12"): _FORK_PGTABLES,
+    ("fidelity/fork-interleave-5node", "6.1"): _FORK_PGTABLES,
+    ("fidelity/fork-interleave-8node", "6.1"): _FORK_PGTABLES,
+    ("versions/munmap-table-batch", "6.12"): "munmap of eight touched pages takes one batch "
+        "page on 6.12 where 7.3 takes two; not understood yet",
+    ("versions/munmap-table-batch", "6.1"): "a first touch allocates one page table under the "
+        "task policy on 6.1 where 7.3 allocates three; not understood yet",
+    ("e2", "6.12"): "node 2 (64 MiB with a CPU) holds about 1000 pages more on 6.12 than "
+                    "reserved_pages estimates from 7.3: 7% off, over the 5% allowed",
+}
+
+
+def _params(cases, ids):
+    return [pytest.param(t, v, id=f"{i}-{v}", marks=[pytest.mark.xfail(
+                reason=NOT_MATCHED[(i, v)], strict=True)] if (i, v) in NOT_MATCHED else [])
+            for t, i in zip(cases, ids) for v in VERSIONS]
+
+
+@pytest.mark.parametrize("trace,kernel", _params(CASES, _ids(CASES)))
+def test_model_matches_linux(trace: Path, kernel: str):
+    expected = recorded_path(str(trace), kernel).read_text()
+    got = run_trace_text(trace.read_text(), str(trace), kernel=kernel)
     assert got.splitlines() == expected.splitlines()
+
+
+def test_version_files_belong_to_a_trace():
+    """Every ``foo.V.expected`` names a known kernel and a trace ``foo.trace`` beside it."""
+    tagged = [p for p in TRACES.rglob("*.expected") if not p.with_name(p.stem + ".trace").exists()]
+    for p in tagged:
+        owners = [p.name[:-len(f".{v}.expected")] + ".trace" for v in VERSIONS
+                  if v != "7.3" and p.name.endswith(f".{v}.expected")]
+        assert owners and p.with_name(owners[0]).exists(), f"{p}: no trace, or not a known kernel"
 
 
 NODE_COUNT = re.compile(r" N(\d+)=(\d+)")
 
 
-@pytest.mark.parametrize("trace", FILL_CASES, ids=[p.stem for p in FILL_CASES])
-def test_fill_falls_back_like_linux(trace: Path):
+@pytest.mark.parametrize("trace,kernel", _params(FILL_CASES, [p.stem for p in FILL_CASES]))
+def test_fill_falls_back_like_linux(trace: Path, kernel: str):
     """Filling a node: the same lines and the same nodes as Linux; how many pages fit
     on each node is an estimate (README, known differences) and must be within 5%.
 
     Linux itself varies here from boot to boot by a few hundred pages.
     """
-    expected = trace.with_suffix(".expected").read_text().splitlines()
-    got = run_trace_text(trace.read_text(), str(trace)).splitlines()
+    expected = recorded_path(str(trace), kernel).read_text().splitlines()
+    got = run_trace_text(trace.read_text(), str(trace), kernel=kernel).splitlines()
     assert [NODE_COUNT.sub("", x) for x in got] == [NODE_COUNT.sub("", x) for x in expected]
     for g, e in zip(got, expected):
         gn = {int(n): int(c) for n, c in NODE_COUNT.findall(g)}

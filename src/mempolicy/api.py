@@ -509,15 +509,17 @@ class ModelSystem(MemorySystem):
     ``privileged=False`` makes it uid and gid 65534 without capabilities (then
     ``MPOL_MF_MOVE_ALL`` is ``EPERM`` and ``migrate_pages`` leaves shared pages
     alone), and ``cred`` gives any credentials, e.g. those of the real caller,
-    ``ModelSystem(topo, cred=mempolicy.linux.read_cred())``.
+    ``ModelSystem(topo, cred=mempolicy.linux.read_cred())``.  ``version`` ("6.1",
+    "6.12" or "7.3", the default) is the Linux the model behaves as; another is
+    ValueError.
     """
 
     def __init__(self, topology: Topology, protocol: str = "current", *, privileged: bool = True,
-                 cred: Cred | None = None) -> None:
+                 cred: Cred | None = None, version: str = "7.3") -> None:
         from mempolicy.kernel import Kernel
         from mempolicy.scopes.cred import Cred
 
-        self.kernel, self.task = Kernel.boot(topology, protocol)
+        self.kernel, self.task = Kernel.boot(topology, protocol, version=version)
         if cred is None:
             cred = Cred.root() if privileged else Cred.user()
         self.task.cred = cred
@@ -528,7 +530,7 @@ class ModelSystem(MemorySystem):
 
     @classmethod
     def from_spec(cls, spec: str, protocol: str = "current", *, privileged: bool = True,
-                  cred: Cred | None = None) -> "ModelSystem":
+                  cred: Cred | None = None, version: str = "7.3") -> "ModelSystem":
         """From a topology spec (docs/topology.md): a TOML or hwloc XML file, ``4x512M``,
         a hwloc synthetic string.  ValueError (``TopologyError``), one line, for a bad spec.
 
@@ -537,7 +539,7 @@ class ModelSystem(MemorySystem):
         """
         if not isinstance(spec, str):
             raise TypeError(f"a topology spec is a str, not {type(spec).__name__}")
-        return cls(load_topology(spec), protocol, privileged=privileged, cred=cred)
+        return cls(load_topology(spec), protocol, privileged=privileged, cred=cred, version=version)
 
     @property
     def privileged(self) -> bool:

@@ -1,8 +1,8 @@
 """mempolicy: the Linux NUMA memory-policy subsystem, modelled and checked against Linux.
 
-    mempolicy trace run FILE...                 run traces on the model
+    mempolicy trace run [--kernel V] FILE...    run traces on the model
     mempolicy trace oracle [--kernel V] FILE... run traces on real Linux under QEMU
-    mempolicy trace diff FILE...                model against kernel, per trace
+    mempolicy trace diff [--kernel V] FILE...   model against kernel, per trace
     mempolicy trace record FILE...              write FILE.expected from the kernel
     mempolicy trace fuzz [--seed S] [--count N] [--out DIR]   random valid traces
     mempolicy trace campaign [--count N] [--mode M] [--out DIR]   hunt model/kernel differences
@@ -25,6 +25,7 @@ from mempolicy import __version__
 
 def _trace_run(argv: list[str]) -> int:
     from mempolicy.trace.parser import TraceError, load_trace
+    from mempolicy.core.version import DEFAULT_VERSION, VERSIONS
     from mempolicy.trace.run import run_trace
 
     p = argparse.ArgumentParser(prog="mempolicy trace run",
@@ -32,6 +33,8 @@ def _trace_run(argv: list[str]) -> int:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--protocol", choices=("current", "2008"), default="current",
                    help="reference-counting protocol of the model (default: current)")
+    p.add_argument("--kernel", choices=VERSIONS, default=DEFAULT_VERSION,
+                   help=f"Linux version the model behaves as (default {DEFAULT_VERSION})")
     args = p.parse_args(argv)
     traces = []
     for f in args.files:                       # validate everything before running anything
@@ -49,7 +52,7 @@ def _trace_run(argv: list[str]) -> int:
     for i, t in enumerate(traces):
         if len(traces) > 1:
             print(("\n" if i else "") + f"==> {t.path} <==")
-        sys.stdout.write("".join(line + "\n" for line in run_trace(t, args.protocol)))
+        sys.stdout.write("".join(line + "\n" for line in run_trace(t, args.protocol, kernel=args.kernel)))
     return 0
 
 

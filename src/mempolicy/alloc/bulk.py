@@ -43,7 +43,12 @@ from mempolicy.alloc.fault import (
     do_user_addr_fault,
     handle_mm_fault,
 )
-from mempolicy.alloc.mpol_alloc import interleave_nodes, policy_nodemask, weighted_interleave_nodes
+from mempolicy.alloc.mpol_alloc import (
+    interleave_nodes,
+    offset_il_index,
+    policy_nodemask,
+    weighted_interleave_nodes,
+)
 from mempolicy.alloc.page_alloc import PageAllocator
 from mempolicy.alloc.swap import lru_batches
 from mempolicy.core import sched_points as _chk
@@ -213,6 +218,7 @@ def _data_pattern(kernel, task, pol, ilx0: int) -> tuple[list[int], int, object,
     nodemask = None
     if mode == MPOL_INTERLEAVE:                        # interleave_nid
         pattern = list(pol.nodes) or [local]
+        ilx0 = offset_il_index(kernel, ilx0)           # (a range never crosses 2^32 pages)
     elif mode == MPOL_WEIGHTED_INTERLEAVE:             # weighted_interleave_nid
         wi = kernel.wi_state
         pattern = [n for n in pol.nodes for _ in range(wi.get_il_weight(n))] or [local]

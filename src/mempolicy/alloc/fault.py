@@ -18,7 +18,7 @@ already cached (fault-around), as ``filemap_map_pages`` does.
 
 from __future__ import annotations
 
-from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol
+from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol, offset_il_index
 from mempolicy.alloc.page_alloc import Folio, PageAllocator
 from mempolicy.alloc.swap import lru_batches
 from mempolicy.core import sched_points as _chk
@@ -59,7 +59,8 @@ def _do_anonymous_write(kernel, task, mm, vma: VMA, addr: int, vpn: int) -> None
     if mode == MPOL_INTERLEAVE and type(kernel.pages) is PageAllocator:   # interleave_nid, __alloc_pages
         nodes = pol.nodes
         n = nodes.bits.bit_count()
-        nid = nodes.nth((vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)) % n) if n else MAX_NUMNODES
+        nid = nodes.nth(offset_il_index(kernel, vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)) % n) \
+            if n else MAX_NUMNODES
         if nid >= kernel.topo.nr_node_ids:
             nid = task.numa_node_id()
         nid = kernel.pages.alloc_pages(nid, None, task.mems_allowed)
@@ -252,6 +253,8 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     inode = inode.inode
     index = vma.linear_page_index(addr)
     if index >= inode.size_pages:
+        if not write:                                   # do_read_fault maps the cached pages
+            do_fault_around(mm, vma, addr)              # around it, then shmem_fault fails
         raise FaultSignal("SIGBUS")
     if not write:                                       # do_read_fault
         do_fault_around(mm, vma, addr)

@@ -34,8 +34,10 @@ class MmuGather:
     def remove_page(self) -> None:
         """``__tlb_remove_page``: one more page to free; may need a new batch page."""
         self.nr_pages += 1
-        capacity = MMU_GATHER_BUNDLE + MAX_GATHER_BATCH * len(self.batches)
-        if self.nr_pages > capacity and len(self.batches) < MAX_GATHER_BATCH_COUNT:
+        # a batch is full one entry early (``batch->nr >= batch->max - 1``), and the
+        # next one is taken at once, when the page that fills it is added
+        capacity = MMU_GATHER_BUNDLE - 1 + (MAX_GATHER_BATCH - 1) * len(self.batches)
+        if self.nr_pages >= capacity and len(self.batches) < MAX_GATHER_BATCH_COUNT:
             self.batches.append(self._get_free_page())
 
     def may_alloc(self) -> bool:

@@ -71,6 +71,13 @@ def weighted_interleave_nodes(task, pol: Mempolicy, wi: WeightedInterleaveState)
     return node
 
 
+def offset_il_index(kernel, ilx: int) -> int:
+    """The interleave index ``interleave_nid`` divides: before v6.7 ``offset_il_node``
+    took ``(unsigned int)n`` of the VMA's page offset, so only its low 32 bits
+    count (``KernelVersion.interleave_index_truncated``)."""
+    return ilx & 0xFFFFFFFF if kernel.version.interleave_index_truncated else ilx
+
+
 def interleave_nid(pol: Mempolicy, ilx: int, local_nid: int) -> int:
     """Static interleave: the (ilx mod n)-th node of the policy."""
     nodes = pol.nodes
@@ -117,7 +124,7 @@ def policy_nodemask(task, pol: Mempolicy, ilx: int, nid: int,
             nid = pol.home_node
     elif mode == MPOL_INTERLEAVE:
         nid = interleave_nodes(task, pol) if ilx == NO_INTERLEAVE_INDEX \
-            else interleave_nid(pol, ilx, nid)
+            else interleave_nid(pol, offset_il_index(task.kernel, ilx), nid)
     elif mode == MPOL_WEIGHTED_INTERLEAVE:
         nid = weighted_interleave_nodes(task, pol, wi) if ilx == NO_INTERLEAVE_INDEX \
             else weighted_interleave_nid(pol, ilx, wi, nid)

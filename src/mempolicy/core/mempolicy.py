@@ -23,6 +23,7 @@ from mempolicy.core.nodemask import (
     mpol_relative_nodemask,
 )
 from mempolicy.core.slab import PolicyCache, SanitizerError
+from mempolicy.core.version import DEFAULT, KernelVersion
 from mempolicy.uapi import (
     MPOL_BIND,
     MPOL_DEFAULT,
@@ -237,17 +238,22 @@ def mpol_dup(pol: Mempolicy | None, cache: PolicyCache, rebind_to: Nodemask | No
 # Creation
 # ---------------------------------------------------------------------------
 
-def sanitize_mpol_flags(mode: int) -> tuple[int, int]:
-    """Split the user's ``int mode`` into (mode, flags); EINVAL on a bad combination."""
+def sanitize_mpol_flags(mode: int, version: KernelVersion = DEFAULT) -> tuple[int, int]:
+    """Split the user's ``int mode`` into (mode, flags); EINVAL on a bad combination.
+
+    The modes a ``version`` knows and those it lets take MPOL_F_NUMA_BALANCING
+    depend on it (``has_weighted_interleave``, ``numa_balancing_preferred_many``).
+    """
     mode &= 0xFFFFFFFF                      # the syscall's int
     flags = mode & MPOL_MODE_FLAGS
     mode &= ~MPOL_MODE_FLAGS & 0xFFFFFFFF
-    if mode >= MPOL_MAX:
+    if mode >= (MPOL_MAX if version.has_weighted_interleave else MPOL_WEIGHTED_INTERLEAVE):
         raise KernelError(errno.EINVAL)
     if (flags & MPOL_F_STATIC_NODES) and (flags & MPOL_F_RELATIVE_NODES):
         raise KernelError(errno.EINVAL)
     if flags & MPOL_F_NUMA_BALANCING:
-        if mode in (MPOL_BIND, MPOL_PREFERRED_MANY):
+        if mode == MPOL_BIND or (mode == MPOL_PREFERRED_MANY
+                                 and version.numa_balancing_preferred_many):
             flags |= MPOL_F_MOF | MPOL_F_MORON
         else:
             raise KernelError(errno.EINVAL)
@@ -274,8 +280,14 @@ def mpol_new(cache: PolicyCache, mode: int, flags: int, nodes: Nodemask) -> Memp
 
 
 def mpol_store_user_nodemask(pol: Mempolicy) -> bool:
-    """Whether ``w`` holds the user's nodemask (STATIC or RELATIVE)."""
-    return bool(pol.flags & MPOL_USER_NODEMASK_FLAGS)
+    """Whether ``w`` holds the user's nodemask: STATIC or RELATIVE, and on a kernel
+    where ``user_nodemask_on_numa_balancing`` holds also NUMA_BALANCING (the
+    policy's kernel is that of its cache; a static policy has no mode flags)."""
+    if pol.flags & MPOL_USER_NODEMASK_FLAGS:
+        return True
+    cache = pol._cache
+    return bool(pol.flags & MPOL_F_NUMA_BALANCING) and cache is not None \
+        and cache.version.user_nodemask_on_numa_balancing
 
 
 def mpol_set_nodemask(pol: Mempolicy | None, nodes: Nodemask, mems_allowed: Nodemask,

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 
 from mempolicy.core import sched_points as _chk
+from mempolicy.core.version import DEFAULT, KernelVersion
 
 
 class SanitizerError(RuntimeError):
@@ -52,8 +53,10 @@ class CacheStats:
 class PolicyCache:
     """kmem_cache "numa_policy": allocation, freeing, counts and the leak list."""
 
-    def __init__(self, name: str = "numa_policy", track_sites: bool = True) -> None:
+    def __init__(self, name: str = "numa_policy", track_sites: bool = True,
+                 version: KernelVersion = DEFAULT) -> None:
         self.name = name
+        self.version = version            # the kernel whose policies these are
         self.stats = CacheStats()
         self.track_sites = track_sites
         self.live: dict[int, object] = {}

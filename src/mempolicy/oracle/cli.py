@@ -85,10 +85,42 @@ def _guard(fn, argv) -> int:
             signal.signal(signal.SIGTERM, old)
 
 
-def expected_path(trace: str) -> Path:
-    """``foo.trace`` -> ``foo.expected`` (other names get ``.expected`` appended)."""
+def expected_path(trace: str, kernel: str = DEFAULT_KERNEL) -> Path:
+    """Where the output of Linux ``kernel`` is kept: ``foo.trace`` -> ``foo.expected``
+    for the default kernel, ``foo.6.12.expected`` for 6.12 (other names get the
+    suffix appended)."""
     p = Path(trace)
-    return p.with_suffix(".expected") if p.suffix == ".trace" else p.with_name(p.name + ".expected")
+    stem = p.stem if p.suffix == ".trace" else p.name
+    tag = "" if kernel == DEFAULT_KERNEL else f".{kernel}"
+    return p.with_name(f"{stem}{tag}.expected")
+
+
+def recorded_path(trace: str, kernel: str = DEFAULT_KERNEL) -> Path:
+    """The file holding what Linux ``kernel`` prints for ``trace``: its version file
+    if there is one, else ``foo.expected`` (the trace behaves there as on the
+    default kernel)."""
+    own = expected_path(trace, kernel)
+    return own if own.exists() else expected_path(trace)
+
+
+def _record_one(path: str, out: str, kernel: str) -> str:
+    """Write ``out`` as the recorded output of ``path`` on ``kernel``; say what was done.
+
+    Another kernel than the default gets a version file only when its output
+    differs from ``foo.expected``; a stale version file is removed."""
+    dest = expected_path(path, kernel)
+    try:
+        if kernel != DEFAULT_KERNEL:
+            base = expected_path(path)
+            if base.exists() and base.read_text(encoding="utf-8") == out:
+                if dest.exists():
+                    dest.unlink()
+                    return f"{dest}: removed (same as {base})"
+                return f"{base}: same on {kernel}"
+        atomic_write(dest, out)
+    except (OSError, UnicodeDecodeError) as e:
+        raise OracleError(f"cannot write {dest}: {getattr(e, 'strerror', None) or e}") from None
+    return str(dest)
 
 
 def _oracle_cmd(argv: list[str]) -> int:
@@ -105,16 +137,13 @@ def _oracle_cmd(argv: list[str]) -> int:
 
 def _record_cmd(argv: list[str]) -> int:
     args = _parser("record", "Run traces on a real Linux kernel and write each "
-                   "one's output to FILE.expected (foo.trace -> foo.expected).").parse_args(argv)
+                   "one's output to FILE.expected (foo.trace -> foo.expected); with "
+                   "--kernel V other than the default, to foo.V.expected, only where it "
+                   "differs from foo.expected (a stale one is removed).").parse_args(argv)
     items = _read(args.files)
     outs = _oracle(args, items)
     for (_, path), out in zip(items, outs):
-        dest = expected_path(path)
-        try:
-            atomic_write(dest, out)
-        except OSError as e:
-            raise OracleError(f"cannot write {dest}: {e.strerror}") from None
-        print(dest)
+        print(_record_one(path, out, args.kernel))
     return 0
 
 
@@ -129,7 +158,7 @@ def _diff_cmd(argv: list[str]) -> int:
     model = []
     for text, path in items:
         try:
-            model.append(run_trace_text(text, path))
+            model.append(run_trace_text(text, path, kernel=args.kernel))
         except Exception as e:  # noqa: BLE001 - a model crash is a difference to show
             from mempolicy.trace.parser import TraceError
             if isinstance(e, TraceError):

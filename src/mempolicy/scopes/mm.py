@@ -143,8 +143,13 @@ def is_mergeable_anon_vma(src: VMA, tgt: VMA) -> bool:
 
     One side without an anon_vma takes the other's (dup_anon_vma), unless the
     side that has one is a fork child; two anon_vmas must be the same one.
+    Before v6.16 the neighbour's chain is the one tested (``list_is_singular(
+    &tgt->anon_vma_chain)``), so a range with an anon_vma never joins a
+    neighbour without one (``KernelVersion.merge_into_vma_without_anon_vma``).
     """
     if tgt.anon_vma is None and src.anon_vma is not None:
+        if not tgt.mm.kernel.version.merge_into_vma_without_anon_vma:
+            return False
         return not vma_is_fork_child(src)
     if tgt.anon_vma is not None and src.anon_vma is None:
         return not vma_is_fork_child(tgt)

@@ -141,7 +141,7 @@ def do_set_mempolicy(kernel, task, mode: int, flags: int, nodes: Nodemask) -> No
 
 
 def kernel_set_mempolicy(kernel, task, mode: int, nmask: int | None, maxnode: int) -> int:
-    mode, flags = sanitize_mpol_flags(mode)
+    mode, flags = sanitize_mpol_flags(mode, kernel.version)
     nodes = get_nodes(nmask, maxnode)
     do_set_mempolicy(kernel, task, mode, flags, nodes)
     return 0
@@ -457,7 +457,7 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
 
 def kernel_mbind(kernel, task, start: int, length: int, mode: int, nmask: int | None,
                  maxnode: int, flags: int) -> int:
-    mode, mode_flags = sanitize_mpol_flags(mode)
+    mode, mode_flags = sanitize_mpol_flags(mode, kernel.version)
     nodes = get_nodes(nmask, maxnode)
     return do_mbind(kernel, task, start, length, mode, mode_flags, nodes, flags & 0xFFFFFFFF)
 

@@ -141,7 +141,8 @@ def kernel_migrate_pages(kernel, task, pid: int, maxnode: int, old_nodes: int | 
 
 
 def do_pages_stat(kernel, mm, addrs: list[int]) -> list[int]:
-    """The node of each page, or -EFAULT (no VMA, zero page) / -ENOENT (not present)."""
+    """The node of each page, or -EFAULT (no VMA, zero page) / -ENOENT (not present;
+    see ``absent_page_error`` for older kernels)."""
     out = []
     for addr in addrs:
         vma = mm.vma_lookup(addr)
@@ -151,12 +152,23 @@ def do_pages_stat(kernel, mm, addrs: list[int]) -> list[int]:
         vpn = addr >> PAGE_SHIFT
         kind = mm.ptes.kind(vpn)
         if kind == ABSENT:
-            out.append(-errno.ENOENT)
+            out.append(-absent_page_error(kernel, vma))
         elif kind == KIND_ZERO:
             out.append(-errno.EFAULT)
         else:
             out.append(mm.ptes.nid(vpn))
     return out
+
+
+def absent_page_error(kernel, vma) -> int:
+    """move_pages' status for a page ``vma`` does not map: ENOENT (``folio_walk_start``
+    finds nothing).  Before v6.12 the lookup was ``follow_page(FOLL_DUMP)``, whose
+    ``no_page_table`` gives EFAULT for a VMA a fault would fill with zeroes (an
+    anonymous one) and NULL, so ENOENT, for a file or shmem VMA
+    (``KernelVersion.follow_page_dump``)."""
+    if vma.vm_file is None and kernel.version.follow_page_dump:
+        return errno.EFAULT
+    return errno.ENOENT
 
 
 def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelist: list,
@@ -169,7 +181,7 @@ def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelis
     vpn = addr >> PAGE_SHIFT
     kind = mm.ptes.kind(vpn)
     if kind == ABSENT:
-        return -errno.ENOENT, None
+        return -absent_page_error(mm.kernel, vma), None
     if kind == KIND_ZERO:
         return -errno.EFAULT, None
     if mm.ptes.nid(vpn) == node:

@@ -198,6 +198,8 @@ def do_vmi_munmap(kernel, task, mm: MM, start: int, end: int) -> None:
         if vma.end > end:
             mm.split_vma(vma, end)
         vmas.append(vma)
+    if vmas and kernel.version.lru_drain_on_unmap:
+        lru_batches(kernel).lru_add_drain(task.cpu)     # unmap_region: lru_add_drain()
     for vma in vmas:
         unmap_region(kernel, mm, vma.start, vma.end, tlb)
     lru_batches(kernel).forget(mm, start >> PAGE_SHIFT, end >> PAGE_SHIFT)

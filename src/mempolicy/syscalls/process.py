@@ -104,6 +104,8 @@ def do_exit(kernel, task: Task) -> None:
     (and their policies) under mmap_write_lock.
     """
     mm = task.mm
+    if kernel.version.lru_drain_on_unmap:
+        lru_batches(kernel).lru_add_drain(task.cpu)     # exit_mmap: lru_add_drain()
     mm.mmap_lock.read_lock()
     try:
         for vma in list(mm.vmas):

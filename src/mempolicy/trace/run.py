@@ -81,10 +81,12 @@ def _as_int(v: int) -> int:
 class TraceRunner:
     """State of one trace run: the kernel, the process stack and the names."""
 
-    def __init__(self, trace: Trace, protocol: str = "current", bulk: bool | None = None) -> None:
+    def __init__(self, trace: Trace, protocol: str = "current", bulk: bool | None = None,
+                 kernel: str = "7.3") -> None:
         self.trace = trace
         self.bulk = bulk                        # None: the bulk fault path where it applies
-        self.kernel, task = Kernel.boot(Topology.from_machine(trace.machine), protocol)
+        self.kernel, task = Kernel.boot(Topology.from_machine(trace.machine), protocol,
+                                        version=kernel)
         self.stack = [task]                     # current process last
         self.maps: dict[str, tuple[int, int]] = {}
         self.memfds: dict[str, object] = {}
@@ -286,9 +288,11 @@ class TraceRunner:
         return f"rc=0 mode={_as_int(pval)} mask={mask}"
 
 
-def run_trace(trace: Trace, protocol: str = "current", bulk: bool | None = None) -> list[str]:
-    """The output lines of a parsed trace (``bulk`` False: fault page by page)."""
-    runner = TraceRunner(trace, protocol, bulk)
+def run_trace(trace: Trace, protocol: str = "current", bulk: bool | None = None,
+              kernel: str = "7.3") -> list[str]:
+    """The output lines of a parsed trace as Linux ``kernel`` ("6.1", "6.12", "7.3") gives
+    them (``bulk`` False: fault page by page)."""
+    runner = TraceRunner(trace, protocol, bulk, kernel)
     out = runner.run()
     lines = []
     for line in out:
@@ -301,6 +305,11 @@ def run_trace(trace: Trace, protocol: str = "current", bulk: bool | None = None)
     return lines
 
 
-def run_trace_text(text: str, path: str = "<trace>", protocol: str = "current") -> str:
-    """Canonical output of a trace given as text (TraceError if it is malformed)."""
-    return "".join(line + "\n" for line in run_trace(parse_trace(text, path), protocol))
+def run_trace_text(text: str, path: str = "<trace>", protocol: str = "current",
+                   kernel: str = "7.3") -> str:
+    """Canonical output of a trace given as text, as Linux ``kernel`` gives it (TraceError
+    if it is malformed).
+
+    Example: ``run_trace_text(open("t.trace").read(), "t.trace", kernel="6.12")``."""
+    return "".join(line + "\n" for line in run_trace(parse_trace(text, path), protocol,
+                                                      kernel=kernel))

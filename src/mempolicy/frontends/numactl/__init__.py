@@ -2,7 +2,7 @@
 
     mempolicy numactl [numactl options] COMMAND [ARGS...]
     mempolicy numactl --show | --hardware
-    mempolicy numactl --sim TOPOLOGY [numactl options] [--show | --hardware | memhog SIZE]
+    mempolicy numactl --sim TOPOLOGY [--kernel V] [numactl options] [--show | --hardware | memhog SIZE]
     mempolicy numactl --numactl-version 2.0.19 [...]   (or MEMPOLICY_NUMACTL_VERSION=2.0.19)
 
 Options are processed in order, with GNU ``getopt_long`` rules (prefix
@@ -18,7 +18,9 @@ synthetic string or ``sysfs``) runs the same command line against a process
 of the model kernel booted on that machine: ``--show``/``--hardware``
 describe the simulated process and machine, and the command may be
 ``memhog SIZE`` (touch SIZE of anonymous memory under the policy, then print
-where its pages went as numa_maps does).
+where its pages went as numa_maps does).  ``--kernel 6.1|6.12|7.3`` (with
+``--sim``, among the leading options; default 7.3) says which Linux the model
+behaves as.
 
 The package follows numactl's own files, in the order a user types:
 :mod:`.options` (the command line, numactl.c ``main``), :mod:`.cparse` (numbers
@@ -56,16 +58,18 @@ def _leading(argv: list[str], name: str) -> tuple[str | None, list[str], str | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``mempolicy numactl [--numactl-version V] [--sim TOPOLOGY] [numactl options] ...``.
+    """``mempolicy numactl [--numactl-version V] [--sim TOPOLOGY [--kernel V]] [numactl options] ...``.
 
     Example: ``main(["--sim", "2x1G", "--hardware"])`` prints the model's hardware.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     io = Output()
-    spec = version = None
+    spec = version = kernel = None
     while argv:                                 # our own options come first, in any order
         if argv[0].startswith("--sim") and spec is None:
             spec, rest, err = _leading(argv, "sim")
+        elif argv[0].startswith("--kernel") and kernel is None:
+            kernel, rest, err = _leading(argv, "kernel")
         elif argv[0].startswith("--numactl-version") and version is None:
             version, rest, err = _leading(argv, "numactl-version")
         else:
@@ -82,12 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         io.err(f"numactl: --numactl-version: {e}\n" if version is not None
                else f"numactl: {ENV}: {e}\n")
         return 2
+    if kernel is not None:
+        from mempolicy.core.version import VERSIONS
+
+        if spec is None:
+            io.err("numactl: --kernel: only with --sim (the model's Linux version)\n")
+            return 2
+        if kernel not in VERSIONS:
+            io.err(f"numactl: --kernel: unknown version '{kernel}' (one of {', '.join(VERSIONS)})\n")
+            return 2
     try:
         if spec is not None:
             from mempolicy.linux.topology import TopologyError
 
             try:
-                be = SimBackend(spec)
+                be = SimBackend(spec, kernel or "7.3")
             except (TopologyError, ValueError, OSError) as e:
                 io.err(f"numactl: --sim: {e}\n")
                 return 2

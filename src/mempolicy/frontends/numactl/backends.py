@@ -131,11 +131,12 @@ class SimBackend:
 
     sim = True
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, kernel: str = "7.3") -> None:
         from mempolicy.api import ModelSystem
         from mempolicy.scopes.cred import Cred
 
-        self.model = ModelSystem.from_spec(spec, cred=Cred.of_caller())   # as privileged as the caller
+        self.model = ModelSystem.from_spec(spec, cred=Cred.of_caller(),   # as privileged as the caller
+                                           version=kernel)
         self.topo = self.model.topology
 
     def syscall_ok(self) -> bool:

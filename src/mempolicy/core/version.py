@@ -1,0 +1,113 @@
+"""Which Linux the model behaves as (include/generated/uapi/linux/version.h).
+
+The model follows Linux 7.3.  The versions the oracle boots (Debian's 6.1,
+6.12 and 7.3) differ in a few places that a trace can see; each difference is
+a named predicate here, tested at the one place where the kernel code differs,
+and says which commit changed it.  Nothing else in the model looks at the
+version number.
+
+Example: ``KernelVersion.parse("6.1").has_weighted_interleave`` is False.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VERSIONS = ("6.1", "6.12", "7.3")
+DEFAULT_VERSION = "7.3"
+
+
+@dataclass(frozen=True)
+class KernelVersion:
+    """``LINUX_VERSION_CODE`` as (major, minor), with the behaviours that depend on it."""
+
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, text: str | "KernelVersion" = DEFAULT_VERSION) -> "KernelVersion":
+        """``"6.12"`` -> KernelVersion(6, 12); ValueError for a version the model does not know."""
+        if isinstance(text, KernelVersion):
+            return text
+        if text not in VERSIONS:
+            raise ValueError(f"unknown kernel version {text!r} (one of {', '.join(VERSIONS)})")
+        major, minor = text.split(".")
+        return cls(int(major), int(minor))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    def at_least(self, major: int, minor: int) -> bool:
+        """``LINUX_VERSION_CODE >= KERNEL_VERSION(major, minor, 0)``."""
+        return (self.major, self.minor) >= (major, minor)
+
+    # -- mm/mempolicy.c --------------------------------------------------------
+    @property
+    def has_weighted_interleave(self) -> bool:
+        """MPOL_WEIGHTED_INTERLEAVE (mode 6) exists: v6.9, the commit
+        ("mm/mempolicy: introduce MPOL_WEIGHTED_INTERLEAVE for weighted interleaving").
+        Before it MPOL_MAX is 6 and mode 6 is EINVAL like any unknown mode."""
+        return self.at_least(6, 9)
+
+    @property
+    def numa_balancing_preferred_many(self) -> bool:
+        """``sanitize_mpol_flags`` takes MPOL_F_NUMA_BALANCING with MPOL_PREFERRED_MANY
+        as well as MPOL_BIND: v6.10, the commit ("mm/numa_balancing: allow
+        migrate on protnone reference with MPOL_PREFERRED_MANY policy").  Before it,
+        only MPOL_BIND (since v5.12) and every other mode is EINVAL."""
+        return self.at_least(6, 10)
+
+    @property
+    def user_nodemask_on_numa_balancing(self) -> bool:
+        """``mpol_store_user_nodemask`` is ``pol->flags & MPOL_MODE_FLAGS`` (v5.12 to
+        at least v6.15), so MPOL_F_NUMA_BALANCING alone makes a policy keep the
+        caller's raw nodemask in ``w.user_nodemask``: get_mempolicy reports that
+        mask, mpol_equal compares it, and a rebind remaps from it.  Linux 7.3 tests
+        ``MPOL_USER_NODEMASK_FLAGS`` (STATIC or RELATIVE) only."""
+        return not self.at_least(7, 0)
+
+    @property
+    def interleave_index_truncated(self) -> bool:
+        """``offset_il_node(pol, n)`` divides ``(unsigned int)n``: a VMA's interleave
+        offset (its ``vm_pgoff`` plus the page's index, about 2^33 at the trace
+        format's addresses) loses its high bits, which moves the pattern's phase.
+        v6.7, the commit ("mempolicy: alloc_pages_mpol() for NUMA policy
+        without vma"), made it ``ilx``, a ``pgoff_t``, divided whole."""
+        return not self.at_least(6, 7)
+
+    # -- mm/migrate.c ------------------------------------------------------------
+    @property
+    def follow_page_dump(self) -> bool:
+        """move_pages looks a page up with ``follow_page(vma, addr, FOLL_DUMP)``, which
+        reports a page never faulted in an anonymous VMA as -EFAULT (not -ENOENT).
+        v6.12 converted ``do_pages_stat_array`` and ``add_page_for_migration`` to
+        ``folio_walk_start`` (David Hildenbrand's "mm/migrate: convert ... from
+        follow_page() to folio_walk"), which reports -ENOENT for any absent page."""
+        return not self.at_least(6, 12)
+
+    # -- mm/swap.c callers --------------------------------------------------------
+    @property
+    def lru_drain_on_unmap(self) -> bool:
+        """munmap (``unmap_region``) and exit (``exit_mmap``) begin with
+        ``lru_add_drain()``: the calling CPU's LRU batch is emptied, so a page the
+        batch held no longer counts as referenced at the next write fault.  Linux
+        6.1 and 6.12 do (measured: tests/traces/fidelity/cow-lru-batch-*); Linux
+        7.3 does neither (the commit that dropped the calls is not identified
+        here)."""
+        return not self.at_least(7, 0)
+
+    # -- mm/vma.c (mm/mmap.c before v6.10) --------------------------------------
+    @property
+    def merge_into_vma_without_anon_vma(self) -> bool:
+        """A range whose VMA has an anon_vma may merge into a neighbour that has
+        none (the neighbour then takes it, ``dup_anon_vma``).  Before v6.16,
+        ``is_mergeable_anon_vma(anon_vma1, anon_vma2, vma)`` asked
+        ``list_is_singular(&vma->anon_vma_chain)`` of the *neighbour*, whose chain
+        is empty, so such merges (mbind or mprotect of a touched VMA next to an
+        untouched one with the same policy) were refused; "mm/vma: fix
+        incorrectly disallowed anonymous VMA merges" (v6.16) tests the side that
+        has the anon_vma instead (``vma_had_uncowed_parents``)."""
+        return self.at_least(6, 16)
+
+
+DEFAULT = KernelVersion.parse(DEFAULT_VERSION)
