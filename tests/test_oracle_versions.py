@@ -223,7 +223,7 @@ def test_diff_kernels_finds_and_shrinks():
     assert [c.status for c in changes] == ["changed", "same", "nondeterministic"]
     c = changes[0]
     assert c.first == (10, "where")
-    header, cmds = split_trace(c.minimized)
+    cmds = split_trace(c.minimized)[1]
     assert cmds == ["mmap A 4", "where A 0 4"]           # the minimal trace that still differs
     assert c.min_a == "3 mmap: ok\n4 where: EFAULT EFAULT EFAULT EFAULT\n"
     assert c.min_b == "3 mmap: ok\n4 where: ENOENT ENOENT ENOENT ENOENT\n"

@@ -238,7 +238,9 @@ def _semantic_diff(args, items: list[tuple[str, str]], against: bool) -> int:
         version = args.kernel or (kernel_from_path(args.vmlinuz).version if args.vmlinuz
                                   else DEFAULT_KERNEL)
         label_b = f"the model of {version}"
-        run_b = lambda texts: _model_outputs([(t, "<trace>") for t in texts], version)  # noqa: E731
+
+        def run_b(texts: list[str]) -> list[str]:
+            return _model_outputs([(t, "<trace>") for t in texts], version)
     changes = diff_kernels(items, run_a, run_b, shrink=not args.no_shrink)
     n_changed = n_nondet = 0
     for c in changes:

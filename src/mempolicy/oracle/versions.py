@@ -63,9 +63,9 @@ def side_by_side(labels: list[str], outs: list[str]) -> list[str]:
 
     >>> for x in side_by_side(["6.1", "7.3"], ["3 mmap: ok\\n4 x: EINVAL\\n", "3 mmap: ok\\n4 x: ok\\n"]):
     ...     print(x.rstrip())
-      6.1          | 7.3
-      3 mmap: ok   | 3 mmap: ok
-    ! 4 x: EINVAL  | 4 x: ok
+      6.1         | 7.3
+      3 mmap: ok  | 3 mmap: ok
+    ! 4 x: EINVAL | 4 x: ok
     """
     rows = _rows(outs)
     width = [max([len(labels[c])] + [len(r[c]) for r in rows]) for c in range(len(outs))]
