@@ -99,3 +99,35 @@ def test_diff_61_against_612_finds_and_shrinks(tmp_path):
     assert m and int(m[1]) < 4 and "set_mempolicy weighted_interleave 0-1\n" in m[2], out
     assert f"{files[2]}: same on both" in out
     assert "2 of 3 trace(s) changed between Linux 6.1.0" in out
+
+
+# A page written on CPU 0 sits in CPU 0's LRU batch, which holds a reference.
+# After fork and exit, a write on CPU 1 reuses the page on 6.12 but copies it
+# on 7.3 (where: 0 against 1); measured with trace versions --oracle.
+COW = HEADER + """\
+mmap A 1
+mmap B 1
+touch A 0 1
+fork
+exit
+cpu 1
+touch B 0 1
+touch A 0 1
+where A 0 1
+"""
+
+
+def test_diff_612_against_73_finds_and_shrinks(tmp_path):
+    """The copy-on-write trace changes between 6.12 and 7.3 and is shrunk; the
+    never-touched page (which changed in 6.12) and SAME are not reported."""
+    files = _write(tmp_path, cow=COW, untouched=UNTOUCHED, same=SAME)
+    r = _mempolicy("trace", "diff", "-j", "1", "--kernel", "6.12", "--against", "7.3", *files)
+    assert r.returncode == 1, r.stderr
+    out = r.stdout
+    m = re.search(r"cow\.trace: changed at line 11 \(where\); minimal trace of (\d) command\(s\), "
+                  r"from 9 <==\n" + re.escape(HEADER) + r"((?:.+\n)+?)--- Linux 6\.12", out)
+    assert m, out
+    assert int(m[1]) < 9 and m[2].endswith("where A 0 1\n") and "fork\n" in m[2], out
+    assert re.search(r"-\d+ where: 0\n\+\d+ where: 1\n", out), out
+    assert f"{files[1]}: same on both" in out and f"{files[2]}: same on both" in out
+    assert "1 of 3 trace(s) changed between Linux 6.12" in out
