@@ -100,6 +100,9 @@ def test_campaign_vmlinuz_not_a_kernel(tmp_path, capsys):
     assert main(["--vmlinuz", str(junk), "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an x86 bzImage" in err
+    assert main(["--vmlinuz", str(junk), "--oracle", "planted", "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err == "mempolicy trace campaign: --vmlinuz needs --oracle qemu\n"
+    assert not (tmp_path / "c").exists()
 
 
 def test_usage_errors_are_one_line(capsys):
@@ -144,6 +147,9 @@ def test_silent_user_kernel_needs_a_serial_console():
     k = kernels.Kernel("6.12", "bzImage", "6.13.0", kernels.Path("bzImage"), user=True)
     said = qemu.missing_features(initramfs.split_results(""), "", k)
     assert said is not None and "CONFIG_SERIAL_8250_CONSOLE" in said
+    said = qemu.missing_features(initramfs.split_results(""), "Run /init as init process\n"
+                                 "Failed to execute /init (error -8)\nKernel panic", k)
+    assert said is not None and "CONFIG_BINFMT_SCRIPT" in said
     debian = kernels.Kernel("6.12", "pkg", "6.12.1", kernels.Path("vmlinuz"))
     assert qemu.missing_features(initramfs.split_results(""), "", debian) is None
 

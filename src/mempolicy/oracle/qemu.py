@@ -199,6 +199,8 @@ def missing_features(res: BootOutput, console: str, kernel: Kernel) -> str | Non
             found.append(("CONFIG_SERIAL_8250_CONSOLE", "nothing on the serial console"))
         elif "VFS: Unable to mount root" in console:
             found.append(("CONFIG_BLK_DEV_INITRD", "the initramfs was not unpacked"))
+        elif "Failed to execute /init" in console:  # a #! script (and a static ELF busybox)
+            found.append(("CONFIG_BINFMT_SCRIPT", "/init could not be executed"))
     if not found:
         return None
     opts: dict[str, list[str]] = {}
