@@ -179,19 +179,34 @@ def test_versions_model_7_3(tmp_path, capsys):
                                  "the same output)")
 
 
+# What Linux 6.1.0-50, 6.12.117 and 7.3.4 printed (trace versions --oracle).
+MEASURED = {
+    "node 0 mem=512M cpus=1\nnode 1 mem=512M cpus=1\nmmap A 4\ntouch A 0 1\n"
+    "touch A 2 1 read\nwhere A 0 4\n": (
+        "! 6 where: 0 EFAULT EFAULT EFAULT", "6 where: 0 ENOENT EFAULT ENOENT",
+        "6 where: 0 ENOENT EFAULT ENOENT"),
+    "node 0 mem=512M cpus=1\nnode 1 mem=512M cpus=1\nmmap A 4\n"
+    "set_mempolicy weighted_interleave 0-1\nget_mempolicy\n": (
+        "! 4 set_mempolicy: EINVAL", "4 set_mempolicy: ok", "4 set_mempolicy: ok"),
+}
+
+
 @pytest.mark.xfail(strict=True, reason="needs the model's version switch")
 def test_versions_model_three_kernels(tmp_path, capsys):
-    """What Linux 6.1, 6.12 and 7.3 printed for UNTOUCHED (recorded with --oracle):
-    a page never touched is EFAULT before 6.12 and ENOENT since."""
-    a = tmp_path / "a.trace"
-    a.write_text(UNTOUCHED)
-    assert cli.main_versions([str(a)]) == 0
+    """The model's three versions side by side give what the three kernels gave:
+    a page never touched is EFAULT before 6.12 and ENOENT since; 6.1 has no
+    weighted interleave."""
+    files = []
+    for n, text in enumerate(MEASURED):
+        files.append(tmp_path / f"t{n}.trace")
+        files[-1].write_text(text)
+    assert cli.main_versions([str(f) for f in files]) == 0
     out = capsys.readouterr().out
-    row = next(x for x in out.splitlines() if x.startswith("! 10 where:"))
-    assert [c.strip() for c in row[2:].split("|")] == [
-        "10 where: 0 EFAULT EFAULT EFAULT", "10 where: 0 ENOENT EFAULT ENOENT",
-        "10 where: 0 ENOENT EFAULT ENOENT"]
-    assert re.search(r"a\.trace\s+a\s+b\s+b\s+<- differs", out)
+    for want in MEASURED.values():
+        row = next(x for x in out.splitlines() if x.startswith(want[0].split(":")[0] + ":"))
+        assert [c.strip() for c in row.split("|")] == list(want)
+    assert re.search(r"t0\.trace\s+a\s+b\s+b\s+<- differs", out)
+    assert re.search(r"t1\.trace\s+a\s+b\s+b\s+<- differs", out)
 
 
 # ---- trace diff --against, on stand-in kernels ------------------------------------
