@@ -109,5 +109,5 @@ def main(argv: list[str]) -> int:
     print(f"{s['traces']} traces: {t.get('same', 0)} same, {t.get('divergent', 0)} divergent "
           f"in {len(s['groups'])} group(s), {t.get('nondeterministic', 0)} nondeterministic, "
           f"{t.get('error', 0)} failed boots"
-          + (f", {t['unjudged']} unjudged" if t.get("unjudged") else "") + "; report in {args.out / 'report' / 'summary.md'}")
+          + (f", {t['unjudged']} unjudged" if t.get("unjudged") else "") + f"; report in {args.out / 'report' / 'summary.md'}")
     return 1 if t.get("divergent") else 0
