@@ -154,7 +154,7 @@ def _model_outputs(items: list[tuple[str, str]], version: str) -> list[str]:
     """The model's output of each trace as Linux VERSION behaves (a crash is an output)."""
     from mempolicy.oracle.versions import model_column
 
-    return model_column(version).run(items)
+    return model_column(version, "; compare two kernels with --against").run(items)
 
 
 def _diff_parser() -> argparse.ArgumentParser:
@@ -301,7 +301,7 @@ def _versions_cmd(argv: list[str]) -> int:
         for v in versions:
             columns.append(ver.Column(f"Linux {v}", lambda it, v=v: _oracle(args, it, v, None, v)))
     else:
-        columns += [ver.model_column(v) for v in versions]
+        columns += [ver.model_column(v, "; pass --oracle to run the real kernels") for v in versions]
     for n, path in enumerate(vmlinuz):
         release = kernel_from_path(path).release
         columns.append(ver.Column(release, lambda it, path=path, n=n:

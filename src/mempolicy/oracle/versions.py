@@ -34,13 +34,12 @@ def model_has_versions() -> bool:
     return "kernel" in inspect.signature(run_trace_text).parameters
 
 
-def model_column(version: str) -> Column:
-    """The model as Linux VERSION behaves."""
+def model_column(version: str, hint: str = "") -> Column:
+    """The model as Linux VERSION behaves; HINT ends the error of a model without versions."""
     from mempolicy.campaign.work import model_output
 
     if version != "7.3" and not model_has_versions():
-        raise OracleError(f"the model in this tree follows Linux 7.3 only, not {version}; "
-                          "pass --oracle to run the real kernels")
+        raise OracleError(f"the model in this tree follows Linux 7.3 only, not {version}{hint}")
     return Column(f"model {version}",
                   lambda items: [model_output(t, p, version) for t, p in items])
 
