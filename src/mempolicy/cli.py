@@ -3,6 +3,9 @@
     mempolicy trace run [--kernel V] FILE...    run traces on the model
     mempolicy trace oracle [--kernel V] FILE... run traces on real Linux under QEMU
     mempolicy trace diff [--kernel V] FILE...   model against kernel, per trace
+    mempolicy trace diff --kernel A --against B [FILE...|--campaign N]
+                                                the traces whose output changes from A to B
+    mempolicy trace versions [--oracle] FILE... each trace on 6.1, 6.12 and 7.3, side by side
     mempolicy trace record FILE...              write FILE.expected from the kernel
     mempolicy trace fuzz [--seed S] [--count N] [--out DIR]   random valid traces
     mempolicy trace campaign [--count N] [--mode M] [--out DIR]   hunt model/kernel differences
@@ -96,7 +99,7 @@ def _main(argv: list[str]) -> int:
         try:
             if sub == "run":
                 return _trace_run(rest)
-            if sub in ("oracle", "diff", "record"):
+            if sub in ("oracle", "diff", "record", "versions"):
                 return _oracle(sub, rest)
             if sub == "fuzz":
                 from mempolicy.trace.fuzz import main as fuzz_main

@@ -19,8 +19,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Generate traces, run each on the model and on a real kernel, set "
                     "nondeterministic ones aside, shrink every divergence and write a report "
                     "to OUT/report. Stoppable with Ctrl-C; the same command again resumes.")
-    p.add_argument("--kernel", default=DEFAULT_KERNEL, choices=sorted(KERNEL_SUITES),
-                   help=f"Linux version to boot (default {DEFAULT_KERNEL})")
+    p.add_argument("--kernel", choices=sorted(KERNEL_SUITES),
+                   help=f"Linux version to boot (default {DEFAULT_KERNEL}); with --vmlinuz, "
+                        "the version of the model to judge it against (default: from its release)")
+    p.add_argument("--vmlinuz", metavar="PATH",
+                   help="boot this bzImage (a kernel you built) instead of a Debian one")
     p.add_argument("--count", type=int, default=48, help="how many traces (default 48)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--mode", default="all",
@@ -59,14 +62,29 @@ def main(argv: list[str]) -> int:
     if args.count < 1 or args.seed < 0 or (args.jobs is not None and args.jobs < 1):
         print(f"{prog}: --count and --jobs must be positive, --seed not negative", file=sys.stderr)
         return 2
+    from mempolicy.oracle.kernels import DEFAULT_KERNEL, get_kernel, kernel_from_path
+
+    vmlinuz = None
+    if args.vmlinuz is not None:
+        if args.oracle != "qemu":
+            print(f"{prog}: --vmlinuz needs --oracle qemu", file=sys.stderr)
+            return 2
+        try:
+            k = kernel_from_path(args.vmlinuz)
+        except OracleError as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 2
+        vmlinuz = str(k.vmlinuz)      # absolute: workers may run elsewhere
+        args.kernel = args.kernel or k.version
+    args.kernel = args.kernel or DEFAULT_KERNEL
     if args.oracle == "qemu" and not args.scheduler:
-        from mempolicy.oracle.kernels import get_kernel
         from mempolicy.oracle.qemu import preflight
         from mempolicy.trace.parser import parse_trace
 
         try:
             preflight([parse_trace("node 0 mem=512M cpus=1\n", "<campaign>").machine])
-            get_kernel(args.kernel)
+            if vmlinuz is None:
+                get_kernel(args.kernel)
         except OracleError as e:
             print(f"{prog}: {e}", file=sys.stderr)
             return 2
@@ -76,7 +94,7 @@ def main(argv: list[str]) -> int:
     try:
         s = run_campaign(args.out, args.seed, args.count, modes, args.kernel, args.oracle,
                          args.jobs, args.scheduler, kernel_only=args.kernel_only,
-                         rejudge=args.rejudge)
+                         rejudge=args.rejudge, vmlinuz=vmlinuz)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished traces are kept in {args.out}/results, "
               "the same command goes on from there", file=sys.stderr)
@@ -91,5 +109,5 @@ def main(argv: list[str]) -> int:
     print(f"{s['traces']} traces: {t.get('same', 0)} same, {t.get('divergent', 0)} divergent "
           f"in {len(s['groups'])} group(s), {t.get('nondeterministic', 0)} nondeterministic, "
           f"{t.get('error', 0)} failed boots"
-          + (f", {t['unjudged']} unjudged" if t.get("unjudged") else "") + "; report in {args.out / 'report' / 'summary.md'}")
+          + (f", {t['unjudged']} unjudged" if t.get("unjudged") else "") + f"; report in {args.out / 'report' / 'summary.md'}")
     return 1 if t.get("divergent") else 0

@@ -167,12 +167,12 @@ def _stored_of(batch: list, stored: dict[str, str]) -> dict[str, str]:
 
 def run_local(batches: list[list], kernel: str, oracle: str, jobs: int,
               on_done: Callable[[list[dict]], None], stored: dict[str, str] | None = None,
-              judge: bool = True) -> None:
+              judge: bool = True, vmlinuz: str | None = None) -> None:
     """Run BATCHES on a pool of JOBS local processes, calling ON_DONE with each batch's results."""
     stored = stored or {}
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
-    pending = {pool.submit(evaluate_batch, b, kernel, oracle, True, _stored_of(b, stored), judge)
-               for b in batches}
+    pending = {pool.submit(evaluate_batch, b, kernel, oracle, True, _stored_of(b, stored), judge,
+                           vmlinuz) for b in batches}
     try:
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -193,7 +193,7 @@ def run_local(batches: list[list], kernel: str, oracle: str, jobs: int,
 
 def run_dask(batches: list[list], kernel: str, oracle: str, address: str,
              on_done: Callable[[list[dict]], None], stored: dict[str, str] | None = None,
-             judge: bool = True) -> None:
+             judge: bool = True, vmlinuz: str | None = None) -> None:
     """Run BATCHES on the Dask distributed cluster at ADDRESS (one task per batch)."""
     try:
         from distributed import Client, as_completed
@@ -207,7 +207,7 @@ def run_dask(batches: list[list], kernel: str, oracle: str, address: str,
     try:
         stored = stored or {}
         futures = [client.submit(evaluate_batch, b, kernel, oracle, True, _stored_of(b, stored),
-                                 judge, pure=False) for b in batches]
+                                 judge, vmlinuz, pure=False) for b in batches]
         try:
             for f in as_completed(futures):
                 _collect(f, on_done)
@@ -220,10 +220,12 @@ def run_dask(batches: list[list], kernel: str, oracle: str, address: str,
 
 def run_campaign(out: Path, seed: int, count: int, modes: list[str], kernel: str = "7.3",
                  oracle: str = "qemu", jobs: int | None = None, scheduler: str | None = None,
-                 status_stream=None, kernel_only: bool = False, rejudge: bool = False) -> dict:
+                 status_stream=None, kernel_only: bool = False, rejudge: bool = False,
+                 vmlinuz: str | None = None) -> dict:
     """Run a whole campaign into OUT and write its report; the summary dict.
 
-    KERNEL_ONLY and REJUDGE as in the module's docstring.
+    KERNEL_ONLY and REJUDGE as in the module's docstring.  VMLINUZ: boot
+    that bzImage (a kernel the user built), judged against the model of KERNEL.
 
     KeyboardInterrupt propagates after every finished batch is saved.
     """
@@ -237,8 +239,13 @@ def run_campaign(out: Path, seed: int, count: int, modes: list[str], kernel: str
     if isinstance(before, dict) and before.get("kernel", kernel) != kernel:
         raise RuntimeError(f"{out} holds a campaign against Linux {before['kernel']}, "
                            f"not {kernel}: give another --out")
-    _write_json(out / "campaign.json", {"seed": seed, "count": count, "modes": modes,
-                                        "kernel": kernel, "oracle": oracle})
+    if isinstance(before, dict) and before.get("vmlinuz", vmlinuz) != vmlinuz:
+        raise RuntimeError(f"{out} holds a campaign against the bzImage {before['vmlinuz']}, "
+                           f"not {vmlinuz}: give another --out")
+    info = {"seed": seed, "count": count, "modes": modes, "kernel": kernel, "oracle": oracle}
+    if vmlinuz is not None:
+        info["vmlinuz"] = vmlinuz
+    _write_json(out / "campaign.json", info)
     todo, results, stored = prepare(out, seed, count, modes, rejudge)
     if kernel_only:   # what is stored waits for a run that judges it
         results += [json.loads((out / "results" / f"{it[0]}.json").read_text())
@@ -257,11 +264,13 @@ def run_campaign(out: Path, seed: int, count: int, modes: list[str], kernel: str
     try:
         if todo:
             batches = make_batches(todo)
+            boot = {"vmlinuz": vmlinuz} if vmlinuz else {}
             if scheduler:
-                run_dask(batches, kernel, oracle, scheduler, on_done, stored, not kernel_only)
+                run_dask(batches, kernel, oracle, scheduler, on_done, stored, not kernel_only,
+                         **boot)
             else:
                 run_local(batches, kernel, oracle, jobs or os.cpu_count() or 1, on_done,
-                          stored, not kernel_only)
+                          stored, not kernel_only, **boot)
     finally:
         status.show(final=True)
         texts = {}
@@ -269,6 +278,7 @@ def run_campaign(out: Path, seed: int, count: int, modes: list[str], kernel: str
             p = out / "traces" / f"{r['name']}.trace"
             texts[r["name"]] = p.read_text() if p.is_file() else ""
         summary = write_report(out, sorted(results, key=lambda r: r["name"]), texts,
-                               f"Linux {kernel}" if oracle == "qemu" else f"the {oracle} oracle")
+                               (f"the bzImage {vmlinuz}" if vmlinuz else f"Linux {kernel}")
+                               if oracle == "qemu" else f"the {oracle} oracle")
     summary["seconds"] = time.monotonic() - t0
     return summary

@@ -71,8 +71,12 @@ def planted_oracle(texts: list[str], kernel: str = "7.3") -> list[str]:
     return outs
 
 
-def kernel_runner(oracle: str, kernel: str) -> Callable[[list[str]], list[str]]:
-    """TEXTS (one header) -> kernel outputs, for ORACLE ``qemu`` or ``planted``."""
+def kernel_runner(oracle: str, kernel: str, vmlinuz: str | None = None
+                  ) -> Callable[[list[str]], list[str]]:
+    """TEXTS (one header) -> kernel outputs, for ORACLE ``qemu`` or ``planted``.
+
+    With VMLINUZ, ``qemu`` boots that bzImage instead of Debian's KERNEL.
+    """
     if oracle == "planted":
         return lambda texts: planted_oracle(texts, kernel)
     if oracle != "qemu":
@@ -81,7 +85,8 @@ def kernel_runner(oracle: str, kernel: str) -> Callable[[list[str]], list[str]]:
     def run(texts: list[str]) -> list[str]:
         from mempolicy.oracle import run_traces
 
-        return run_traces([(t, f"t{i}.trace") for i, t in enumerate(texts)], kernel, jobs=1)
+        return run_traces([(t, f"t{i}.trace") for i, t in enumerate(texts)], kernel, jobs=1,
+                          vmlinuz=vmlinuz)
     return run
 
 
@@ -99,7 +104,7 @@ def run_isolating(run_kernel: Callable[[list[str]], list[str]], texts: list[str]
 
 def evaluate_batch(items: list[Item], kernel: str = "7.3", oracle: str = "qemu",
                    shrink: bool = True, stored: dict[str, str] | None = None,
-                   judge: bool = True) -> list[dict]:
+                   judge: bool = True, vmlinuz: str | None = None) -> list[dict]:
     """Run ITEMS (traces of one header) on model and kernel; one result dict each.
 
     Each dict has ``name``, ``mode``, ``seed``, ``status`` (one of
@@ -117,7 +122,7 @@ def evaluate_batch(items: list[Item], kernel: str = "7.3", oracle: str = "qemu",
     >>> r[0]["status"]
     'same'
     """
-    run_kernel = kernel_runner(oracle, kernel)
+    run_kernel = kernel_runner(oracle, kernel, vmlinuz) if vmlinuz else kernel_runner(oracle, kernel)
     stored = stored or {}
     texts = [it[3] for it in items]
     results = []

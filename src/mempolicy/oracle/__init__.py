@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mempolicy.oracle.errors import OracleError
-from mempolicy.oracle.kernels import DEFAULT_KERNEL, get_kernel
+from mempolicy.oracle.kernels import DEFAULT_KERNEL, get_kernel, kernel_from_path
 
 __all__ = ["OracleError", "DEFAULT_KERNEL", "run_traces"]
 
@@ -42,8 +42,11 @@ def plan_boots(groups: list[list[int]], jobs: int, min_split: int = 8) -> list[l
 
 def run_traces(items: list[tuple[str, str]], kernel: str = DEFAULT_KERNEL,
                log=None, keep: Path | None = None, jobs: int | None = None,
-               allow_unsigned: bool = False) -> list[str]:
+               allow_unsigned: bool = False, vmlinuz: str | os.PathLike | None = None
+               ) -> list[str]:
     """Canonical kernel output of each (text, path) in ITEMS, in order.
+
+    The kernel is Debian's Linux KERNEL, or the user's bzImage VMLINUZ.
 
     Traces with the same header share a boot; up to JOBS boots run at once.
     Raises ``TraceError`` for an invalid trace and ``OracleError`` for
@@ -59,7 +62,8 @@ def run_traces(items: list[tuple[str, str]], kernel: str = DEFAULT_KERNEL,
     preflight([parsed[idx[0]].machine for idx in by_header.values()])
     jobs = jobs or default_jobs()
     groups = plan_boots(list(by_header.values()), jobs)
-    k = get_kernel(kernel, log=log, allow_unsigned=allow_unsigned)
+    k = (kernel_from_path(vmlinuz) if vmlinuz is not None
+         else get_kernel(kernel, log=log, allow_unsigned=allow_unsigned))
 
     def boot(n: int, idx: list[int]) -> list[str]:
         machine = parsed[idx[0]].machine

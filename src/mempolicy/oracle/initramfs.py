@@ -9,7 +9,11 @@
     @@ORACLE END <i> <exit status>
     @@ORACLE STDERR <i> <a line the runner wrote on stderr>
     @@ORACLE MISMATCH <i> <what differs from the trace header>
+    @@ORACLE MISSING <CONFIG_OPTION> <what the probe did not find>
     @@ORACLE DONE
+
+A ``MISSING`` line (the kernel lacks something the traces use) comes before
+any trace, and then no trace runs.
 """
 
 from __future__ import annotations
@@ -32,16 +36,35 @@ MARK = "@@ORACLE"
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
+missing=
+mount -t proc proc /proc || missing="$missing CONFIG_PROC_FS:proc"
+mount -t sysfs sysfs /sys || missing="$missing CONFIG_SYSFS:sysfs"
+# Without devtmpfs, the two serial ports' nodes are made by hand.
+mount -t devtmpfs devtmpfs /dev || { mknod /dev/ttyS0 c 4 64; mknod /dev/ttyS1 c 4 65; }
 echo 0 > /proc/sys/kernel/randomize_va_space
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
+if ! (: >/dev/ttyS1) 2>/dev/null; then
+    echo "@@ORACLE MISSING CONFIG_SERIAL_8250 no second serial port /dev/ttyS1" > /dev/console
+    poweroff -f
+fi
 exec 3>/dev/ttyS1
 # One long write first, so that the tty's write buffer is already as large
 # as it will ever need to be when the traces run.
 printf '%2100s\n' '' >&3
 echo "@@ORACLE START $(uname -r)" >&3
+
+# What the traces need of the kernel (docs/oracle.md, "A kernel of your own").
+[ -d /sys/devices/system/node/node0 ] || missing="$missing CONFIG_NUMA:/sys/devices/system/node"
+[ -r /proc/self/numa_maps ] || missing="$missing CONFIG_NUMA:/proc/self/numa_maps"
+for m in $missing; do
+    echo "@@ORACLE MISSING ${m%%:*} no ${m#*:}" >&3
+done
+probe=$(/oracle/runner --probe) || missing="$missing runner"
+echo "$probe" | sed -n "s/^MISSING /@@ORACLE MISSING /p" >&3
+if [ -n "$missing" ]; then
+    echo "@@ORACLE DONE" >&3
+    poweroff -f
+fi
 
 check_topology() {
     while read -r path want; do
@@ -210,6 +233,7 @@ class BootOutput:
     status: dict[int, int] = field(default_factory=dict)
     stderr: dict[int, list[str]] = field(default_factory=dict)
     mismatch: dict[int, str] = field(default_factory=dict)
+    missing: list[tuple[str, str]] = field(default_factory=list)   # (option, what)
     done: bool = False
 
 
@@ -240,6 +264,9 @@ def split_results(text: str) -> BootOutput:
         elif word == "MISMATCH":
             idx, _, msg = rest.partition(" ")
             res.mismatch[int(idx)] = msg
+        elif word == "MISSING":
+            option, _, what = rest.partition(" ")
+            res.missing.append((option, what))
         elif word == "DONE":
             res.done = True
     return res

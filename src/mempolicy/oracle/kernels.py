@@ -256,6 +256,7 @@ class Kernel:
     package: str        # Debian package it came from
     release: str        # uname -r, e.g. "7.3.4+deb13-amd64"
     vmlinuz: Path
+    user: bool = False  # the user's own bzImage (--vmlinuz), not a Debian package
 
 
 def _extract_vmlinuz(deb: Path, dest: Path) -> str:
@@ -439,3 +440,79 @@ def _fetch(version: str, kdir: Path, allow_unsigned: bool, log) -> Kernel:
         info["verified"] = False
     atomic_write(kdir / "kernel.json", json.dumps(info) + "\n")
     return Kernel(version, pkg, release, kdir / "vmlinuz")
+
+
+# ---- a kernel the user built ------------------------------------------------
+
+
+def bzimage_release(head: bytes) -> str | None:
+    """The release (``uname -r``) an x86 bzImage's setup header names, if any.
+
+    The header's ``kernel_version`` field (offset 0x20E, boot protocol 2.00+)
+    points, less 0x200, at ``"6.12.117+deb13-amd64 (builder@host) #1 ..."``.
+    """
+    if len(head) < 0x210 or head[0x202:0x206] != b"HdrS":
+        return None
+    if int.from_bytes(head[0x206:0x208], "little") < 0x200:
+        return None
+    off = int.from_bytes(head[0x20E:0x210], "little")
+    if not off:
+        return None
+    text = head[off + 0x200: off + 0x200 + 256].split(b"\0", 1)[0]
+    words = text.decode("ascii", "replace").split()
+    return words[0] if words else None
+
+
+def model_version_for(release: str) -> str:
+    """The newest of the model's versions (``KERNEL_SUITES``) not newer than RELEASE.
+
+    A kernel built from a 6.15 tree is compared with the model of 6.12; one
+    older than every known version with the oldest.
+
+    >>> model_version_for("6.12.0-rc3+"), model_version_for("7.4.0"), model_version_for("5.15.0")
+    ('6.12', '7.3', '6.1')
+    """
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", v)[:2])
+
+    have = key(release)
+    known = sorted(KERNEL_SUITES, key=key)
+    older = [v for v in known if key(v) <= have]
+    return older[-1] if older else known[0]
+
+
+def kernel_from_path(path: str | os.PathLike) -> Kernel:
+    """The user's own bzImage at PATH (``--vmlinuz``), checked before any boot.
+
+    A missing file, an ELF ``vmlinux`` or anything else that is not a whole
+    x86 bzImage is an ``OracleError`` naming the file.  ``version`` is the
+    model version to compare it with (:func:`model_version_for`).
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(0x8000)
+    except OSError as e:
+        raise OracleError(f"--vmlinuz {path}: {e.strerror}") from None
+    if not p.is_file():
+        raise OracleError(f"--vmlinuz {path}: not a regular file")
+    if head[:4] == b"\x7fELF":
+        raise OracleError(f"--vmlinuz {path}: an ELF file (vmlinux?), not a bzImage; "
+                          "pass arch/x86/boot/bzImage")
+    want = _bzimage_size(head)
+    if want is None:
+        raise OracleError(f"--vmlinuz {path}: not an x86 bzImage (no setup header)")
+    if size < want:
+        raise OracleError(f"--vmlinuz {path}: a truncated bzImage ({size} bytes, "
+                          f"its header says {want})")
+    release = bzimage_release(head) or p.name
+    return Kernel(model_version_for(release), str(p), release, p.resolve(), user=True)
+
+
+def resolve_kernel(version: str = DEFAULT_KERNEL, vmlinuz: str | os.PathLike | None = None,
+                   *, log=None, allow_unsigned: bool = False) -> Kernel:
+    """The kernel of ``--kernel VERSION`` or, when given, of ``--vmlinuz PATH``."""
+    if vmlinuz is not None:
+        return kernel_from_path(vmlinuz)
+    return get_kernel(version, log=log, allow_unsigned=allow_unsigned)

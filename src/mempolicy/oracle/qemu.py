@@ -179,11 +179,50 @@ def _boot_once(kernel: Kernel, machine, texts: list[str], workdir: Path,
     return res, con
 
 
-def _check(res: BootOutput, n: int, console: str, paths: list[str]) -> bool:
+CONFIG_HINT = "docs/oracle.md, \"A kernel of your own\", lists the options"
+
+
+def missing_features(res: BootOutput, console: str, kernel: Kernel) -> str | None:
+    """What the booted kernel lacks, as one sentence, or None.
+
+    The guest's ``/init`` probes the kernel before the first trace
+    (``@@ORACLE MISSING`` lines); a guest that printed nothing at all on
+    either serial port has no 8250 serial driver (or did not boot).
+    """
+    found = list(res.missing)
+    for line in console.splitlines():
+        if line.startswith("@@ORACLE MISSING "):
+            opt, _, what = line[len("@@ORACLE MISSING "):].partition(" ")
+            found.append((opt, what.strip()))
+    if not found and kernel.user and res.release is None:
+        if not console.strip():
+            found.append(("CONFIG_SERIAL_8250_CONSOLE", "nothing on the serial console"))
+        elif "VFS: Unable to mount root" in console:
+            found.append(("CONFIG_BLK_DEV_INITRD", "the initramfs was not unpacked"))
+        elif "Failed to execute /init" in console:  # a #! script (and a static ELF busybox)
+            found.append(("CONFIG_BINFMT_SCRIPT", "/init could not be executed"))
+    if not found:
+        return None
+    opts: dict[str, list[str]] = {}
+    for opt, what in found:
+        opts.setdefault(opt, []).append(what)
+    said = "; ".join(f"{o} ({', '.join(w)})" for o, w in opts.items())
+    return f"Linux {res.release or kernel.release} lacks what the traces need: {said}; {CONFIG_HINT}"
+
+
+def _check(res: BootOutput, n: int, console: str, paths: list[str],
+           kernel: Kernel | None = None) -> bool:
     """True when the boot ran every trace; OracleError for a trace that cannot run."""
+    if kernel is not None:
+        wrong = missing_features(res, console, kernel)
+        if wrong:
+            raise OracleError(wrong)
     if res.mismatch:
         i, msg = min(res.mismatch.items())
-        raise OracleError(f"{paths[i]}: the booted machine does not match the header: {msg}")
+        hint = ""
+        if kernel is not None and kernel.user and "/online" in msg:
+            hint = " (a kernel of your own needs CONFIG_ACPI_NUMA to see QEMU's nodes)"
+        raise OracleError(f"{paths[i]}: the booted machine does not match the header: {msg}{hint}")
     for i, st in sorted(res.status.items()):
         if st == 2 and i in res.stderr:  # the runner refused the trace
             msg = " ".join(res.stderr[i])
@@ -220,7 +259,7 @@ def run_boot(kernel: Kernel, machine, texts: list[str], paths: list[str],
                 keep.mkdir(parents=True, exist_ok=True)
                 for f in ("console.log", "results.log"):
                     shutil.copy(work / f, keep / f"{attempt}-{f}")
-            if _check(res, len(texts), console, paths):
+            if _check(res, len(texts), console, paths, kernel):
                 return [res.outputs[i] for i in range(len(texts))]
             if log:
                 log(f"  boot incomplete (attempt {attempt + 1}/{ATTEMPTS}), trying again")

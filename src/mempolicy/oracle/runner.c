@@ -1297,6 +1297,43 @@ static size_t read_trace(const char *path)
 	return len;
 }
 
+/*
+ * --probe: is every system call the traces use there?  A kernel built
+ * without an option answers its calls with ENOSYS (kernel/sys_ni.c).  Prints
+ * one "MISSING OPTION what" line per absent call; status 1 if any.
+ */
+static int probe(void)
+{
+	static uint64_t none[MASK_WORDS];
+	int missing = 0, fd;
+
+	if (syscall(NR_GET_MEMPOLICY, NULL, NULL, 0UL, 0UL, 0UL) < 0 && errno == ENOSYS) {
+		printf("MISSING CONFIG_NUMA get_mempolicy: ENOSYS\n");
+		missing = 1;
+	}
+	if (syscall(NR_MOVE_PAGES, 0, 0UL, NULL, NULL, NULL, 0) < 0 && errno == ENOSYS) {
+		printf("MISSING CONFIG_MIGRATION move_pages: ENOSYS\n");
+		missing = 1;
+	}
+	if (syscall(NR_MIGRATE_PAGES, 0, HL_MAXNODE, none, none) < 0 && errno == ENOSYS) {
+		printf("MISSING CONFIG_MIGRATION migrate_pages: ENOSYS\n");
+		missing = 1;
+	}
+	if (syscall(NR_SET_MEMPOLICY_HOME_NODE, 0UL, 0UL, 0UL, 1UL) < 0 && errno == ENOSYS) {
+		printf("MISSING Linux-5.17 set_mempolicy_home_node: ENOSYS\n");
+		missing = 1;
+	}
+	fd = memfd_create("probe", 0);
+	if (fd < 0) {
+		printf("MISSING CONFIG_MEMFD_CREATE memfd_create: %s\n", errname(errno));
+		missing = 1;
+	} else {
+		close(fd);
+	}
+	fflush(stdout);
+	return missing;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -1309,13 +1346,15 @@ int main(int argc, char **argv)
 			align = 0;
 		else if (strcmp(argv[i], "--parse-only") == 0)
 			parse_only = 1;
+		else if (strcmp(argv[i], "--probe") == 0)
+			return probe();
 		else if (strcmp(argv[i], "--commands") == 0 && i + 1 < argc)
 			expect = (long)num(argv[++i]);
 		else
 			path = argv[i];
 	}
 	if (!path)
-		die("usage: runner [--no-align] [--commands N] [--parse-only] TRACEFILE");
+		die("usage: runner [--no-align] [--commands N] [--parse-only] TRACEFILE | --probe");
 	if (parse_only) {
 		parse_trace(read_trace(path));
 		print_commands();
