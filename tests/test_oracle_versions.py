@@ -191,7 +191,6 @@ MEASURED = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="needs the model's version switch")
 def test_versions_model_three_kernels(tmp_path, capsys):
     """The model's three versions side by side give what the three kernels gave:
     a page never touched is EFAULT before 6.12 and ENOENT since; 6.1 has no
