@@ -52,22 +52,38 @@ class RWLock:
         self._waiters -= 1
 
     def read_lock(self) -> None:
+        """``down_read``: the fast path takes the counter's lock once (the kernel's
+        atomic add of a reader bias); a writer holding it sends us to sleep."""
         if _chk.sched is not None:
             return _chk.sched.lock_acquire(self, "read")
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        if not self.writer:
+            self.readers += 1
+            lock.release()
+            return None
+        lock.release()
+        with lock:                               # rwsem_down_read_slowpath
             while self.writer:
                 self._wait()
             self.readers += 1
+        return None
 
     def read_unlock(self) -> None:
+        """``up_read``: the last reader wakes the sleepers."""
         if _chk.sched is not None:
             return _chk.sched.lock_release(self, "read")
-        with self._lock:
-            if self.readers <= 0:
-                raise RuntimeError(f"{self.name}: read_unlock without read_lock")
-            self.readers -= 1
-            if self._waiters and not self.readers:
-                self._cond.notify_all()
+        lock = self._lock
+        lock.acquire()
+        readers = self.readers - 1
+        if readers < 0:
+            lock.release()
+            raise RuntimeError(f"{self.name}: read_unlock without read_lock")
+        self.readers = readers
+        if self._waiters and not readers:
+            self._cond.notify_all()
+        lock.release()
+        return None
 
     def write_lock(self) -> None:
         if _chk.sched is not None:
