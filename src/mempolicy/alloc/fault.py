@@ -25,7 +25,7 @@ from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
 from mempolicy.scopes.pagetable import KIND_ANON, kind_of
-from mempolicy.uapi import MAX_NUMNODES, MPOL_F_SHARED, MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE, PAGE_SHIFT
+from mempolicy.uapi import MPOL_F_SHARED, MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE, PAGE_SHIFT
 
 FAULT_AROUND_PAGES = 16
 _IL_MODES = (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE)
@@ -72,8 +72,9 @@ def do_anonymous_page(kernel, task, mm, vma: VMA, addr: int, vpn: int, write: bo
     if pol.mode == MPOL_INTERLEAVE and type(pages) is PageAllocator:      # interleave_nid
         nodes = pol.nodes
         n = nodes.bits.bit_count()
-        nid = nodes.nth((vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)) % n) if n else MAX_NUMNODES
-        if nid >= kernel.topo.nr_node_ids:
+        if n:
+            nid = nodes.nth((vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)) % n)
+        else:                                           # interleave over no node
             nid = task.numa_node_id()
         nid = pages.alloc_pages(nid, None, task.mems_allowed)
     else:
@@ -226,7 +227,8 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     The caller holds mmap_lock (do_user_addr_fault, get_user_pages).
     """
     mm = task.mm
-    _chk.mmap_assert_locked(mm)
+    if _chk.sched is not None:                          # lockdep, with a checker only
+        _chk.mmap_assert_locked(mm)
     vma = mm.vma_lookup(addr)
     if vma is None:
         raise FaultSignal("SIGSEGV")
