@@ -706,7 +706,29 @@ class PageTable:
                 for vpn, f in c.objs.items():
                     if a <= vpn < b and isinstance(f, Folio) and f.nid < nr_nodes:
                         out[((vpn - lo) * bins // span) * width + f.nid] += 1
+        for vpns, nids in self._file_nids(lo, hi):      # FILE ptes: the page cache's node
+            ok = nids < nr_nodes
+            rows = ((vpns[ok] - lo) * bins) // span
+            out += np.bincount(rows * width + nids[ok], minlength=bins * width)
         return out.reshape(bins, width)
+
+    def _file_nids(self, lo: int, hi: int):
+        """(vpns, nodes) NumPy arrays for the FILE ptes of [lo, hi): each pte's vpn and
+        the node of the page-cache page it maps."""
+        np = _numpy()
+        from mempolicy.scopes.pagecache import NID_MASK, OBJ as COBJ
+        for a, b, cache, ia in self._file_segments(lo, hi):
+            for v in range(a, b, FILE_STEP):
+                w = min(b, v + FILE_STEP)
+                sel = np.flatnonzero((self._codes(v, w) & KIND_MASK) == FILE)
+                if not len(sel):
+                    continue
+                i0 = ia + (v - a)
+                cc = cache.codes_range(i0, i0 + (w - v))[sel] & NID_MASK
+                nids = cc.astype(np.int64) - 1
+                for p in np.flatnonzero(cc == COBJ).tolist():
+                    nids[p] = cache.compact_info(i0 + int(sel[p]))[0]
+                yield v + sel, nids
 
     # -- bulk writes (the bulk fault path; NumPy) -----------------------------------------
     def fill_pattern(self, lo: int, hi: int, pattern, phase: int) -> None:
