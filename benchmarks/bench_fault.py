@@ -136,7 +136,7 @@ def run(pages: int = 100_000) -> dict:
     print(f"model, checker path:  {slow:>14,.0f} faults/s   (the same faults with the checker's "
           f"schedule points: {model / slow:.2f}x slower than the fast path)")
     print(f"model, bulk path:     {bulk:>14,.0f} pages/s    (the same touch in one step)")
-    print(f"ratio per-page model / host: {model / host:.4f}  (the host is {host / model:.0f}x faster)")
+    print(f"ratio per-page model / host: {model / host:.4f}  (the host is {host / model:.1f}x faster)")
     print(f"ratio bulk model / host:     {bulk / host:.2f}")
     return {"host": host, "model": model, "bulk": bulk, "checker_path": slow}
 

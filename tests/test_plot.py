@@ -236,3 +236,35 @@ def test_plot_unwritable_output_is_one_line_and_status_2(tmp_path, out):
                        capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"mempolicy plot: cannot write {out}")
+
+
+SHM = """node 0 mem=512M cpus=1
+node 1 mem=512M cpus=1
+node 2 mem=256M cpus=0
+memfd F 3000
+mmap S 3000 file=F
+mbind S 0 1000 interleave 0-2
+mbind S 1000 2000 bind 1
+touch S 0 2500
+mmap P 3000 file=F private
+touch P 2000 1000 read
+"""
+
+
+@pytest.mark.parametrize("name", ["S", "P"])
+def test_plot_bins_count_shmem_pages_the_bulk_path_placed(name):
+    """A memfd touched in one step keeps its pages compact (pte code FILE); the
+    per-node bins count them as the same touch made page by page does."""
+    np = pytest.importorskip("numpy")
+    from mempolicy.frontends.plot import mapping_bins
+    from mempolicy.trace.parser import parse_trace
+    from mempolicy.trace.run import TraceRunner
+
+    bins = {}
+    for bulk in (True, False):
+        runner = TraceRunner(parse_trace(SHM, "t.trace"), bulk=bulk)
+        runner.run()
+        addr, pages = runner.maps[name][:2]
+        bins[bulk] = mapping_bins(runner.kernel, runner.task, addr, pages, 100)[1]
+    assert bins[False].sum() > 0
+    np.testing.assert_array_equal(bins[True], bins[False])

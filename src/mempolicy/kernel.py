@@ -20,6 +20,7 @@ import threading
 
 from mempolicy.alloc.mpol_alloc import WeightedInterleaveState
 from mempolicy.alloc.page_alloc import PageAllocator
+from mempolicy.alloc.swap import LruBatches
 from mempolicy.alloc.topology import Topology
 from mempolicy.core.mempolicy import default_policy, make_preferred_node_policy
 from mempolicy.core.slab import PolicyCache
@@ -46,6 +47,7 @@ class Kernel:
         self._pidmap_lock = threading.Lock()
         self._shm_objects_per_cpu: dict[int, int] = {}
         self.fault_stats = {"faults": 0, "shared": 0}
+        self.lru_batches = LruBatches()             # cpu_fbatches.lru_add of every CPU
 
     @classmethod
     def boot(cls, topo: Topology, protocol: str = "current", track_sites: bool = True,

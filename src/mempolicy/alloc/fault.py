@@ -25,7 +25,7 @@ from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
 from mempolicy.scopes.pagetable import KIND_ANON, kind_of
-from mempolicy.uapi import MAX_NUMNODES, MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE, PAGE_SHIFT
+from mempolicy.uapi import MPOL_F_SHARED, MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE, PAGE_SHIFT
 
 FAULT_AROUND_PAGES = 16
 _IL_MODES = (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE)
@@ -44,40 +44,52 @@ class OutOfMemory(Exception):
     """No node could supply a page: the kernel would OOM-kill the task."""
 
 
-def _do_anonymous_write(kernel, task, mm, vma: VMA, addr: int, vpn: int) -> None:
-    """do_anonymous_page for a write when no checker is attached: the allocation of
-    ``vma_alloc_folio`` (the same policy, interleave index, node and counts), the
-    new page installed compactly at once (``finish_fault`` and ``map_page`` would
-    make a Folio only to store it as one byte).  The checker's path keeps every
-    schedule point (``vma_alloc_folio``, ``finish_fault``)."""
+def do_anonymous_page(kernel, task, mm, vma: VMA, addr: int, vpn: int, write: bool) -> None:
+    """A fault on a private anonymous page with no pte: a read maps the zero page, a
+    write allocates with the VMA policy (``vma_alloc_folio``, ilx = virtual page).
+
+    Without a checker the write takes the fast path: the allocation of
+    ``vma_alloc_folio`` (the same policy, interleave index, node and counts) and
+    the new page installed compactly with its LRU batch entry in one
+    page-table call (``finish_fault`` and ``map_page`` would make a Folio only
+    to store it as one byte).  The checker's path keeps every schedule point
+    (``vma_alloc_folio``, ``finish_fault``).
+    """
+    if not write:
+        finish_fault(kernel, mm, vpn, kernel.pages.zero_page, False)
+        return
+    if _chk.sched is not None or _chk.mutated or vma.pgoff != vma.start >> PAGE_SHIFT:
+        mm.anon_vma_prepare(vma)
+        finish_fault(kernel, mm, vpn, vma_alloc_folio(kernel, task, vma, addr), True)
+        lru_batches(kernel).folio_add_lru(task.cpu, (mm, vpn))      # folio_add_lru_vma
+        return
     if vma.anon_vma is None:
         mm.anon_vma_prepare(vma)
     pol = vma.vm_policy                                 # get_vma_policy, no reference
     if pol is None:
         pol = task.get_task_policy()
-    mode = pol.mode
-    if mode == MPOL_INTERLEAVE and type(kernel.pages) is PageAllocator:   # interleave_nid, __alloc_pages
+    pages = kernel.pages
+    if pol.mode == MPOL_INTERLEAVE and type(pages) is PageAllocator:      # interleave_nid
         nodes = pol.nodes
         n = nodes.bits.bit_count()
-        nid = nodes.nth(offset_il_index(kernel, vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)) % n) \
-            if n else MAX_NUMNODES
-        if nid >= kernel.topo.nr_node_ids:
+        if n:
+            nid = nodes.nth(offset_il_index(kernel, vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)) % n)
+        else:                                           # interleave over no node
             nid = task.numa_node_id()
-        nid = kernel.pages.alloc_pages(nid, None, task.mems_allowed)
+        nid = pages.alloc_pages(nid, None, task.mems_allowed)
     else:
-        ilx = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT) if mode in _IL_MODES else 0
+        ilx = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT) if pol.mode in _IL_MODES else 0
         nid = alloc_pages_mpol(kernel, task, pol, ilx, task.numa_node_id())
-    if nid is not None:
-        stats = kernel.fault_stats                      # kernel.stat_fault
-        stats["faults"] += 1
-        if pol.flags & 1:
-            stats["shared"] += 1
-    mpol_cond_put(pol)
     if nid is None:
+        mpol_cond_put(pol)
         raise OutOfMemory()
-    if not mm.ptes.map_new_anon(vpn, nid):              # another fault of this mm won
-        kernel.pages.free_page(nid)
-    lru_batches(kernel).folio_add_lru(task.cpu, (mm, vpn))      # folio_add_lru_vma
+    stats = kernel.fault_stats                          # kernel.stat_fault
+    stats["faults"] += 1
+    if pol.flags & MPOL_F_SHARED:
+        stats["shared"] += 1
+        mpol_cond_put(pol)
+    if not mm.ptes.map_new_anon(vpn, nid, kernel.lru_batches, task.cpu):     # another fault won
+        pages.free_page(nid)
 
 
 def pgtable_alloc(kernel, task, mm, addr: int) -> None:
@@ -215,7 +227,8 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     The caller holds mmap_lock (do_user_addr_fault, get_user_pages).
     """
     mm = task.mm
-    _chk.mmap_assert_locked(mm)
+    if _chk.sched is not None:                          # lockdep, with a checker only
+        _chk.mmap_assert_locked(mm)
     vma = mm.vma_lookup(addr)
     if vma is None:
         raise FaultSignal("SIGSEGV")
@@ -239,15 +252,7 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
         pgtable_alloc(kernel, task, mm, addr)
     inode = vma.vm_file
     if inode is None:                                   # do_anonymous_page
-        if not write:
-            finish_fault(kernel, mm, vpn, kernel.pages.zero_page, False)
-            return
-        if _chk.sched is None and not _chk.mutated and vma.pgoff == vma.start >> PAGE_SHIFT:
-            _do_anonymous_write(kernel, task, mm, vma, addr, vpn)
-            return
-        mm.anon_vma_prepare(vma)
-        finish_fault(kernel, mm, vpn, vma_alloc_folio(kernel, task, vma, addr), True)
-        lru_batches(kernel).folio_add_lru(task.cpu, (mm, vpn))      # folio_add_lru_vma
+        do_anonymous_page(kernel, task, mm, vma, addr, vpn, write)
         return
 
     inode = inode.inode

@@ -85,13 +85,16 @@ class PageAllocator:
             zl = [preferred_nid] if preferred_nid in self.topo.n_memory else []
         allowed = mems_allowed.bits if nodemask is None else mems_allowed.bits & nodemask.bits
         free = self.free
+        lock = self.lock
         for nid in zl:
             if not (allowed >> nid) & 1:
                 continue
-            with self.lock:
-                if free[nid] > 0:
-                    free[nid] -= 1
-                    return nid
+            lock.acquire()
+            if free[nid] > 0:
+                free[nid] -= 1
+                lock.release()
+                return nid
+            lock.release()
         return None
 
     def free_page(self, nid: int) -> None:

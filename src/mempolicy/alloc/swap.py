@@ -65,21 +65,25 @@ class LruBatches:
 
     ``lock`` plays ``cpu_fbatches.lock`` (one lock for all CPUs here: the
     model's tasks are threads that may share a CPU number); every method
-    takes it.
+    takes it, once (it is not recursive: the kernel's is a local_lock).
     """
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()
         self.cpus: dict[int, list] = {0: [_RunnerPage() for _ in range(RUNNER_START_LRU_PAGES)]}
         self.forks: dict[int, list] = {}            # pid -> runner pages of its last fork
 
     def folio_add_lru(self, cpu: int, entry) -> None:
         """Add one new page on ``cpu``; a full batch moves everything to the LRU."""
-        with self.lock:                 # inline, not @_locked: once per fault
-            b = self.cpus.setdefault(cpu, [])
-            b.append(entry)
-            if len(b) >= PAGEVEC_SIZE:
-                b.clear()
+        lock = self.lock                # inline, not @_locked: once per fault
+        lock.acquire()
+        b = self.cpus.get(cpu)
+        if b is None:
+            b = self.cpus[cpu] = []
+        b.append(entry)
+        if len(b) >= PAGEVEC_SIZE:
+            b.clear()
+        lock.release()
 
     @_locked
     def add_range(self, cpu: int, mm, vpns: list[tuple[int, int]]) -> None:
@@ -119,14 +123,17 @@ class LruBatches:
         last = self.forks.get(pid)
         if last is None:
             n = RUNNER_FIRST_FORK_LRU_PAGES
-        elif any(self.cpu_of(p) is not None for p in last):
+        elif any(self._cpu_of(p) is not None for p in last):
             n = RUNNER_LATER_FORK_LRU_PAGES
         else:
             n = RUNNER_DRAINED_FORK_LRU_PAGES
         pages = [_RunnerPage() for _ in range(n)]
         self.forks[pid] = pages
-        for p in pages:
-            self.folio_add_lru(cpu, p)
+        b = self.cpus.setdefault(cpu, [])
+        for p in pages:                             # folio_add_lru, lock held
+            b.append(p)
+            if len(b) >= PAGEVEC_SIZE:
+                b.clear()
 
     @_locked
     def lru_add_drain(self, cpu: int) -> None:
@@ -141,6 +148,9 @@ class LruBatches:
     @_locked
     def cpu_of(self, folio, mm=None, vpn: int | None = None) -> int | None:
         """The CPU whose batch holds ``folio`` (or compact page ``(mm, vpn)``), or None."""
+        return self._cpu_of(folio, mm, vpn)
+
+    def _cpu_of(self, folio, mm=None, vpn: int | None = None) -> int | None:
         for cpu, b in list(self.cpus.items()):
             for e in b:
                 if e is folio or (mm is not None and type(e) is tuple and e[0] is mm and e[1] == vpn):

@@ -379,11 +379,15 @@ class PageTable:
             return
         self._store(vpn, page, False)
 
-    def map_new_anon(self, vpn: int, nid: int) -> bool:
+    def map_new_anon(self, vpn: int, nid: int, lru=None, cpu: int = 0) -> bool:
         """Install a new private anonymous page on ``nid`` with a dirty pte where there is
         no pte (``map`` of a fresh anonymous Folio, without making one); False when a
-        pte is there already."""
-        with self._lock:
+        pte is there already.  With ``lru`` (the ``LruBatches``) the page also joins
+        ``cpu``'s batch, as do_anonymous_page calls folio_add_lru_vma under the pte
+        lock (the model takes the batch lock after the pte lock)."""
+        lock = self._lock
+        lock.acquire()
+        try:
             c = self._chunks.get(vpn >> CHUNK_SHIFT)    # _slot's common case inline
             i = vpn - c.lo if c is not None else -1
             if i < 0 or i >= len(c.codes):
@@ -397,9 +401,19 @@ class PageTable:
                     c.objs = {}
                 c.objs[vpn] = folio
                 self._set_code(c, i, OBJ | DIRTY)
-            else:
-                self._set_code(c, i, (ANON0 + nid) | DIRTY)
-            return True
+            else:                                       # _set_code of an absent pte, inline
+                code = (ANON0 + nid) | DIRTY
+                c.codes[i] = code
+                h = c.hist
+                if h is not None:
+                    h[code] = h.get(code, 0) + 1
+                c.n += 1
+                self._n += 1
+        finally:
+            lock.release()
+        if lru is not None:
+            lru.folio_add_lru(cpu, (self.owner, vpn))
+        return True
 
     def unmap(self, kernel, vpn: int) -> bool:
         """Remove a pte and free an anonymous page nobody maps any more.  True when the
@@ -692,7 +706,29 @@ class PageTable:
                 for vpn, f in c.objs.items():
                     if a <= vpn < b and isinstance(f, Folio) and f.nid < nr_nodes:
                         out[((vpn - lo) * bins // span) * width + f.nid] += 1
+        for vpns, nids in self._file_nids(lo, hi):      # FILE ptes: the page cache's node
+            ok = nids < nr_nodes
+            rows = ((vpns[ok] - lo) * bins) // span
+            out += np.bincount(rows * width + nids[ok], minlength=bins * width)
         return out.reshape(bins, width)
+
+    def _file_nids(self, lo: int, hi: int):
+        """(vpns, nodes) NumPy arrays for the FILE ptes of [lo, hi): each pte's vpn and
+        the node of the page-cache page it maps."""
+        np = _numpy()
+        from mempolicy.scopes.pagecache import NID_MASK, OBJ as COBJ
+        for a, b, cache, ia in self._file_segments(lo, hi):
+            for v in range(a, b, FILE_STEP):
+                w = min(b, v + FILE_STEP)
+                sel = np.flatnonzero((self._codes(v, w) & KIND_MASK) == FILE)
+                if not len(sel):
+                    continue
+                i0 = ia + (v - a)
+                cc = cache.codes_range(i0, i0 + (w - v))[sel] & NID_MASK
+                nids = cc.astype(np.int64) - 1
+                for p in np.flatnonzero(cc == COBJ).tolist():
+                    nids[p] = cache.compact_info(i0 + int(sel[p]))[0]
+                yield v + sel, nids
 
     # -- bulk writes (the bulk fault path; NumPy) -----------------------------------------
     def fill_pattern(self, lo: int, hi: int, pattern, phase: int) -> None:

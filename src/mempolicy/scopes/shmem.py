@@ -33,18 +33,34 @@ MAX_LFS_FILESIZE_PAGES = (1 << 63) >> 12
 class RWLock:
     """A reader-writer lock (``rwlock_t`` / ``mmap_lock``) that counts its holders.
 
-    Under the checker (``sched_points.sched`` set) acquire and release go to the
-    controlled scheduler, which keeps the same counts and blocks a task by
+    Readers take the fast path of ``down_read``: one entry appended to
+    ``_fast`` is the kernel's atomic add of a reader bias (``list.append`` and
+    ``pop`` are atomic in CPython), then a look at ``writer``; a writer sets
+    ``writer`` first and then waits for ``_fast`` to drain, so one of the two
+    always sees the other.  A reader that finds a writer backs its entry out
+    and sleeps on the slow path (``_slow``).  Under the checker
+    (``sched_points.sched`` set) acquire and release go to the controlled
+    scheduler, which keeps ``readers`` and ``writer`` and blocks a task by
     running another one instead of blocking the thread.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.readers = 0
+        self._slow = 0                           # slow-path readers (and the checker's count)
         self.writer = False
+        self._fast: list[None] = []              # fast-path readers: one entry each
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._waiters = 0                        # threads sleeping in _cond.wait()
+
+    @property
+    def readers(self) -> int:
+        """How many readers hold the lock."""
+        return self._slow + len(self._fast)
+
+    @readers.setter
+    def readers(self, n: int) -> None:
+        self._slow = n - len(self._fast)
 
     def _wait(self) -> None:
         self._waiters += 1
@@ -52,30 +68,52 @@ class RWLock:
         self._waiters -= 1
 
     def read_lock(self) -> None:
+        """``down_read``."""
         if _chk.sched is not None:
             return _chk.sched.lock_acquire(self, "read")
+        fast = self._fast
+        fast.append(None)
+        if not self.writer:
+            return None
+        fast.pop()                               # rwsem_down_read_slowpath
         with self._lock:
+            self._cond.notify_all()              # the writer may wait for our entry to go
             while self.writer:
                 self._wait()
-            self.readers += 1
+            self._slow += 1
+        return None
 
     def read_unlock(self) -> None:
+        """``up_read``: a writer waiting for the readers to drain is woken."""
         if _chk.sched is not None:
             return _chk.sched.lock_release(self, "read")
-        with self._lock:
-            if self.readers <= 0:
-                raise RuntimeError(f"{self.name}: read_unlock without read_lock")
-            self.readers -= 1
-            if self._waiters and not self.readers:
+        try:
+            self._fast.pop()                     # readers are interchangeable: any entry
+        except IndexError:
+            with self._lock:
+                if self._slow <= 0:
+                    raise RuntimeError(f"{self.name}: read_unlock without read_lock") from None
+                self._slow -= 1
+                if self._waiters and not self._slow:
+                    self._cond.notify_all()
+            return None
+        if self.writer:
+            with self._lock:
                 self._cond.notify_all()
+        return None
 
     def write_lock(self) -> None:
+        """``down_write``: wait for the writer and the slow readers, claim the lock,
+        then wait for the fast readers already inside to leave."""
         if _chk.sched is not None:
             return _chk.sched.lock_acquire(self, "write")
         with self._lock:
-            while self.writer or self.readers:
+            while self.writer or self._slow:
                 self._wait()
             self.writer = True
+            while self._fast:
+                self._wait()
+        return None
 
     def write_unlock(self) -> None:
         if _chk.sched is not None:
