@@ -73,7 +73,7 @@ class Result:
     max_steps: int = 0
     notes: list[str] = field(default_factory=list)
     distinct: int = 0                     # schedules run to the end, none equivalent to another
-    seen: list = field(default_factory=list)     # schedules run (when collected)
+    seen: list = field(default_factory=list)     # each schedule's choices (when collected)
 
     @property
     def clean(self) -> bool:
@@ -149,7 +149,7 @@ def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
         if reduction == "dpor":
             res.distinct += not run.redundant
         if collect:
-            res.seen.append(run)
+            res.seen.append(tuple(run.choices))
         res.max_steps = max(res.max_steps, run.steps)
         if run.finding is not None:
             res.failure = run

@@ -76,7 +76,7 @@ class LockModel:
             lock.writer = True
             h["write"] = me.idx
         me.held.append((lock, mode))
-        me.locked = True
+        me.locked.add(self._lockname(lock))
         self.log("lock", lock, mode, None)
 
     def _lock_dependency(self, me: "_s.SchedTask", lock) -> None:

@@ -162,9 +162,9 @@ class SchedTask:
         # operation has seen (any later segment of it may still use them), the operation's
         # own keys (world.op_keys) and keys owed to the next segment (a child's creation)
         self.seen: set = set()
-        self.op_keys: frozenset = frozenset()      # carried by its steps that hold a lock
+        self.op_keys: tuple = ()                   # (key, mode, lock): by its steps under a lock
         self.op_always: frozenset = frozenset()    # carried by all its steps
-        self.locked = False                        # the running step held or took a lock
+        self.locked: set = set()                   # locks the running step held or took
         self.extra: set = set()
 
     def __repr__(self) -> str:
@@ -532,9 +532,13 @@ class Scheduler(LockModel):
         self.seg = set()
         for k in me.seen:
             fp.add((k, READ))
-        if me.locked or me.held:
-            fp.update(me.op_keys)
-        me.locked = bool(me.held)
+        held = {self._lockname(lk) for lk, _ in me.held}
+        under = me.locked | held
+        if under:
+            for key, mode, lk in me.op_keys:
+                if lk is None or lk in under:
+                    fp.add((key, mode))
+        me.locked = held
         fp.update(me.op_always)
         if me.extra:
             fp.update(me.extra)
@@ -551,7 +555,7 @@ class Scheduler(LockModel):
         schedule points it touches, see ``World.op_keys``)."""
         st.op = text
         st.seen = set()
-        st.op_keys = frozenset(keys[0])
+        st.op_keys = tuple((k[0], k[1], k[2] if len(k) > 2 else None) for k in keys[0])
         st.op_always = frozenset(keys[1])
         self.events.append((self.step, st.idx, "", "op", text, None, None))
 
@@ -590,6 +594,8 @@ class Scheduler(LockModel):
         if self.aborting:
             raise Abort
         if pol is None or pol._cache is None:
+            if self.fp_on:                   # no point, but the slot was read
+                self.seg.add((self._owner(kind, owner), READ))
             return                           # NULL or static: nothing can free it
         self._remember(pol)
         self.log("load", kind, owner, (pol, self._where(kind, owner, node)))

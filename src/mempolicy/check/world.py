@@ -201,7 +201,8 @@ class World:
     def op_keys(self, name: str, op: tuple) -> tuple[set, set]:
         """What operation ``op`` of task ``name`` touches outside the schedule points, as
         (key, mode) pairs for the partial-order reduction (``check/dpor.py``): the keys
-        of its steps that hold or take a lock, and the keys of all its steps.
+        of its steps that hold or take a lock (a third item names the lock: only its
+        steps under that one), and the keys of all its steps.
 
         The points see locks and policy pointers; pages, page tables, the page cache,
         ``mems_allowed`` and the world's own exit bookkeeping are not behind a point.  The
@@ -227,6 +228,15 @@ class World:
                 if mapping is not None else list(self.memfds)
             for m in files:
                 keys.add((("file pages", m), mode))
+                keys.add((("shared", m), READ))    # mpol_shared_policy_lookup's unlocked check
+
+        def at(mapping: str, mode: int = READ) -> None:
+            """A policy looked up (or set) at a mapping: a file's shared tree too (sp_delete
+            changes the tree with no store point)."""
+            m = self.map_files.get(mapping)
+            if m is not None:                  # a change only under the tree's own lock
+                keys.add((("shared", m), mode) if mode == READ else
+                         (("shared", m), mode, f"sp->lock of memfd {m}"))
 
         k = op[0]
         if k == "fault":       # adds one page (faults of other pages commute with it)
@@ -235,6 +245,7 @@ class World:
             if op[1] in self.map_files:
                 keys.add((("file page", self.map_files[op[1]], op[2]), WRITE))
         elif k == "mbind":     # looks at pages only to check (strict) or move them
+            at(op[1], WRITE)
             flags = op[6] if len(op) > 6 else 0
             if flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
                 pages(me, WRITE, op[1])
@@ -242,6 +253,8 @@ class World:
                 pages(me, READ, op[1])
         elif k in ("get_node", "move_pages"):
             pages(me, WRITE if k == "move_pages" else READ, op[1])
+        elif k in ("get_mempolicy", "expect") and len(op) > 2 and op[1] is not None:
+            at(op[1])
         elif k == "munmap":
             pages(me, WRITE, op[1])
         elif k == "migrate_pages":
