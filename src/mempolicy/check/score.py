@@ -109,8 +109,8 @@ def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: i
 
     The search deepens across scenarios: every scenario with no preemption first, then
     with one, then the small ones with ``bound_small`` (with ``reduction="dpor"``: the
-    reduced search with no bound), then PCT runs on the large ones; most mistakes show in
-    the first round."""
+    reduced search with no bound, which is complete but goes deep first), then PCT runs
+    on the large ones; most mistakes show in the first round."""
     from .explore import explore
 
     scenarios = CATALOGUE if scenarios is None else scenarios
@@ -121,6 +121,7 @@ def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: i
     if reduction == "dpor":
         rounds = [(0, 0), (1, 0), (None, 0), (1, 100)]
     for bound, pct in rounds:
+        how = "dpor" if bound is None else "none"
         for sname in where:
             sc = scenarios[sname]
             if ((bound is None or bound > 1) and not sc.small) or (pct and sc.small):
@@ -130,7 +131,7 @@ def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: i
                 return Outcome(m, last, n, time.perf_counter() - t0, None, bool(where))
             try:
                 r = explore(sc, "current", (m.name,), bound=bound, pct_runs=pct, max_seconds=left,
-                            reduction=reduction if not pct else "none")
+                            reduction=how)
             except Exception as e:           # the checker itself failed: not a catch
                 return Outcome(m, sname, n, time.perf_counter() - t0, None, True,
                                f"{type(e).__name__}: {e}")
