@@ -4,8 +4,8 @@ Two schedules that only reorder *independent* steps (steps of different
 tasks that touch no common object, or only read it) end in the same state
 and see the same values, so exploring one of them is enough.  ``SourceDPOR``
 is the source-set algorithm with sleep sets of Abdulla, Aronis, Jonsson and
-Sagonas ("Optimal Dynamic Partial Order Reduction", POPL 2014, Algorithm 1),
-as Nidhugg and loom run it, over this checker's schedule points:
+Sagonas ("Optimal Dynamic Partial Order Reduction", POPL 2014, Algorithm 1,
+as Nidhugg implements it) over this checker's schedule points:
 
 * A *step* is what one task does from one schedule point to its next one.
   The scheduler records its *footprint*: (key, write) pairs for each lock,
@@ -79,7 +79,8 @@ class SourceDPOR:
         self.events: list[tuple[int, dict]] = []      # (task, footprint) per step
         self.fresh = 0                  # first point that differs from the previous schedule
         self.redundant = 0              # schedules abandoned (sleep-set blocked)
-        self.races = 0
+        self.races = 0                  # races found, over the whole search
+        self._next_sleep: dict = {}     # the sleep set the step just recorded leaves
 
     def describe(self) -> str:
         return "DPOR (source sets)" + (f", preemption bound {self.bound}" if self.bound is not None else "")
