@@ -223,3 +223,31 @@ def test_the_unlocked_shared_tree_check_is_in_the_footprint(mutant):
     r = explore(CATALOGUE["private-file-fault-vs-mbind"], "current", (mutant,), bound=None,
                 reduction="dpor")
     assert r.failure is not None and r.failure.finding.kind == "static policy freed"
+
+
+def test_both_carriers_run_the_same_reduced_search():
+    pytest.importorskip("greenlet")
+    from mempolicy.check import sched
+
+    seen = {}
+    try:
+        for carrier in ("thread", "greenlet"):
+            sched._DEFAULT = carrier
+            r = explore(CATALOGUE["mbind-flags-vs-fault"], bound=None, reduction="dpor",
+                        collect=True)
+            seen[carrier] = r.seen
+    finally:
+        sched._DEFAULT = None
+    assert seen["thread"] == seen["greenlet"] and len(seen["thread"]) > 1
+
+
+def test_a_failure_the_reduced_search_finds_replays():
+    from mempolicy.check.explore import check_schedule, replay
+
+    m = MUTANTS["numa-maps-no-task-lock"]
+    r = explore(CATALOGUE[m.scenarios[0]], m.protocol, switches(m), bound=None, reduction="dpor",
+                lockdep=False)
+    assert r.failure is not None
+    data = check_schedule(r.failure.schedule_json())
+    run, followed = replay(data)
+    assert followed and run.finding is not None and run.finding.kind == r.failure.finding.kind
