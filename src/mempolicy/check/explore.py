@@ -296,3 +296,57 @@ def straight(world, checks: bool = True) -> Finding | None:
     if not checks:
         return None
     return world.check_invariants() or world.teardown()
+
+
+DETACHED_TIMEOUT = 10.0     # seconds: a sequential run that takes longer is stuck on a lock
+
+
+def detached(scenario: Scenario, protocol: str = "current", mutants=(),
+             timeout: float = DETACHED_TIMEOUT) -> Finding | None:
+    """The scenario run once with no checker attached, then the end-of-run checks.
+
+    The tasks run one after another in program order (``straight``) with
+    ``sched_points.sched`` unset and ``sched_points.mutated`` clear even while
+    ``mutants`` are applied, so the model takes the fast paths it takes outside the
+    checker (``_do_anonymous_write``, the bulk path), which no explored schedule runs.
+    The policy cache's sanitizer (use after free, double put) and the invariants and
+    leak check of ``World`` judge it.  Nothing interleaves, so a task that waits for a
+    lock waits forever: after ``timeout`` seconds that is reported as a deadlock (the
+    stuck thread is left behind, a daemon)."""
+    import threading
+
+    from mempolicy.core import sched_points
+
+    from .sched import classify, raised_in
+
+    world = scenario.build(protocol)
+
+    def bounded(fn, what: str) -> Finding | None:
+        out: list = []
+
+        def body() -> None:
+            try:
+                out.append(fn())
+            except Exception as e:      # the sanitizer, a lock misused, a crash of the model
+                kind = classify(e)
+                out.append(Finding(kind, f"{type(e).__name__}: {e}" if kind == "crash" else str(e),
+                                   -1, None, raised_in(e)))
+
+        th = threading.Thread(target=body, name=f"detached-{scenario.name}", daemon=True)
+        th.start()
+        th.join(timeout)
+        if th.is_alive():
+            return Finding("deadlock", f"{what} still running after {timeout:.0f} s: a task"
+                           " waits for a lock that it or an earlier task kept", -1, None)
+        return out[0]
+
+    # the mutants are on while the programs run, not while the correct kernel checks and
+    # tears the world down (as in a scheduled run)
+    with applied(mutants):
+        sched_points.mutated = False
+        f = bounded(lambda: straight(world, checks=False), "the programs")
+    if f is None:
+        f = bounded(lambda: world.check_invariants() or world.teardown(), "the teardown")
+    if f is not None:
+        f.message = f"detached run of {scenario.name}: {f.message}"
+    return f

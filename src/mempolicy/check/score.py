@@ -110,8 +110,10 @@ def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: i
     The search deepens across scenarios: every scenario with no preemption first, then
     with one, then the small ones with ``bound_small`` (with ``reduction="dpor"``: the
     reduced search with no bound, which is complete but goes deep first), then PCT runs
-    on the large ones; most mistakes show in the first round."""
-    from .explore import explore
+    on the large ones; most mistakes show in the first round.  After the first round
+    each scenario also runs once detached (``explore.detached``: no scheduler, so the
+    model's fast paths run), which no schedule can reach."""
+    from .explore import detached, explore
 
     scenarios = CATALOGUE if scenarios is None else scenarios
     t0 = time.perf_counter()
@@ -120,7 +122,18 @@ def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: i
     rounds: list[tuple[int | None, int]] = [(b, 0) for b in range(bound_small + 1)] + [(1, 100)]
     if reduction == "dpor":
         rounds = [(0, 0), (1, 0), (None, 0), (1, 100)]
-    for bound, pct in rounds:
+    for k, (bound, pct) in enumerate(rounds):
+        if k == 1:                      # after one schedule per scenario: the detached runs
+            for sname in where:
+                if budget - (time.perf_counter() - t0) <= 0:
+                    return Outcome(m, last, n, time.perf_counter() - t0, None, bool(where))
+                f = detached(scenarios[sname], "current", (m.name,),
+                             timeout=max(1.0, budget - (time.perf_counter() - t0)))
+                n += 1
+                last = sname
+                if f is not None:
+                    text = f.kind + (f" in {f.where}" if f.where else "") + " (detached run)"
+                    return Outcome(m, sname, n, time.perf_counter() - t0, text, True)
         how = "dpor" if bound is None else "none"
         for sname in where:
             sc = scenarios[sname]
