@@ -1,14 +1,23 @@
-"""Explorer speed: schedules per second under the controlled scheduler, against the same
-scenarios run straight through without it (measured in the same run).
+"""Explorer speed: the old explorer (every schedule within the preemption bound) against the
+reduced one (DPOR, one schedule per class of equivalent interleavings), measured in the
+same run, on the same scenarios, against the scenarios run straight through.
 
-    PYTHONPATH=src python3 benchmarks/bench_check.py [--seconds S]
+    PYTHONPATH=src python3 benchmarks/bench_check.py [--seconds S] [--scenario NAME ...]
 
-For each scenario: the straight run rate (start state, every task's program
-one after the other, the end-of-run checks) and the exhaustive search rate
-with each task carrier: OS threads handing a semaphore baton over (the old
-engine, the baseline) and greenlets (a stack switch in one thread); and the
-ratio of the two, measured in the same run.  Also the cost of a schedule
-point when no checker is active.
+For each scenario, three measurements:
+
+* straight runs/s: the start state, every task's program one after the other,
+  the end-of-run checks, with no scheduler (the floor of a schedule's cost);
+* the old explorer: ``explore(reduction="none")``, bounded DFS within 2
+  preemptions (1 on a large scenario), as ``mempolicy check`` ran before;
+* the reduced search: ``explore(reduction="dpor")`` with no preemption bound on a
+  small scenario (bound 1 on a large one), as ``mempolicy check`` runs now.
+
+Each search runs to its end or for at most ``--seconds``.  Printed: schedules per
+second of each, distinct (non-equivalent) interleavings per second of the reduced
+one, the time each search needed to finish, and the ratios new/old.  A search
+that did not finish is marked ``*``.  Also the cost of a schedule point when no
+checker is active.
 """
 
 from __future__ import annotations
@@ -25,58 +34,61 @@ from mempolicy.check.explore import explore, run_straight  # noqa: E402
 from mempolicy.check.scenarios import CATALOGUE  # noqa: E402
 
 SCENARIOS = ["anon-fault-vs-mbind", "shared-fault-vs-mbind", "numa-maps-vs-set-mempolicy",
-             "fork-vs-mbind", "shared-mix", "process-life"]
+             "fork-vs-mbind", "fork-policies", "mbind-flags-vs-fault", "vma-split-merge-vs-fault",
+             "shared-mix"]
 
 
-def rate(fn, seconds: float) -> tuple[float, int]:
+def straight_rate(sc, seconds: float) -> float:
     n = 0
     t0 = time.perf_counter()
     while True:
-        n += fn()
+        run_straight(sc)
+        n += 1
         dt = time.perf_counter() - t0
         if dt >= seconds:
-            return n / dt, n
+            return n / dt
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    p.add_argument("--seconds", type=float, default=60.0, help="longest time per search")
+    p.add_argument("--straight", type=float, default=1.0, help="time for the straight-run rate")
+    p.add_argument("--scenario", action="append", help="only these scenarios")
     args = p.parse_args()
-    from mempolicy.check import sched
-
-    carriers = ["thread"]
-    try:
-        import greenlet  # noqa: F401
-        carriers.append("greenlet")
-    except ImportError:
-        print("greenlet is not installed (pip install 'mempolicy[check]'): thread carrier only")
-    head = "".join(f" {c + ' sched/s':>16}" for c in carriers)
-    print(f"{'scenario':<28} {'straight runs/s':>16}{head} {'greenlet/thread':>16}")
-    totals = {c: [0.0, 0] for c in carriers}
-    for name in SCENARIOS:
+    names = args.scenario or SCENARIOS
+    print(f"{'scenario':<28} {'straight/s':>10} | {'old: sched':>10} {'time':>8} {'sched/s':>8} |"
+          f" {'DPOR: sched':>11} {'time':>8} {'sched/s':>8} {'distinct/s':>10} |"
+          f" {'rate x':>6} {'time x':>7}")
+    tot = {"old": [0, 0.0], "new": [0, 0.0, 0]}
+    for name in names:
         sc = CATALOGUE[name]
-        base, _ = rate(lambda: (run_straight(sc), 1)[1], args.seconds)
-        bound = 2 if sc.small else 1
-        rates = {}
-        for c in carriers:               # the old engine (threads) is the baseline, same run
-            sched._DEFAULT = c
-
-            def search():
-                return explore(sc, bound=bound, max_schedules=2000).schedules
-            t0 = time.perf_counter()
-            rates[c], n = rate(search, args.seconds)
-            totals[c][0] += time.perf_counter() - t0
-            totals[c][1] += n
-        sched._DEFAULT = None
-        cols = "".join(f" {rates[c]:>16.0f}" for c in carriers)
-        ratio = f"{rates['greenlet'] / rates['thread']:>16.2f}" if "greenlet" in rates else ""
-        print(f"{name:<28} {base:>16.0f}{cols} {ratio}")
-    for c in carriers:
-        print(f"overall, {c} carrier: {totals[c][1] / totals[c][0]:.0f} schedules/s")
+        base = straight_rate(sc, args.straight)
+        old = explore(sc, bound=2 if sc.small else 1, reduction="none", max_seconds=args.seconds)
+        new = explore(sc, bound=None if sc.small else 1, reduction="dpor", max_seconds=args.seconds)
+        r_old = old.schedules / old.seconds
+        r_new = new.schedules / new.seconds
+        tot["old"][0] += old.schedules
+        tot["old"][1] += old.seconds
+        tot["new"][0] += new.schedules
+        tot["new"][1] += new.seconds
+        tot["new"][2] += new.distinct
+        mark_o = " " if old.complete else "*"
+        mark_n = " " if new.complete else "*"
+        print(f"{name:<28} {base:>10.0f} | {old.schedules:>10} {old.seconds:>7.2f}{mark_o} {r_old:>8.0f} |"
+              f" {new.schedules:>11} {new.seconds:>7.2f}{mark_n} {r_new:>8.0f}"
+              f" {new.distinct / new.seconds:>10.0f} | {r_new / r_old:>6.2f}"
+              f" {old.seconds / new.seconds:>7.2f}", flush=True)
+    o, n = tot["old"], tot["new"]
+    print(f"overall, old explorer (bound 2/1, every schedule): {o[0]} schedules in {o[1]:.2f} s,"
+          f" {o[0] / o[1]:.0f} schedules/s")
+    print(f"overall, DPOR (no bound on the small ones): {n[0]} schedules in {n[1]:.2f} s,"
+          f" {n[0] / n[1]:.0f} schedules/s, {n[2] / n[1]:.0f} distinct interleavings/s")
+    print(f"ratio DPOR/old: {(n[0] / n[1]) / (o[0] / o[1]):.2f} in schedules/s,"
+          f" {o[1] / n[1]:.2f} in time to finish (the DPOR search has no preemption bound)")
     setup = "from mempolicy.core import sched_points as _chk"
-    n = 2_000_000
-    point = timeit.timeit("_chk.sched is not None", setup=setup, number=n) / n
-    empty = timeit.timeit("pass", number=n) / n
+    k = 2_000_000
+    point = timeit.timeit("_chk.sched is not None", setup=setup, number=k) / k
+    empty = timeit.timeit("pass", number=k) / k
     print(f"a schedule point with no checker: {max(point - empty, 0) * 1e9:.0f} ns"
           f" (one global and one attribute load)")
     return 0

@@ -50,7 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", action="append", metavar="NAME", help="only this scenario (repeatable)")
     p.add_argument("--mutant", action="append", metavar="NAME", help="only this mutant (repeatable)")
     p.add_argument("--bound", type=int, metavar="N",
-                   help="preemption bound (default: 2 for small scenarios, 1 for large ones)")
+                   help="preemption bound (default: none for small scenarios under DPOR,"
+                        " 2 without reduction, 1 for large ones)")
+    p.add_argument("--reduction", choices=("dpor", "none"), default="dpor",
+                   help="dpor: one schedule per class of equivalent interleavings (default);"
+                        " none: every schedule within the bound (the old explorer)")
     p.add_argument("--pct", type=int, metavar="N",
                    help="PCT schedules per scenario after the exhaustive search (default: 0 small, 300 large)")
     p.add_argument("--seed", type=int, default=1, help="first PCT / stress seed (default 1)")
@@ -158,23 +162,31 @@ def _save(run, directory: str, stem: str) -> str:
     return path
 
 
-def _search(args, small: bool) -> tuple[int, int]:
-    bound = args.bound if args.bound is not None else (2 if small else 1)
+def _search(args, small: bool) -> tuple[int | None, int]:
+    """(preemption bound, PCT runs) for a scenario: the reduced search of a small one has
+    no bound; without reduction, or on a large one, the bound is 2 or 1."""
+    if args.bound is not None:
+        bound: int | None = args.bound
+    elif small and args.reduction == "dpor":
+        bound = None
+    else:
+        bound = 2 if small else 1
     pct = args.pct if args.pct is not None else (0 if small else 300)
     return bound, pct
 
 
 def _catalogue(args) -> int:
-    from .explore import explore
+    from .explore import detached, explore
     from .timeline import report
 
     names = args.scenario or list(args.catalogue)
     print(f"mempolicy check: protocol {args.protocol}, {len(names)} scenarios"
           f"{', lockdep off' if args.no_lockdep else ''}")
     print(f"{'scenario':<28} {'tasks':>5} {'schedules':>9}  {'search':<26} {'time':>7}  result")
-    total = 0
-    secs = 0.0
+    total = distinct = reduced = 0
+    secs = rsecs = 0.0
     failures = []
+    dfailures = []
     for name in names:
         sc = args.catalogue[name]
         bound, pct = _search(args, sc.small)
@@ -183,19 +195,37 @@ def _catalogue(args) -> int:
             r = _distributed(args, sc, bound, pct, jobs)
         else:
             r = explore(sc, args.protocol, (), bound=bound, pct_runs=pct, seed=args.seed,
-                        lockdep=not args.no_lockdep)
+                        lockdep=not args.no_lockdep,
+                        reduction=args.reduction if bound is None or sc.small else "none")
+        dfail = None
+        if r.failure is None:           # then once with no checker attached: the fast paths
+            t0 = time.perf_counter()
+            dfail = detached(sc, args.protocol)
+            r.seconds += time.perf_counter() - t0
         total += r.schedules
         secs += r.seconds
+        if r.strategy.startswith("DPOR"):
+            reduced += r.schedules
+            distinct += r.distinct
+            rsecs += r.seconds
         ntasks = len(r.failure.tasks) if r.failure else len(sc.build(args.protocol).programs)
         result = "clean" + ("" if r.complete or pct else " (search cut short)")
         if r.failure is not None:
             result = f"FAIL {r.failure.finding.kind}" + (f" in {r.failure.finding.where}"
                                                           if r.failure.finding.where else "")
             failures.append(r)
+        elif dfail is not None:
+            result = f"FAIL {dfail.kind}" + (f" in {dfail.where}" if dfail.where else "") + " (detached run)"
+            dfailures.append((name, dfail))
         print(f"{name:<28} {ntasks:>5} {r.schedules:>9}  {r.strategy:<26} {r.seconds:>6.2f}s  {result}",
               flush=True)
     rate = total / secs if secs else 0.0
+    print("each clean scenario also ran once detached (tasks in turn, no checker attached)")
     print(f"explored {total} schedules in {secs:.2f} s: {rate:.0f} schedules/s")
+    if reduced:
+        print(f"reduced searches (DPOR): {reduced} schedules in {rsecs:.2f} s, {distinct} distinct"
+              f" interleavings (no two equivalent): {distinct / rsecs if rsecs else 0.0:.0f}"
+              f" distinct/s")
     for r in failures:
         stem = r.scenario + ("" if args.protocol == "current" else f"-{args.protocol}")
         print()
@@ -205,8 +235,14 @@ def _catalogue(args) -> int:
             print(f"schedule saved to {path}; replay: mempolicy check --replay {path}")
         else:
             print("(not saved: --save DIR writes the schedule for --replay)")
-    if failures:
-        print(f"\n{len(failures)} of {len(names)} scenarios failed")
+    for name, f in dfailures:
+        print()
+        print(f"== detached run: {name} (protocol {args.protocol}) ==")
+        print(f"finding: {f}")
+        print("the tasks ran one after another with no checker attached (nothing to replay:"
+              f" mempolicy check --scenario {name} repeats it)")
+    if failures or dfailures:
+        print(f"\n{len(failures) + len(dfailures)} of {len(names)} scenarios failed")
         return 1
     print("all clean")
     return 0
@@ -272,7 +308,8 @@ def _generated_mutants(args, names) -> bool:
         print(f"{res:<9} {o.mutant.name:<78} {o.scenario or '-':<26} {o.schedules:>6}"
               f" {o.seconds:>5.1f}s  {o.finding or o.error or ''}", flush=True)
 
-    outcomes = score(mutants, budget=args.budget, progress=show, skip=equiv, jobs=jobs)
+    outcomes = score(mutants, budget=args.budget, progress=show, skip=equiv, jobs=jobs,
+                     reduction=args.reduction)
     caught = sum(o.caught for o in outcomes)
     slow = [o for o in outcomes if o.caught and o.seconds > args.budget]
     alive = [o for o in outcomes if not o.caught]
@@ -303,7 +340,8 @@ def _named_mutants(args, names) -> bool:
             sc = CATALOGUE[sname]
             bound, pct = _search(args, sc.small)
             r = explore(sc, m.protocol, (name,) if m.parts else (), bound=bound, pct_runs=max(pct, 200),
-                        seed=args.seed, lockdep=not args.no_lockdep)
+                        seed=args.seed, lockdep=not args.no_lockdep,
+                        reduction=args.reduction if bound is None or sc.small else "none")
             n += r.schedules
             last = sname
             if r.failure is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .mutate import applied
 from .scenarios import CATALOGUE, Scenario
 from .sched import Finding, Scheduler
+from .dpor import SourceDPOR
 from .strategy import PCT, BoundedDFS, Replay
 
 SCHEDULE_VERSION = 1
@@ -39,6 +40,7 @@ class Run:
     strategy: str = ""
     names: dict = field(default_factory=dict)
     scenario_text: str | None = None      # a scenario not in the catalogue travels with it
+    redundant: bool = False               # abandoned by the reduction (equivalent to another)
 
     def schedule_json(self) -> dict:
         """The replayable schedule (``mempolicy check --replay``)."""
@@ -70,6 +72,8 @@ class Result:
     failure: Run | None = None
     max_steps: int = 0
     notes: list[str] = field(default_factory=list)
+    distinct: int = 0                     # schedules run to the end, none equivalent to another
+    seen: list = field(default_factory=list)     # each schedule's choices (when collected)
 
     @property
     def clean(self) -> bool:
@@ -93,7 +97,7 @@ def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: boo
     # state or tears it down (there, without the scheduler, a lost unlock would hang)
     with applied(mutants):
         finding = sched.run()
-    if finding is None:
+    if finding is None and not sched.redundant:
         finding = world.check_invariants() or world.teardown()
         if finding is not None:
             finding.step = sched.step
@@ -101,29 +105,51 @@ def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: boo
     text = None if shipped is not None and shipped.text == scenario.text else scenario.text
     return Run(scenario.name, protocol, tuple(mutants), lockdep, sched.choices, finding,
                sched.events, [t.name for t in sched.tasks], world, sched.step, sched.preemptions,
-               strategy.describe(), sched.names, text)
+               strategy.describe(), sched.names, text, sched.redundant)
 
 
-def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: int = 2,
+REDUCTIONS = ("dpor", "none")
+
+
+def explore(scenario: Scenario, protocol: str = "current", mutants=(), bound: int | None = 2,
             pct_runs: int = 0, seed: int = 1, depth: int = 3, lockdep: bool = True,
-            max_schedules: int | None = None, max_seconds: float | None = None) -> Result:
-    """Exhaustive search within ``bound`` preemptions, then ``pct_runs`` PCT schedules;
-    stops at the first failing schedule."""
+            max_schedules: int | None = None, max_seconds: float | None = None,
+            reduction: str = "none", collect: bool = False) -> Result:
+    """Exhaustive search within ``bound`` preemptions (None: no bound, DPOR only), then
+    ``pct_runs`` PCT schedules; stops at the first failing schedule.
+
+    ``reduction``: "none" runs every schedule (bounded DFS, the old explorer); "dpor" runs
+    one schedule per equivalence class (``check/dpor.py``).  ``collect`` keeps every
+    schedule's choices in ``Result.seen``.
+    """
     return _explore(scenario, protocol, tuple(mutants), bound, pct_runs, seed, depth, lockdep,
-                    max_schedules, max_seconds)
+                    max_schedules, max_seconds, reduction, collect)
 
 
 def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
-             max_schedules, max_seconds=None) -> Result:
+             max_schedules, max_seconds=None, reduction: str = "none",
+             collect: bool = False) -> Result:
     res = Result(scenario.name, protocol, tuple(mutants))
     lock_order: dict = {}
     t0 = time.perf_counter()
-    dfs = BoundedDFS(bound)
-    res.strategy = f"DFS, bound {bound}"
+    if reduction == "dpor":
+        dfs = SourceDPOR(bound)
+        res.strategy = "DPOR" + ("" if bound is None else f", bound {bound}")
+    elif reduction == "none":
+        if bound is None:
+            raise ValueError("an unreduced search needs a preemption bound")
+        dfs = BoundedDFS(bound)
+        res.strategy = f"DFS, bound {bound}"
+    else:
+        raise ValueError(f"unknown reduction {reduction!r} (one of {', '.join(REDUCTIONS)})")
     res.complete = True
     while True:
         run = _run_once(scenario, dfs, protocol, mutants, lockdep, lock_order)
         res.schedules += 1
+        if reduction == "dpor":
+            res.distinct += not run.redundant
+        if collect:
+            res.seen.append(tuple(run.choices))
         res.max_steps = max(res.max_steps, run.steps)
         if run.finding is not None:
             res.failure = run
@@ -270,3 +296,57 @@ def straight(world, checks: bool = True) -> Finding | None:
     if not checks:
         return None
     return world.check_invariants() or world.teardown()
+
+
+DETACHED_TIMEOUT = 10.0     # seconds: a sequential run that takes longer is stuck on a lock
+
+
+def detached(scenario: Scenario, protocol: str = "current", mutants=(),
+             timeout: float = DETACHED_TIMEOUT) -> Finding | None:
+    """The scenario run once with no checker attached, then the end-of-run checks.
+
+    The tasks run one after another in program order (``straight``) with
+    ``sched_points.sched`` unset and ``sched_points.mutated`` clear even while
+    ``mutants`` are applied, so the model takes the fast paths it takes outside the
+    checker (``_do_anonymous_write``, the bulk path), which no explored schedule runs.
+    The policy cache's sanitizer (use after free, double put) and the invariants and
+    leak check of ``World`` judge it.  Nothing interleaves, so a task that waits for a
+    lock waits forever: after ``timeout`` seconds that is reported as a deadlock (the
+    stuck thread is left behind, a daemon)."""
+    import threading
+
+    from mempolicy.core import sched_points
+
+    from .sched import classify, raised_in
+
+    world = scenario.build(protocol)
+
+    def bounded(fn, what: str) -> Finding | None:
+        out: list = []
+
+        def body() -> None:
+            try:
+                out.append(fn())
+            except Exception as e:      # the sanitizer, a lock misused, a crash of the model
+                kind = classify(e)
+                out.append(Finding(kind, f"{type(e).__name__}: {e}" if kind == "crash" else str(e),
+                                   -1, None, raised_in(e)))
+
+        th = threading.Thread(target=body, name=f"detached-{scenario.name}", daemon=True)
+        th.start()
+        th.join(timeout)
+        if th.is_alive():
+            return Finding("deadlock", f"{what} still running after {timeout:.0f} s: a task"
+                           " waits for a lock that it or an earlier task kept", -1, None)
+        return out[0]
+
+    # the mutants are on while the programs run, not while the correct kernel checks and
+    # tears the world down (as in a scheduled run)
+    with applied(mutants):
+        sched_points.mutated = False
+        f = bounded(lambda: straight(world, checks=False), "the programs")
+    if f is None:
+        f = bounded(lambda: world.check_invariants() or world.teardown(), "the teardown")
+    if f is not None:
+        f.message = f"detached run of {scenario.name}: {f.message}"
+    return f

@@ -48,7 +48,12 @@ class LockModel:
         if self.lockdep and me.held:
             self._lock_dependency(me, lock)
         h = self._h(lock)
+        if self.fp_on:
+            key = self._lockkey(lock)
+            self.seg.add((key, mode != "read"))
         while not self._available(lock, mode):
+            if self.fp_on:                 # a failed attempt reads what any release changes
+                self.seg.add((key, True))
             mine = (h["write"] == me.idx or h["spin"] == me.idx
                     or (mode == "write" and me.idx in h["read"]))
             if mine:
@@ -59,6 +64,8 @@ class LockModel:
             me.blocked_on = (lock, mode)
             self.log("block", lock, mode, self._lock_state(lock))
             self._wait_elsewhere(me)
+            if self.fp_on:                 # woken: the retry belongs to this new segment
+                self.seg.add((key, mode != "read"))
         if mode == "spin":
             lock.locked = True
             h["spin"] = me.idx
@@ -69,6 +76,7 @@ class LockModel:
             lock.writer = True
             h["write"] = me.idx
         me.held.append((lock, mode))
+        me.locked.add(self._lockname(lock))
         self.log("lock", lock, mode, None)
 
     def _lock_dependency(self, me: "_s.SchedTask", lock) -> None:
@@ -106,6 +114,8 @@ class LockModel:
 
     def lock_release(self, lock, mode: str) -> None:
         me = self.current
+        if self.fp_on:
+            self.seg.add((self._lockkey(lock), mode != "read"))
         h = self._h(lock)
         ok = True
         if mode == "spin":

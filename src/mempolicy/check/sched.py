@@ -30,6 +30,9 @@ from mempolicy.core.slab import SanitizerError
 from .locks import LockModel
 
 READY, BLOCKED, DONE = 0, 1, 2
+# how a step touches an object (footprints for check/dpor.py): two steps conflict unless
+# both read it or both add to it (increments commute)
+READ, WRITE, ADD = 0, 1, 2
 STALL_SECONDS = 120.0
 
 
@@ -155,6 +158,14 @@ class SchedTask:
         self.lookup_refs: dict[int, int] = {}
         self.op = ""
         self.glet = None
+        # footprints for partial-order reduction (check/dpor.py): the policies this
+        # operation has seen (any later segment of it may still use them), the operation's
+        # own keys (world.op_keys) and keys owed to the next segment (a child's creation)
+        self.seen: set = set()
+        self.op_keys: tuple = ()                   # (key, mode, lock): by its steps under a lock
+        self.op_always: frozenset = frozenset()    # carried by all its steps
+        self.locked: set = set()                   # locks the running step held or took
+        self.extra: set = set()
 
     def __repr__(self) -> str:
         return f"<{self.name} {('ready', 'blocked', 'done')[self.state]}>"
@@ -277,12 +288,22 @@ class Scheduler(LockModel):
         self.preemptions = 0
         self.holders: dict[int, dict] = {}    # id(lock) -> {"read": {idx: n}, "write": idx, "spin": idx}
         self.names: dict[int, str] = {}       # serial -> "bind:1" (last seen text)
+        # partial-order reduction: a strategy with ``footprints`` sees every schedule point
+        # with what the segment of the task that ran up to it touched (``access``)
+        self.fp_on = bool(getattr(strategy, "footprints", False))
+        self.seg: set = set()
+        self.polkeys: dict[int, tuple] = {}   # id(policy) -> a name stable across schedules
+        self.allocs: dict[int, int] = {}      # task idx -> policies it allocated so far
+        self.redundant = False                # a sleep-set-blocked schedule, abandoned
 
     # -- tasks ---------------------------------------------------------------
     def spawn(self, name: str, program) -> SchedTask:
         """Add a task (before ``run`` or from a running task, e.g. a forked child)."""
         st = SchedTask(self, len(self.tasks), name, program)
         self.tasks.append(st)
+        if self.fp_on and self.current is not None:   # a child: its first step follows its creation
+            self.seg.add((("task", name), True))
+            st.extra.add((("task", name), False))
         if self.carrier == "greenlet":
             st.glet = self._greenlet(lambda: _task_main(st), parent=self._main_glet)
             return st
@@ -300,12 +321,16 @@ class Scheduler(LockModel):
         _core.refcount_hook = self.refcount
         if self.carrier == "greenlet":
             try:
-                return self._run_greenlets()
+                found = self._run_greenlets()
             finally:
                 hooks.sched, _core.refcount_hook = saved
+            self._finish()
+            return found
         try:
             ready = [t for t in self.tasks if t.state == READY]
             first = self._choose(ready, None)
+            if first is None:
+                return None
             self.current = first
             first.sem.release()
             self._wait_main()
@@ -321,13 +346,21 @@ class Scheduler(LockModel):
                 self._wait_main()
         finally:
             hooks.sched, _core.refcount_hook = saved
+        self._finish()
         return self.finding
+
+    def _finish(self) -> None:
+        """The run ended: hand the last segment to a reducing strategy."""
+        if self.fp_on and not self.aborting:
+            self.strategy.close(self._close_segment())
 
     def _run_greenlets(self) -> Finding | None:
         """The main loop of the greenlet carrier: run the chosen task until a task ends
         (tasks switch to each other directly), then the task its end chose."""
         ready = [t for t in self.tasks if t.state == READY]
         nxt = self._choose(ready, None)
+        if nxt is None:
+            return None
         while nxt is not None:
             self.current = nxt
             self._handoff = None
@@ -370,7 +403,8 @@ class Scheduler(LockModel):
         ready = [t for t in self.tasks if t.state == READY]
         if ready:
             nxt = self._choose(ready, None)
-            self.current = nxt
+            if nxt is not None:
+                self.current = nxt
             self._wake(nxt)
             return
         blocked = [t for t in self.tasks if t.state == BLOCKED]
@@ -389,10 +423,20 @@ class Scheduler(LockModel):
         self.aborting = True
 
     # -- choosing ------------------------------------------------------------
-    def _choose(self, ready: list[SchedTask], cur: SchedTask | None) -> SchedTask:
-        if len(ready) == 1:
+    def _choose(self, ready: list[SchedTask], cur: SchedTask | None) -> SchedTask | None:
+        """The next task to run; None when a reducing strategy abandons the schedule."""
+        if self.fp_on:
+            nxt = self.strategy.step(self._close_segment(), ready, cur)
+            if nxt is None:                  # every runnable task asleep: a redundant schedule
+                self.redundant = True
+                self.aborting = True
+                return None
+            if len(ready) == 1:
+                return nxt
+        elif len(ready) == 1:
             return ready[0]
-        nxt = self.strategy.choose(self, ready, cur)
+        else:
+            nxt = self.strategy.choose(self, ready, cur)
         self.choices.append(nxt.idx)
         if cur is not None and nxt is not cur:
             self.preemptions += 1
@@ -416,8 +460,10 @@ class Scheduler(LockModel):
             self._fail(me, "livelock", f"more than {self.max_steps} steps")
             raise Abort
         ready = [t for t in self.tasks if t.state == READY]
-        if len(ready) > 1:
+        if len(ready) > 1 or self.fp_on:
             nxt = self._choose(ready, me)
+            if nxt is None:
+                raise Abort
             if nxt is not me:
                 self._switch(me, nxt)
 
@@ -439,16 +485,78 @@ class Scheduler(LockModel):
             self._fail(me, "deadlock", self._deadlock_text(blocked))
             raise Abort
         nxt = self._choose(ready, None)
+        if nxt is None:
+            raise Abort
         self._switch(me, nxt)
+
+    # -- footprints (partial-order reduction) ----------------------------------
+    def access(self, key, write: bool) -> None:
+        """The running segment reads or writes the object named ``key``."""
+        if self.fp_on:
+            self.seg.add((key, write))
+
+    def _pol(self, pol, mode: int, ref: int | None = None) -> None:
+        """The running segment uses (``READ``) or changes or frees (``WRITE``) policy
+        ``pol``; ``ref``: it also increments (``ADD``) or decrements (``WRITE``: the result
+        decides the free) the refcount, a separate word of the policy."""
+        if self.fp_on:
+            key = self.polkeys.get(id(pol))
+            if key is None:                  # built with the start state: same serial each time
+                key = self.polkeys[id(pol)] = (pol._serial,)
+            self.seg.add((("pol",) + key, mode))
+            if ref is not None:
+                self.seg.add((("ref",) + key, ref))
+            if self.current is not None:
+                self.current.seen.add(("pol",) + key)
+
+    def _owner(self, kind: str, owner) -> tuple:
+        """One key per policy slot family: a task's pointer, an mm's VMAs, a shared tree."""
+        w = self.world
+        if w is None:
+            return (kind,)
+        if kind == "task":
+            return ("task", w.task_name(owner))
+        if kind == "vma":
+            return ("vmas", w.proc_of.get(id(owner.mm), "?"))
+        return ("shared", w.sp_names.get(id(owner), "?"))
+
+    def _lockkey(self, lock) -> tuple:
+        return ("lock", self._lockname(lock))
+
+    def _close_segment(self):
+        """(task index, footprint) of the segment that just ended (None before the first)."""
+        me = self.current
+        if me is None:
+            return None
+        fp = self.seg
+        self.seg = set()
+        for k in me.seen:
+            fp.add((k, READ))
+        held = {self._lockname(lk) for lk, _ in me.held}
+        under = me.locked | held
+        if under:
+            for key, mode, lk in me.op_keys:
+                if lk is None or lk in under:
+                    fp.add((key, mode))
+        me.locked = held
+        fp.update(me.op_always)
+        if me.extra:
+            fp.update(me.extra)
+            me.extra = set()
+        return me.idx, fp
 
     # -- the event log -------------------------------------------------------
     def log(self, kind: str, a=None, b=None, c=None) -> None:
         me = self.current
         self.events.append((self.step, me.idx if me else -1, kernel_function(3), kind, a, b, c))
 
-    def note_op(self, st: SchedTask, text: str) -> None:
-        """A task starts one operation of its program."""
+    def note_op(self, st: SchedTask, text: str, keys=((), ())) -> None:
+        """A task starts one operation of its program (``keys``: the state outside the
+        schedule points it touches, see ``World.op_keys``)."""
         st.op = text
+        st.seen = set()
+        st.op_keys = tuple((k[0], k[1], k[2] if len(k) > 2 else None) for k in keys[0])
+        st.op_always = frozenset(keys[1])
         self.events.append((self.step, st.idx, "", "op", text, None, None))
 
     # -- refcount (mempolicy.core.mempolicy.refcount_hook) --------------------
@@ -459,6 +567,7 @@ class Scheduler(LockModel):
         static = pol._cache is None
         if not static:                       # static policies are never freed: no race to explore
             self._point()
+            self._pol(pol, READ, ADD if op == "inc" else WRITE)
             if type(pol) is _core.FreedMempolicy:
                 what = "mpol_get" if op == "inc" else _refop_name()
                 raise SanitizerError(f"{what} on a freed policy: {pol.describe()}")
@@ -485,9 +594,14 @@ class Scheduler(LockModel):
         if self.aborting:
             raise Abort
         if pol is None or pol._cache is None:
+            if self.fp_on:                   # no point, but the slot was read
+                self.seg.add((self._owner(kind, owner), READ))
             return                           # NULL or static: nothing can free it
         self._remember(pol)
         self.log("load", kind, owner, (pol, self._where(kind, owner, node)))
+        if self.fp_on:
+            self.seg.add((self._owner(kind, owner), False))
+            self._pol(pol, READ)
         self._point()
 
     def store(self, kind: str, owner, pol, node=None) -> None:
@@ -497,6 +611,10 @@ class Scheduler(LockModel):
         if pol is not None:
             self._remember(pol)
         self.log("store", kind, owner, (pol, self._where(kind, owner, node)))
+        if self.fp_on:
+            self.seg.add((self._owner(kind, owner), True))
+            if pol is not None:
+                self._pol(pol, READ)
         self._point()
 
     def modify(self, pol, what: str) -> None:
@@ -504,6 +622,7 @@ class Scheduler(LockModel):
         if self.aborting:
             raise Abort
         self._point()
+        self._pol(pol, WRITE)
         if type(pol) is _core.FreedMempolicy:
             raise SanitizerError(f"write after free: {what} of {pol.describe()}")
         self._remember(pol)
@@ -515,10 +634,17 @@ class Scheduler(LockModel):
             raise Abort
         if pol._cache is not None:
             self.log("sleep", why, pol, None)
+            self._pol(pol, READ)
             self._point()
 
     def slab_event(self, what: str, obj) -> None:
-        """A policy was allocated or freed (log only)."""
+        """A policy was allocated or freed (logged; a footprint for the reduction)."""
+        if self.fp_on and self.current is not None:
+            if what == "alloc":              # named by who allocated it: stable across schedules
+                n = self.allocs.get(self.current.idx, 0) + 1
+                self.allocs[self.current.idx] = n
+                self.polkeys[id(obj)] = (self.current.name, n)
+            self._pol(obj, WRITE)
         if self.aborting or self.current is None:
             return
         self.log(what, obj, None, None)

@@ -104,29 +104,47 @@ def _ops(ops) -> int:
 
 
 def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: int = 2,
-               scenarios: dict[str, Scenario] | None = None) -> Outcome:
+               scenarios: dict[str, Scenario] | None = None, reduction: str = "none") -> Outcome:
     """Explore the scenarios ``where`` with ``m`` applied until one fails or time is up.
 
     The search deepens across scenarios: every scenario with no preemption first, then
-    with one, then the small ones with ``bound_small``, then PCT runs on the large ones;
-    most mistakes show in the first round."""
-    from .explore import explore
+    with one, then the small ones with ``bound_small`` (with ``reduction="dpor"``: the
+    reduced search with no bound, which is complete but goes deep first), then PCT runs
+    on the large ones; most mistakes show in the first round.  After the first round
+    each scenario also runs once detached (``explore.detached``: no scheduler, so the
+    model's fast paths run), which no schedule can reach."""
+    from .explore import detached, explore
 
     scenarios = CATALOGUE if scenarios is None else scenarios
     t0 = time.perf_counter()
     n = 0
     last = None
-    rounds = [(b, 0) for b in range(bound_small + 1)] + [(1, 100)]
-    for bound, pct in rounds:
+    rounds: list[tuple[int | None, int]] = [(b, 0) for b in range(bound_small + 1)] + [(1, 100)]
+    if reduction == "dpor":
+        rounds = [(0, 0), (1, 0), (None, 0), (1, 100)]
+    for k, (bound, pct) in enumerate(rounds):
+        if k == 1:                      # after one schedule per scenario: the detached runs
+            for sname in where:
+                if budget - (time.perf_counter() - t0) <= 0:
+                    return Outcome(m, last, n, time.perf_counter() - t0, None, bool(where))
+                f = detached(scenarios[sname], "current", (m.name,),
+                             timeout=max(1.0, budget - (time.perf_counter() - t0)))
+                n += 1
+                last = sname
+                if f is not None:
+                    text = f.kind + (f" in {f.where}" if f.where else "") + " (detached run)"
+                    return Outcome(m, sname, n, time.perf_counter() - t0, text, True)
+        how = "dpor" if bound is None else "none"
         for sname in where:
             sc = scenarios[sname]
-            if (bound > 1 and not sc.small) or (pct and sc.small):
+            if ((bound is None or bound > 1) and not sc.small) or (pct and sc.small):
                 continue
             left = budget - (time.perf_counter() - t0)
             if left <= 0:
                 return Outcome(m, last, n, time.perf_counter() - t0, None, bool(where))
             try:
-                r = explore(sc, "current", (m.name,), bound=bound, pct_runs=pct, max_seconds=left)
+                r = explore(sc, "current", (m.name,), bound=bound, pct_runs=pct, max_seconds=left,
+                            reduction=how)
             except Exception as e:           # the checker itself failed: not a catch
                 return Outcome(m, sname, n, time.perf_counter() - t0, None, True,
                                f"{type(e).__name__}: {e}")
@@ -140,7 +158,8 @@ def run_mutant(m: Mutant, where: list[str], budget: float = 10.0, bound_small: i
 
 
 def score(mutants=None, budget: float = 10.0, scenarios: dict[str, Scenario] | None = None,
-          progress=None, skip: dict[str, str] | None = None, jobs: int = 1) -> list[Outcome]:
+          progress=None, skip: dict[str, str] | None = None, jobs: int = 1,
+          reduction: str = "none") -> list[Outcome]:
     """Run every mutant (default: all generated ones) except those in ``skip``;
     ``progress(outcome)`` after each.  ``jobs`` > 1 spreads the mutants over a local
     process pool."""
@@ -158,13 +177,13 @@ def score(mutants=None, budget: float = 10.0, scenarios: dict[str, Scenario] | N
         _POOL_SCENARIOS = scenarios
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            for o in pool.map(_pool_run, [(m.name, where, budget) for m, where in work]):
+            for o in pool.map(_pool_run, [(m.name, where, budget, reduction) for m, where in work]):
                 out.append(o)
                 if progress is not None:
                     progress(o)
         return out
     for m, where in work:
-        o = run_mutant(m, where, budget, scenarios=scenarios)
+        o = run_mutant(m, where, budget, scenarios=scenarios, reduction=reduction)
         out.append(o)
         if progress is not None:
             progress(o)
@@ -177,5 +196,6 @@ _POOL_SCENARIOS: dict | None = None
 def _pool_run(job) -> Outcome:
     from .mutate import by_name
 
-    name, where, budget = job
-    return run_mutant(by_name()[name], where, budget, scenarios=_POOL_SCENARIOS)
+    name, where, budget, reduction = job
+    return run_mutant(by_name()[name], where, budget, scenarios=_POOL_SCENARIOS,
+                      reduction=reduction)

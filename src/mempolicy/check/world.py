@@ -50,9 +50,18 @@ from mempolicy.syscalls.mempolicy import (
     kernel_set_mempolicy,
     sys_set_mempolicy_home_node,
 )
-from mempolicy.uapi import MODE_NAMES, MPOL_F_ADDR, MPOL_F_NODE, MPOL_F_SHARED, MPOL_MF_MOVE, PAGE_SIZE
+from mempolicy.uapi import (
+    MODE_NAMES,
+    MPOL_F_ADDR,
+    MPOL_F_NODE,
+    MPOL_F_SHARED,
+    MPOL_MF_MOVE,
+    MPOL_MF_MOVE_ALL,
+    MPOL_MF_STRICT,
+    PAGE_SIZE,
+)
 
-from .sched import CheckFailure, Finding
+from .sched import ADD, READ, WRITE, CheckFailure, Finding
 
 MAXNODE = 1025
 BASE = 0x40000000            # every mapping lies in one 2 MiB page-table range
@@ -78,6 +87,7 @@ class World:
         self.names: dict[int, str] = {}          # id(task) -> name
         self.proc_of: dict[int, str] = {}        # id(mm) -> process name
         self.maps: dict[str, tuple] = {}         # name -> (mm, addr, pages)
+        self.map_files: dict[str, str] = {}      # mapping name -> memfd name (file mappings)
         self.memfds: dict[str, object] = {}      # name -> ShmemFile
         self.sp_names: dict[int, str] = {}       # id(SharedPolicy) -> memfd name
         self.lock_names: dict[int, str] = {}
@@ -139,6 +149,8 @@ class World:
         shared = (shared or file is not None) and not private
         mman.sys_mmap(self.kernel, t, addr, pages * PAGE_SIZE, shared, file, off)
         self.maps[name] = (t.mm, addr, pages)
+        if memfd:
+            self.map_files[name] = memfd
 
     def mmap_at(self, task: str, name: str, after: str, pages: int, memfd: str | None = None) -> None:
         """Map right after mapping ``after`` (for one mbind across both)."""
@@ -147,6 +159,8 @@ class World:
         file = self.memfds[memfd] if memfd else None
         mman.sys_mmap(self.kernel, t, a + p * PAGE_SIZE, pages * PAGE_SIZE, file is not None, file, 0)
         self.maps[name] = (t.mm, a + p * PAGE_SIZE, pages)
+        if memfd:
+            self.map_files[name] = memfd
         end = a + (p + pages) * PAGE_SIZE
         self.slots[id(t.mm)] = max(self.slots[id(t.mm)],
                                    -(-(end - BASE) // (SLOT_PAGES * PAGE_SIZE)))
@@ -173,7 +187,8 @@ class World:
             for op in ops:
                 if task.exited:
                     break
-                st.sched.note_op(st, self.op_text(op))
+                st.sched.note_op(st, self.op_text(op),
+                                 self.op_keys(name, op) if st.sched.fp_on else ((), ()))
                 try:
                     self._op(task, st, op)
                 except KernelError as e:
@@ -182,6 +197,82 @@ class World:
                 except (FaultSignal, OutOfMemory) as e:
                     st.sched.log("error", type(e).__name__ if isinstance(e, OutOfMemory) else e.signame)
         return run
+
+    def op_keys(self, name: str, op: tuple) -> tuple[set, set]:
+        """What operation ``op`` of task ``name`` touches outside the schedule points, as
+        (key, mode) pairs for the partial-order reduction (``check/dpor.py``): the keys
+        of its steps that hold or take a lock (a third item names the lock: only its
+        steps under that one), and the keys of all its steps.
+
+        The points see locks and policy pointers; pages, page tables, the page cache,
+        ``mems_allowed`` and the world's own exit bookkeeping are not behind a point.  The
+        kernel touches the first four only under ``mmap_lock`` or ``task_lock``, so every
+        step of the operation that holds a lock carries them; the exit bookkeeping runs
+        outside any lock, so every step carries it.  Two steps that share a key (not
+        both reading or both adding) are never taken as independent.  Coarse on purpose:
+        ``("pages", PROCESS)`` stands for the placement of every page a process maps
+        (numa_maps, MPOL_F_NODE, strict mbind and migration read or change it), and
+        ``("file pages", MEMFD)`` for a memfd's page cache.
+        """
+        def proc(task: str) -> str:
+            return self.proc_of.get(id(self.tasks[task].mm), task)
+
+        me = proc(name)
+        keys = {(("mems", name), READ)}
+        always: set = set()
+
+        def pages(who: str, mode: int, mapping: str | None = None) -> None:
+            """The placement of ``who``'s pages: one mapping's file pages, or all of them."""
+            keys.add((("pages", who), mode))
+            files = ([self.map_files[mapping]] if mapping in self.map_files else []) \
+                if mapping is not None else list(self.memfds)
+            for m in files:
+                keys.add((("file pages", m), mode))
+                keys.add((("shared", m), READ))    # mpol_shared_policy_lookup's unlocked check
+
+        def at(mapping: str, mode: int = READ) -> None:
+            """A policy looked up (or set) at a mapping: a file's shared tree too (sp_delete
+            changes the tree with no store point)."""
+            m = self.map_files.get(mapping)
+            if m is not None:                  # a change only under the tree's own lock
+                keys.add((("shared", m), mode) if mode == READ else
+                         (("shared", m), mode, f"sp->lock of memfd {m}"))
+
+        k = op[0]
+        if k == "fault":       # adds one page (faults of other pages commute with it)
+            pages(me, ADD, op[1])
+            keys.add((("page", me, op[1], op[2]), WRITE))
+            if op[1] in self.map_files:
+                keys.add((("file page", self.map_files[op[1]], op[2]), WRITE))
+        elif k == "mbind":     # looks at pages only to check (strict) or move them
+            at(op[1], WRITE)
+            flags = op[6] if len(op) > 6 else 0
+            if flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
+                pages(me, WRITE, op[1])
+            elif flags & MPOL_MF_STRICT:
+                pages(me, READ, op[1])
+        elif k in ("get_node", "move_pages"):
+            pages(me, WRITE if k == "move_pages" else READ, op[1])
+        elif k in ("get_mempolicy", "expect") and len(op) > 2 and op[1] is not None:
+            at(op[1])
+        elif k == "munmap":
+            pages(me, WRITE, op[1])
+        elif k == "migrate_pages":
+            pages(proc(op[1]), WRITE)
+            always.add((("exit", proc(op[1])), READ))
+        elif k == "numa_maps":
+            pages(proc(op[1]), READ)
+            always.add((("exit", proc(op[1])), READ))
+        elif k == "cpuset":
+            for t in op[1]:
+                keys.add((("mems", t), WRITE))
+                pages(proc(t), WRITE)
+        elif k == "fork":
+            pages(me, READ)
+        elif k == "exit":
+            pages(me, WRITE)
+            always.add((("exit", me), WRITE))
+        return keys, always
 
     def op_text(self, op: tuple) -> str:
         k = op[0]
