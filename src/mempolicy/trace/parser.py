@@ -62,7 +62,7 @@ class Machine:
     nodes: list[NodeSpec]
     distances: dict[tuple[int, int], int] = field(default_factory=dict)
     hmat: dict[int, HmatSpec] = field(default_factory=dict)   # node -> its HMAT numbers
-    own_boot: str | None = None  # set when the trace writes weights: no other trace may follow it
+    own_boot: str | None = None  # a trace that changes weights for good: it boots alone
 
     def distance(self, a: int, b: int) -> int:
         if a == b:
@@ -297,6 +297,8 @@ HMAT_DEFAULT_LAT = 100
 
 def _hmat_line(rest: list[str]) -> tuple[int, HmatSpec]:
     """``hmat NODE bw=MBPS [lat=NS]``."""
+    if len(rest) < 2:
+        raise ValueError("an hmat line needs a node and bw=MBPS (hmat NODE bw=MBPS [lat=NS])")
     _expect(rest, 2, 3)
     nid = _num(rest[0], "node id")
     kv: dict[str, int] = {}
@@ -630,8 +632,8 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
         if nid in machine.hmat:
             raise TraceError(path, lineno, f"a second hmat line for node {nid}")
         machine.hmat[nid] = spec
-    if any(c.name == "weight" for c in commands):
-        machine.own_boot = path
+    if not machine.hmat and any(c.name == "weight" for c in commands):
+        machine.own_boot = path     # no bandwidths: the boot state cannot come back
     if machine.nr_cpus == 0:
         raise TraceError(path, 1, "the machine has no CPU")
     return Trace(path, machine, commands)
