@@ -129,6 +129,15 @@ def test_a_trace_that_writes_weights_boots_alone_unless_bandwidths_restore_them(
     assert c.own_boot is None and c.key() == d.key() != b.key()
 
 
+def test_a_memoryless_node_makes_linux_ignore_the_hmat():
+    text = ("node 0 mem=1G cpus=1\nnode 1 mem=0 cpus=1\nhmat 0 bw=30000\nweight 0 2\n"
+            "weight auto 1\nweights\n")
+    m = parse_trace(text, "t").machine
+    assert m.hmat and m.firmware_bandwidths() == {} and m.own_boot == "t"
+    assert run_trace_text(text, "t").splitlines()[1:] == ["5 weight: ENODEV",
+                                                          "6 weights: auto=false N0=2"]
+
+
 def test_hmat_initiator_is_the_nearest_node_with_cpus():
     m = parse_trace("node 0 mem=1G cpus=1\nnode 1 mem=512M cpus=1\nnode 2 mem=512M cpus=0\n"
                     "node 3 mem=512M cpus=0\ndistance 0 2 30\ndistance 1 2 25\n"

@@ -79,6 +79,18 @@ class Machine:
             return nid
         return min((n.id for n in self.nodes if n.cpus), key=lambda c: (self.distance(nid, c), c))
 
+    def firmware_bandwidths(self) -> dict[int, int]:
+        """Node -> MB/s that the booted kernel takes from the HMAT ({} if it takes none).
+
+        QEMU describes every node in the HMAT, and Linux ignores the whole
+        table when it names a memory domain without memory (``Memory Domain
+        missing from SRAT``, hmat_parse_proximity_domain): on a machine with
+        a ``mem=0`` node, ``hmat`` lines change nothing.
+        """
+        if any(n.mem == 0 for n in self.nodes):
+            return {}
+        return {nid: spec.bw for nid, spec in sorted(self.hmat.items())}
+
     def cpu_ranges(self) -> list[range]:
         """The CPUs of each node, numbered node by node."""
         out, first = [], 0
@@ -632,7 +644,7 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
         if nid in machine.hmat:
             raise TraceError(path, lineno, f"a second hmat line for node {nid}")
         machine.hmat[nid] = spec
-    if not machine.hmat and any(c.name == "weight" for c in commands):
+    if not machine.firmware_bandwidths() and any(c.name == "weight" for c in commands):
         machine.own_boot = path     # no bandwidths: the boot state cannot come back
     if machine.nr_cpus == 0:
         raise TraceError(path, 1, "the machine has no CPU")

@@ -306,10 +306,11 @@ def hmat_register_targets(kernel: Kernel, machine) -> None:
     coordinates from its local initiator (which has CPUs, so the CPU access
     class) to node_set_perf_attrs(), which passes them to
     mempolicy_set_node_perf(): read and write bandwidth are both the line's
-    ``bw``.  Latency does not enter the weights.
+    ``bw``.  Latency does not enter the weights, and a table the kernel
+    refuses gives none (``Machine.firmware_bandwidths``).
     """
-    for nid, spec in sorted(machine.hmat.items()):
-        kernel.wi_state.mempolicy_set_node_perf(nid, spec.bw)
+    for nid, bw in machine.firmware_bandwidths().items():
+        kernel.wi_state.mempolicy_set_node_perf(nid, bw)
 
 
 def run_trace(trace: Trace, protocol: str = "current", bulk: bool | None = None) -> list[str]:
