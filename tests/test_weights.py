@@ -290,3 +290,16 @@ def test_plot_labels_give_weights_and_shares():
     k.wi_state.mempolicy_set_node_perf(2, 10000)
     assert node_labels(k, [14, 14, 3]) == ["node 0  w=14  45%", "node 1  w=14  45%",
                                            "node 2  w=3  10%"]
+
+
+def test_linux_auto_switch_on_a_fake_sysfs(tmp_path):
+    from mempolicy.linux import sysfs
+
+    d = tmp_path / "sys/kernel/mm/mempolicy/weighted_interleave"
+    with pytest.raises(OSError) as e:
+        sysfs.set_weighted_interleave_auto(True, tmp_path)
+    assert e.value.errno == errno.ENOENT
+    d.mkdir(parents=True)
+    (d / "auto").write_text("true\n")
+    sysfs.set_weighted_interleave_auto(False, tmp_path)
+    assert (d / "auto").read_text() == "0\n"
