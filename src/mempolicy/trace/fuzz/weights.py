@@ -6,7 +6,8 @@ with memory, so auto weights differ from 1).  The program writes weights
 (valid values and the kernel's refusals), switches ``auto``, reads
 ``weights``, and places pages with ``weighted_interleave`` VMA and task
 policies between the writes, so that a change of weights mid-trace meets
-faults, migration and a task's round robin.
+faults, migration and a task's round robin.  Its mappings are private
+(:class:`PrivateProgram`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import random
 
 from mempolicy.trace.fuzz.directed import MACHINE_BLOCK, _nodes_with_memory, campaign_machine
 from mempolicy.trace.fuzz.program import Program
+from mempolicy.trace.parser import MMAP_BASE, MMAP_STRIDE
 
 VALUES = ("1", "2", "3", "4", "5", "8", "16", "31", "255", "0x10", "07", "+2")
 REFUSED = ("0", "256", "-1", "x", "3x", "0x", "08", "1000")
@@ -38,6 +40,27 @@ def hmat_lines(rng: random.Random, header: list[str]) -> list[str]:
             for n in chosen]
 
 
+class PrivateProgram(Program):
+    """The general program with private anonymous mappings only.
+
+    Shared memory interleaves by its inode number plus the page index, and
+    the oracle only aligns inode numbers to a multiple of 2520: under weights
+    whose sum does not divide 2520 its placement changes from run to run
+    (trace-format.md 5.8), so this mode leaves it to the recorded traces.
+    """
+
+    def mmap(self) -> None:
+        rng = self.rng
+        name = self.name("M")
+        pages = rng.choice((1, 2, 4, 8, 16, 32))
+        addr = MMAP_BASE + self.nmmap * MMAP_STRIDE
+        self.placed[name] = (addr, pages)
+        self.nmmap += 1
+        self.cmds.append(f"mmap {name} {pages}")
+        self.maps[name] = pages
+        self.scopes[-1].append(name)
+
+
 def _weight(p: Program) -> None:
     rng = p.rng
     if rng.random() < 0.15:
@@ -50,7 +73,6 @@ def _weight(p: Program) -> None:
 
 def _weighted_map(p: Program) -> str:
     """A new mapping with a weighted_interleave policy over some nodes."""
-    rng = p.rng
     p.mmap()
     m = list(p.maps)[-1]
     p.cmds.append(f"mbind {m} 0 {p.maps[m]} weighted_interleave {p.nodes(False)}")
@@ -89,6 +111,6 @@ def generate_weights(seed: int) -> str:
     header, n, ncpu = campaign_machine(random.Random(seed // MACHINE_BLOCK * 104729 + 17))
     header = header + hmat_lines(random.Random(f"weights-hmat:{seed // MACHINE_BLOCK}"), header)
     rng = random.Random(f"weights:{seed}")
-    prog = Program(rng, n, ncpu)
+    prog = PrivateProgram(rng, n, ncpu)
     mode_weights(prog, header)
     return "\n".join(header) + "\n" + prog.close() + "\n"
