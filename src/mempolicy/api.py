@@ -694,17 +694,43 @@ class ModelSystem(MemorySystem):
     # -- machine --------------------------------------------------------------
     def set_system_weight(self, node: int, weight: int) -> None:
         """Write the model machine's weighted-interleave weight of ``node`` (its sysfs
-        ``weighted_interleave/nodeN``): every task of the model sees it."""
-        if node not in self.topology.online:
+        ``weighted_interleave/nodeN``): every task of the model sees it, and the
+        weights turn manual.  A node without memory has no such file (ENOENT);
+        a weight outside 1..255 is EINVAL."""
+        if node not in self.kernel.wi_state.n_memory:
             raise _oserror(_errno.ENOENT)
-        try:
-            self.kernel.wi_state.set_weight(node, weight)
-        except ValueError:
-            raise _oserror(_errno.EINVAL) from None
+        if not 1 <= weight <= 255:
+            raise _oserror(_errno.EINVAL)
+        self.kernel.wi_state.set_weight(node, weight)
 
     def weights(self) -> dict[int, int]:
+        """Node -> weighted-interleave weight, for the nodes with memory (sysfs ``nodeN``)."""
+        weights: dict[int, int] = self.kernel.wi_state.weights()
+        return weights
+
+    def set_node_bandwidth(self, node: int, mbps: int) -> None:
+        """What firmware (an HMAT) says of ``node``'s memory bandwidth, in MB/s.
+
+        As Linux's ``mempolicy_set_node_perf``: the bandwidth is kept, and in
+        auto mode every weight is recomputed from all of them
+        (``reduce_interleave_weights``: 32 * bw / sum, at least 1, divided by
+        their gcd).  Example: bandwidths 30000 and 10000 give weights 3:1.
+        """
+        if node not in self.kernel.wi_state.n_memory or not 1 <= mbps < 1 << 27:
+            raise _oserror(_errno.EINVAL)
+        self.kernel.wi_state.mempolicy_set_node_perf(node, mbps)
+
+    @property
+    def weights_auto(self) -> bool:
+        """The sysfs ``weighted_interleave/auto`` switch."""
         wi = self.kernel.wi_state
-        return {n: wi.get_il_weight(n) for n in self.topology.online}
+        return wi.iw_table is None or wi.mode_auto
+
+    @weights_auto.setter
+    def weights_auto(self, value: bool) -> None:
+        e = self.kernel.wi_state.auto_store("1" if value else "0")
+        if e:
+            raise _oserror(e)     # ENODEV: no bandwidths to compute weights from
 
     def numastat(self) -> dict[int, dict[str, int]]:
         """Per-node numa_hit, numa_miss, numa_foreign, interleave_hit, local_node, other_node."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import Mempolicy
+from mempolicy.alloc.weights import WeightedInterleaveState
 from mempolicy.core.nodemask import Nodemask
 from mempolicy.uapi import (
     MAX_NUMNODES,
@@ -23,31 +24,6 @@ from mempolicy.uapi import (
     NO_INTERLEAVE_INDEX,
     NUMA_NO_NODE,
 )
-
-
-class WeightedInterleaveState:
-    """``wi_state``: per-node weights of weighted interleave.
-
-    None (the kernel's NULL state, all weights 1) until a weight is written,
-    as on a machine without firmware bandwidth data.
-    """
-
-    def __init__(self, nr_node_ids: int) -> None:
-        self.nr_node_ids = nr_node_ids
-        self.iw_table: list[int] | None = None
-        self.mode_auto = True
-
-    def get_il_weight(self, node: int) -> int:
-        return 1 if self.iw_table is None else self.iw_table[node]
-
-    def set_weight(self, node: int, weight: int) -> None:
-        """Write sysfs ``weighted_interleave/nodeN`` (1..255)."""
-        if not 1 <= weight <= 255:
-            raise ValueError("weight must be 1..255")
-        if self.iw_table is None:
-            self.iw_table = [1] * self.nr_node_ids
-        self.iw_table[node] = weight
-        self.mode_auto = False
 
 
 def interleave_nodes(task, pol: Mempolicy) -> int:

@@ -10,7 +10,10 @@ runs the trace on the model (the bulk fault path included), then draws
   each slice of the range (the zero page in grey, pages not present blank);
 * per node, its memory against its capacity: what the kernel keeps for
   itself (estimated, see ``page_alloc.reserved_pages``), the pages of the
-  mappings drawn, everything else in use, and what is still free.
+  mappings drawn, everything else in use, and what is still free; each
+  node's label gives its weighted-interleave weight (``w=``, auto or manual
+  in the title) next to its share of the pages drawn, so a weighted
+  interleave can be read off against its weights.
 
 From Python, ``plot_state(kernel, task, {"A": (addr, pages)}, "out.png")``
 draws a model state (for example ``ModelSystem``'s ``kernel`` and ``task``).
@@ -132,6 +135,29 @@ def vma_segments(kernel: Any, task: Any, addr: int, pages: int) -> list[tuple[in
     return out
 
 
+def node_labels(kernel: Any, mapped_per_node: Any) -> list[str]:
+    """Y labels of the per-node panel: the node, its weighted-interleave weight (the
+    sysfs ``nodeN``, nodes with memory only) and its share of the pages drawn.
+
+    >>> from mempolicy.kernel import Kernel
+    >>> from mempolicy.alloc.topology import Topology
+    >>> k = Kernel(Topology.simple(2)); k.wi_state.set_weight(0, 3)
+    >>> node_labels(k, [30, 10])
+    ['node 0  w=3  75%', 'node 1  w=1  25%']
+    """
+    total = sum(int(c) for c in mapped_per_node)
+    weights = kernel.wi_state.weights()
+    out = []
+    for i, node in enumerate(kernel.topo.nodes):
+        label = f"node {i}" + ("" if len(node.cpus) else " (no CPU)")
+        if i in weights:
+            label += f"  w={weights[i]}"
+        if total:
+            label += f"  {100 * int(mapped_per_node[i]) / total:.0f}%"
+        out.append(label)
+    return out
+
+
 def draw_state(kernel: Any, task: Any, mappings: dict[str, tuple[int, int]], bins: int = 600,
                title: str | None = None) -> Any:
     """The figure ``plot_state`` saves (a matplotlib ``Figure``; close it when done).
@@ -237,12 +263,14 @@ def draw_state(kernel: Any, task: Any, mappings: dict[str, tuple[int, int]], bin
         ax.text(cap[i] * conv + scale * conv * 0.01, ys[i], f" {used * conv:,.1f} / {cap[i] * conv:,.1f} {uname} ({pct:.0f}%)",
                 va="center", fontsize=8)
     ax.set_yticks(ys)
-    ax.set_yticklabels([f"node {i}" + ("" if len(topo.nodes[i].cpus) else " (no CPU)")
-                        for i in range(nr)], fontsize=8)
+    ax.set_yticklabels(node_labels(kernel, mapped_per_node), fontsize=8)
     ax.set_xlim(0, scale * conv * 1.35)
     ax.set_xlabel(f"{uname}", fontsize=8)
     ax.tick_params(labelsize=8)
-    ax.set_title("memory per node against capacity", fontsize=9, loc="left")
+    wi = kernel.wi_state
+    ax.set_title("per node; w: weight "
+                 f"({'auto' if wi.iw_table is None or wi.mode_auto else 'manual'}), %: share "
+                 "of these pages", fontsize=9, loc="left")
     ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, fc=c, ec="0.3", lw=0.5) for c in
                        ("0.55", colours[0], "0.8", "white")],
               labels=["kernel (estimate)", "these mappings (node colour)", "other pages in use",

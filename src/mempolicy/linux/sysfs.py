@@ -16,6 +16,7 @@ list format (``0-3,5``).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -30,7 +31,8 @@ from mempolicy.core.nodemask import Nodemask
 __all__ = [
     "parse_list", "format_list", "node_ids", "node_states", "node_cpus", "node_meminfo",
     "node_distance", "node_numastat", "weighted_interleave_weights",
-    "weighted_interleave_auto", "set_weighted_interleave_weight", "memory_tiers",
+    "weighted_interleave_auto", "set_weighted_interleave_weight", "set_weighted_interleave_auto",
+    "memory_tiers",
     "proc_status_lists", "NODE_STATES",
 ]
 
@@ -148,6 +150,17 @@ def weighted_interleave_auto(root: StrPath = "/") -> bool | None:
             continue
         return v in ("true", "1", "Y", "y")
     return None
+
+
+def set_weighted_interleave_auto(value: bool, root: StrPath = "/") -> None:
+    """Write the ``auto`` switch (needs root); OSError ENOENT when the kernel has none."""
+    for name in _AUTO_NAMES:
+        path = _p(root, WI_DIR, name)
+        if path.exists():
+            with open(path, "w") as f:
+                f.write("1\n" if value else "0\n")
+            return
+    raise OSError(errno.ENOENT, "no weighted_interleave/auto file", str(_p(root, WI_DIR, "auto")))
 
 
 def set_weighted_interleave_weight(node: int, weight: int, root: StrPath = "/") -> None:

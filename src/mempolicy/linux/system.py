@@ -276,6 +276,16 @@ class LinuxSystem(MemorySystem):
     def weights(self) -> dict[int, int]:
         return sysfs.weighted_interleave_weights()
 
+    @property
+    def weights_auto(self) -> bool | None:
+        """The ``weighted_interleave/auto`` switch (None: this kernel has none)."""
+        return sysfs.weighted_interleave_auto()
+
+    @weights_auto.setter
+    def weights_auto(self, value: bool) -> None:
+        """Write it (root only); ``ENODEV`` when the firmware gave no bandwidths."""
+        sysfs.set_weighted_interleave_auto(value)
+
     def numastat(self) -> dict[int, dict[str, int]]:
         return {n: sysfs.node_numastat(n) for n in sysfs.node_ids()}
 

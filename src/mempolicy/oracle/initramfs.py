@@ -84,6 +84,10 @@ while [ -f /oracle/$i.trace ]; do
         rc=$?
         echo "@@ORACLE END $i $rc" >&3
         sed "s/^/@@ORACLE STDERR $i /" /tmp/stderr >&3
+        # Weights back to the boot state (recomputed from the firmware's
+        # bandwidths; a machine without them gives ENODEV, and a trace that
+        # wrote weights there had a boot of its own).
+        echo 1 2>/dev/null > /sys/kernel/mm/mempolicy/weighted_interleave/auto
     fi
     i=$((i + 1))
 done

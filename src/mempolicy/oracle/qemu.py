@@ -71,7 +71,9 @@ def qemu_args(machine, kernel: Path, initrd: Path, console: Path, results: Path,
     legacy = any(n.mem == 0 for n in machine.nodes)
     args = [QEMU]
     if legacy:
-        args += ["-M", LEGACY_MACHINE]
+        args += ["-M", LEGACY_MACHINE + (",hmat=on" if machine.hmat else "")]
+    elif machine.hmat:
+        args += ["-machine", "hmat=on"]
     args += [
         "-accel", "tcg,thread=single" if single_thread else "tcg",
         "-m", _size_arg(total),
@@ -92,12 +94,29 @@ def qemu_args(machine, kernel: Path, initrd: Path, console: Path, results: Path,
             spec += f",memdev=mem{node.id}"
         if len(cpus):
             spec += f",cpus={cpus.start}" + (f"-{cpus.stop - 1}" if len(cpus) > 1 else "")
+        if machine.hmat:
+            spec += f",initiator={machine.hmat_initiator(node.id)}"
         args += ["-numa", spec]
     n = len(machine.nodes)
     for a in range(n):
         for b in range(a + 1, n):
             args += ["-numa", f"dist,src={a},dst={b},val={machine.distance(a, b)}"]
             args += ["-numa", f"dist,src={b},dst={a},val={machine.distance(a, b)}"]
+    return args + hmat_args(machine)
+
+
+def hmat_args(machine) -> list[str]:
+    """``-numa hmat-lb`` options: each ``hmat`` line's numbers, from the node's initiator.
+
+    QEMU takes bandwidths in bytes per second and writes them to the table in
+    MiB/s units (hence the ``M`` suffix: the kernel reads back the header's
+    number); latencies in nanoseconds.
+    """
+    args: list[str] = []
+    for nid, spec in sorted(machine.hmat.items()):
+        lb = f"hmat-lb,initiator={machine.hmat_initiator(nid)},target={nid},hierarchy=memory"
+        args += ["-numa", f"{lb},data-type=access-latency,latency={spec.lat}",
+                 "-numa", f"{lb},data-type=access-bandwidth,bandwidth={spec.bw}M"]
     return args
 
 

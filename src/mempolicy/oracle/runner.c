@@ -1,5 +1,5 @@
 /*
- * runner.c: execute one mempolicy trace (trace format 1.2) on the running
+ * runner.c: execute one mempolicy trace (trace format 1.3) on the running
  * kernel and print the canonical output lines "LINE COMMAND: RESULT".
  *
  * Build: gcc -static -O2 $(python3 -c 'from mempolicy.trace.limits import
@@ -470,7 +470,8 @@ static void parse_trace(size_t len)
 		if (ntokens == first)
 			continue;
 		if (in_header && (strcmp(tokens[first], "node") == 0 ||
-				  strcmp(tokens[first], "distance") == 0)) {
+				  strcmp(tokens[first], "distance") == 0 ||
+				  strcmp(tokens[first], "hmat") == 0)) {
 			ntokens = first;
 			continue;
 		}
@@ -1197,6 +1198,74 @@ static void do_raw(const struct cmd *c)
 	}
 }
 
+/* ---- weighted-interleave weights (trace format 5.8) -------------------- */
+
+#define WI_DIR "/sys/kernel/mm/mempolicy/weighted_interleave/"
+
+/* weight NODE|auto VALUE: write "VALUE\n" to the sysfs file. */
+static void do_weight(const struct cmd *c)
+{
+	static char path[64], buf[MAX_WORD + 2];
+	const char *which = ARG(1);
+	size_t n = strlen(ARG(2));
+	ssize_t r;
+	int fd;
+
+	if (strcmp(which, "auto") == 0)
+		snprintf(path, sizeof path, WI_DIR "auto");
+	else
+		snprintf(path, sizeof path, WI_DIR "node%lu", num(which));
+	memcpy(buf, ARG(2), n);
+	buf[n++] = '\n';
+	fd = open(path, O_WRONLY);
+	if (fd < 0) {
+		result(c, "%s", errname(errno));
+		return;
+	}
+	r = write(fd, buf, n);
+	if (r < 0)
+		result(c, "%s", errname(errno));
+	else
+		result(c, "ok");
+	close(fd);
+}
+
+/* Read a small sysfs file into BUF without its newline; 0 if it is absent. */
+static int read_small(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t r;
+
+	if (fd < 0)
+		return 0;
+	r = read(fd, buf, size - 1);
+	close(fd);
+	if (r < 0)
+		r = 0;
+	buf[r] = 0;
+	if (r > 0 && buf[r - 1] == '\n')
+		buf[r - 1] = 0;
+	return 1;
+}
+
+/* weights: "auto=true|false" and " N<node>=<weight>" for each nodeN file. */
+static void do_weights(const struct cmd *c)
+{
+	static char path[64], buf[32];
+
+	begin_line(c);
+	if (!read_small(WI_DIR "auto", buf, sizeof buf))
+		snprintf(buf, sizeof buf, "none");
+	out_fmt(" auto=%s", buf);
+	for (int nid = 0; nid < MASK_BITS; nid++) {
+		snprintf(path, sizeof path, WI_DIR "node%d", nid);
+		if (read_small(path, buf, sizeof buf))
+			out_fmt(" N%d=%s", nid, buf);
+	}
+	out_raw("\n", 1);
+	flush_out();
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static void run(void)
@@ -1266,6 +1335,10 @@ static void run(void)
 				_exit(0);
 		} else if (strcmp(w, "raw") == 0) {
 			do_raw(c);
+		} else if (strcmp(w, "weight") == 0) {
+			do_weight(c);
+		} else if (strcmp(w, "weights") == 0) {
+			do_weights(c);
 		} else {
 			die("line %d: unknown command '%s'", c->line, w);
 		}

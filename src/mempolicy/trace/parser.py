@@ -1,4 +1,4 @@
-"""Parser and validator of the trace format (docs/trace-format.md, version 1.2).
+"""Parser and validator of the trace format (docs/trace-format.md, version 1.3).
 
 A trace is checked completely before anything runs: any violation raises
 ``TraceError`` whose text is ``FILE:LINE: message``.  Both the model runner
@@ -47,17 +47,49 @@ class NodeSpec:
     cpus: int
 
 
+@dataclass(frozen=True)
+class HmatSpec:
+    """One ``hmat`` header line: what the firmware says about a node's memory."""
+
+    bw: int         # access bandwidth from its initiator, MB/s
+    lat: int        # access latency from its initiator, ns
+
+
 @dataclass
 class Machine:
     """The header: nodes (ids 0..N-1) and the distance table."""
 
     nodes: list[NodeSpec]
     distances: dict[tuple[int, int], int] = field(default_factory=dict)
+    hmat: dict[int, HmatSpec] = field(default_factory=dict)   # node -> its HMAT numbers
+    own_boot: str | None = None  # a trace that changes weights for good: it boots alone
 
     def distance(self, a: int, b: int) -> int:
         if a == b:
             return 10
         return self.distances.get((min(a, b), max(a, b)), DEFAULT_DISTANCE)
+
+    def hmat_initiator(self, nid: int) -> int:
+        """The node whose CPUs the HMAT names as NID's local initiator.
+
+        A node with CPUs is its own; a memory-only node's is the nearest node
+        with CPUs (the lowest id among equals).
+        """
+        if self.nodes[nid].cpus:
+            return nid
+        return min((n.id for n in self.nodes if n.cpus), key=lambda c: (self.distance(nid, c), c))
+
+    def firmware_bandwidths(self) -> dict[int, int]:
+        """Node -> MB/s that the booted kernel takes from the HMAT ({} if it takes none).
+
+        QEMU describes every node in the HMAT, and Linux ignores the whole
+        table when it names a memory domain without memory (``Memory Domain
+        missing from SRAT``, hmat_parse_proximity_domain): on a machine with
+        a ``mem=0`` node, ``hmat`` lines change nothing.
+        """
+        if any(n.mem == 0 for n in self.nodes):
+            return {}
+        return {nid: spec.bw for nid, spec in sorted(self.hmat.items())}
 
     def cpu_ranges(self) -> list[range]:
         """The CPUs of each node, numbered node by node."""
@@ -77,7 +109,8 @@ class Machine:
         return (
             tuple((s.mem, s.cpus) for s in self.nodes),
             tuple(self.distance(a, b) for a in range(n) for b in range(n)),
-        )
+        ) + ((tuple(sorted(self.hmat.items())),) if self.hmat else ()) \
+          + ((self.own_boot,) if self.own_boot else ())
 
 
 @dataclass
@@ -267,6 +300,51 @@ def _cred(words: list[str]) -> dict:
     return a
 
 
+# -- weighted-interleave weights (section 5.8) ---------------------------------
+
+HMAT_MAX_BW = 1 << 24          # MB/s: far above any memory, and 32 * bw fits the kernel's u32
+HMAT_MAX_LAT = 1 << 16         # ns
+HMAT_DEFAULT_LAT = 100
+
+
+def _hmat_line(rest: list[str]) -> tuple[int, HmatSpec]:
+    """``hmat NODE bw=MBPS [lat=NS]``."""
+    if len(rest) < 2:
+        raise ValueError("an hmat line needs a node and bw=MBPS (hmat NODE bw=MBPS [lat=NS])")
+    _expect(rest, 2, 3)
+    nid = _num(rest[0], "node id")
+    kv: dict[str, int] = {}
+    for w in rest[1:]:
+        k, eq, v = w.partition("=")
+        if not eq or k not in ("bw", "lat") or k in kv:
+            raise ValueError(f"unexpected word {w!r} (hmat NODE bw=MBPS [lat=NS])")
+        kv[k] = _num(v, "bandwidth" if k == "bw" else "latency")
+    if "bw" not in kv:
+        raise ValueError("an hmat line needs bw=MBPS")
+    if not 1 <= kv["bw"] <= HMAT_MAX_BW:
+        raise ValueError(f"bw={kv['bw']} is not in 1..{HMAT_MAX_BW} (MB/s)")
+    lat = kv.get("lat", HMAT_DEFAULT_LAT)
+    if not 1 <= lat <= HMAT_MAX_LAT:
+        raise ValueError(f"lat={lat} is not in 1..{HMAT_MAX_LAT} (ns)")
+    return nid, HmatSpec(kv["bw"], lat)
+
+
+def _weight_command(word: str, words: list[str]) -> dict:
+    """``weight NODE VALUE``, ``weight auto VALUE``, ``weights``.
+
+    VALUE is written to the sysfs file as given (plus a newline); the kernel
+    parses it, so any word is allowed here.
+    """
+    if word == "weights":
+        _expect(words, 0)
+        return {}
+    _expect(words, 2)
+    node = None if words[0] == "auto" else _num(words[0], "node")
+    if node is not None and node >= MAX_NUMNODES:
+        raise ValueError(f"node {node} is above {MAX_NUMNODES - 1}")
+    return {"node": node, "value": words[1]}
+
+
 def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tuple[str, dict]:
     a: dict = {}
     if word == "cpu":
@@ -377,6 +455,8 @@ def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tupl
         a["to"] = _nodes(words[1])
     elif word == "cred":
         a.update(_cred(words))
+    elif word in ("weight", "weights"):
+        a.update(_weight_command(word, words))
     elif word == "numa_maps":
         _expect(words, 1)
         names.need(words[0], "map")
@@ -493,7 +573,7 @@ def scan_text(text: str, path: str = "<trace>") -> list[tuple[int, list[str]]]:
     return out
 
 
-HEADER_WORDS = ("node", "distance")
+HEADER_WORDS = ("node", "distance", "hmat")
 _PLAIN = re.compile(r"[\t\x20-\x7e]*")  # a line that needs no character check
 _SEP = re.compile(r"[ \t]+")
 
@@ -502,6 +582,7 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     """Parse and validate a whole trace; raise TraceError on the first problem."""
     nodes: list[NodeSpec] = []
     dist_lines: list[tuple[int, int, int, int]] = []
+    hmat_lines: list[tuple[int, tuple[int, HmatSpec]]] = []
     commands: list[Command] = []
     names = _Names()
     st = {"mmaps": 0}
@@ -509,7 +590,7 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     for lineno, words in scan_text(text, path):
         word, rest = words[0], words[1:]
         try:
-            if word in ("node", "distance"):
+            if word in HEADER_WORDS:
                 if not in_header:
                     raise ValueError(f"header line {word!r} after the first command")
                 if word == "node":
@@ -531,6 +612,8 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
                     if cpus > MAX_CPUS_PER_NODE:
                         raise ValueError(f"cpus={cpus} is more than {MAX_CPUS_PER_NODE}")
                     nodes.append(NodeSpec(nid, _size(kv["mem"]), cpus))
+                elif word == "hmat":
+                    hmat_lines.append((lineno, _hmat_line(rest)))
                 else:
                     _expect(rest, 3)
                     x, y, v = (_num(t, "distance") for t in rest)
@@ -554,6 +637,15 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
             raise TraceError(path, lineno, f"distance names node {max(x, y)}, which has no node line")
         distances[(min(x, y), max(x, y))] = v
     machine = Machine(nodes, distances)
+    for lineno, (nid, spec) in hmat_lines:
+        if nid >= len(nodes) or not nodes[nid].mem:
+            raise TraceError(path, lineno, f"hmat names node {nid}, which has no memory"
+                             if nid < len(nodes) else f"hmat names node {nid}, which has no node line")
+        if nid in machine.hmat:
+            raise TraceError(path, lineno, f"a second hmat line for node {nid}")
+        machine.hmat[nid] = spec
+    if not machine.firmware_bandwidths() and any(c.name == "weight" for c in commands):
+        machine.own_boot = path     # no bandwidths: the boot state cannot come back
     if machine.nr_cpus == 0:
         raise TraceError(path, 1, "the machine has no CPU")
     return Trace(path, machine, commands)

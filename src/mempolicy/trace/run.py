@@ -87,6 +87,7 @@ class TraceRunner:
         self.bulk = bulk                        # None: the bulk fault path where it applies
         self.kernel, task = Kernel.boot(Topology.from_machine(trace.machine), protocol,
                                         version=kernel)
+        hmat_register_targets(self.kernel, trace.machine)
         self.stack = [task]                     # current process last
         self.maps: dict[str, tuple[int, int]] = {}
         self.memfds: dict[str, object] = {}
@@ -269,6 +270,18 @@ class TraceRunner:
         process.do_exit(self.kernel, child)
         return "ok"
 
+    # -- weighted-interleave weights (section 5.8) -------------------------------
+    def do_weight(self, a) -> str:
+        wi = self.kernel.wi_state
+        buf = a["value"] + "\n"
+        e = wi.auto_store(buf) if a["node"] is None else wi.node_store(a["node"], buf)
+        return errname(e) if e else "ok"
+
+    def do_weights(self, a) -> str:
+        wi = self.kernel.wi_state
+        auto = "true" if wi.iw_table is None or wi.mode_auto else "false"
+        return " ".join([f"auto={auto}"] + [f"N{n}={w}" for n, w in wi.weights().items()])
+
     def do_raw_set_mempolicy(self, a) -> str:
         sp.kernel_set_mempolicy(self.kernel, self.task, a["mode"], _words_to_int(a["mask"]), a["maxnode"])
         return "ok"
@@ -286,6 +299,20 @@ class TraceRunner:
         pval, buf = sp.kernel_get_mempolicy(self.kernel, self.task, nbytes, a["maxnode"], addr, a["flags"])
         mask = "null" if buf is None else hex(buf)
         return f"rc=0 mode={_as_int(pval)} mask={mask}"
+
+
+def hmat_register_targets(kernel: Kernel, machine) -> None:
+    """What the HMAT driver does at boot for each ``hmat`` line of the header.
+
+    hmat_register_target_perf() hands each memory target's access
+    coordinates from its local initiator (which has CPUs, so the CPU access
+    class) to node_set_perf_attrs(), which passes them to
+    mempolicy_set_node_perf(): read and write bandwidth are both the line's
+    ``bw``.  Latency does not enter the weights, and a table the kernel
+    refuses gives none (``Machine.firmware_bandwidths``).
+    """
+    for nid, bw in machine.firmware_bandwidths().items():
+        kernel.wi_state.mempolicy_set_node_perf(nid, bw)
 
 
 def run_trace(trace: Trace, protocol: str = "current", bulk: bool | None = None,

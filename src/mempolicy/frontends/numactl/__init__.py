@@ -3,6 +3,8 @@
     mempolicy numactl [numactl options] COMMAND [ARGS...]
     mempolicy numactl --show | --hardware
     mempolicy numactl --sim TOPOLOGY [--kernel V] [numactl options] [--show | --hardware | memhog SIZE]
+    mempolicy numactl --sim TOPOLOGY --sim-weights 0:3,1:1 -w 0-1 memhog 64M
+    mempolicy numactl --sim TOPOLOGY --sim-bandwidth 0:30000,1:10000 -w 0-1 memhog 64M
     mempolicy numactl --numactl-version 2.0.19 [...]   (or MEMPOLICY_NUMACTL_VERSION=2.0.19)
 
 Options are processed in order, with GNU ``getopt_long`` rules (prefix
@@ -20,7 +22,12 @@ describe the simulated process and machine, and the command may be
 ``memhog SIZE`` (touch SIZE of anonymous memory under the policy, then print
 where its pages went as numa_maps does).  ``--kernel 6.1|6.12|7.3`` (with
 ``--sim``, among the leading options; default 7.3) says which Linux the model
-behaves as.
+behaves as.  ``--sim-weights NODE:WEIGHT,...``
+writes the simulated machine's weighted-interleave weights (sysfs
+``weighted_interleave/nodeN``, 1..255); ``--sim-bandwidth NODE:MBPS,...``
+gives it firmware (HMAT) bandwidths, from which the kernel derives its
+automatic weights.  Both come right after ``--sim``; bandwidths apply first,
+so given weights win (as a sysfs write after boot does).
 
 The package follows numactl's own files, in the order a user types:
 :mod:`.options` (the command line, numactl.c ``main``), :mod:`.cparse` (numbers
@@ -57,6 +64,33 @@ def _leading(argv: list[str], name: str) -> tuple[str | None, list[str], str | N
     return None, argv, None
 
 
+def _node_values(text: str, what: str) -> list[tuple[int, int]]:
+    """``0:3,1:1`` -> [(0, 3), (1, 1)]; ValueError with a one-line message."""
+    out = []
+    for item in text.split(","):
+        node, colon, value = item.partition(":")
+        if not (colon and node.isascii() and node.isdigit() and value.isascii() and value.isdigit()):
+            raise ValueError(f"'{item}' is not NODE:{what}")
+        out.append((int(node), int(value)))
+    return out
+
+
+def _apply_sim_option(model, opt: str, text: str) -> None:
+    """``--sim-weights`` or ``--sim-bandwidth`` on the simulated machine."""
+    what = "WEIGHT" if opt == "sim-weights" else "MBPS"
+    for node, value in _node_values(text, what):
+        try:
+            if opt == "sim-weights":
+                model.set_system_weight(node, value)
+            else:
+                model.set_node_bandwidth(node, value)
+        except OSError as e:
+            reason = ("has no memory, so no weight" if e.errno == 2 else
+                      "takes a weight of 1..255" if opt == "sim-weights" else
+                      "needs memory and a bandwidth of 1..134217727 MB/s")
+            raise ValueError(f"node {node} {reason}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """``mempolicy numactl [--numactl-version V] [--sim TOPOLOGY [--kernel V]] [numactl options] ...``.
 
@@ -65,7 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     io = Output()
     spec = version = kernel = None
+    sim_opts: dict[str, str] = {}
     while argv:                                 # our own options come first, in any order
+        for opt in ("sim-weights", "sim-bandwidth"):
+            if argv[0].startswith(f"--{opt}") and opt not in sim_opts:
+                value, rest, err = _leading(argv, opt)
+                if value is not None:
+                    sim_opts[opt] = value
+                break
+        else:
+            rest = err = None
+        if rest is not None and rest is not argv:
+            argv = rest
+            continue
+        if err:
+            io.err(err)
+            return 2
         if argv[0].startswith("--sim") and spec is None:
             spec, rest, err = _leading(argv, "sim")
         elif argv[0].startswith("--kernel") and kernel is None:
@@ -104,6 +153,16 @@ def main(argv: list[str] | None = None) -> int:
             except (TopologyError, ValueError, OSError) as e:
                 io.err(f"numactl: --sim: {e}\n")
                 return 2
+            for opt in ("sim-bandwidth", "sim-weights"):
+                if opt in sim_opts:
+                    try:
+                        _apply_sim_option(be.model, opt, sim_opts[opt])
+                    except ValueError as e:
+                        io.err(f"numactl: --{opt}: {e}\n")
+                        return 2
+        elif sim_opts:
+            io.err(f"numactl: --{next(iter(sim_opts))} needs --sim\n")
+            return 2
         else:
             be = LiveBackend()
         try:
