@@ -16,7 +16,7 @@ from mempolicy.check.score import run_mutant
 from mempolicy.core import sched_points
 
 # mpol_put instead of mpol_cond_put in the fast path: a put of a reference never taken
-FAST_PUT = "alloc.fault:_do_anonymous_write:put:mpol_cond_put"
+FAST_PUT = "alloc.fault:do_anonymous_page:put:mpol_cond_put"
 SCENARIO = "anon-fault-vs-mbind"
 
 
@@ -40,7 +40,7 @@ def test_fast_path_mutant_is_caught_only_detached():
     assert f is not None
     assert f.kind in ("use after free", "double put")
     assert f.message.startswith(f"detached run of {SCENARIO}: ")
-    assert "allocated at" in f.message and "freed at mpol_put<-_do_anonymous_write" in f.message
+    assert "allocated at" in f.message and "freed at mpol_put<-do_anonymous_page" in f.message
     assert sched_points.mutated is False and sched_points.sched is None   # restored
 
 

@@ -80,14 +80,14 @@ def do_anonymous_page(kernel, task, mm, vma: VMA, addr: int, vpn: int, write: bo
     else:
         ilx = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT) if pol.mode in _IL_MODES else 0
         nid = alloc_pages_mpol(kernel, task, pol, ilx, task.numa_node_id())
+    if nid is not None:
+        stats = kernel.fault_stats                      # kernel.stat_fault
+        stats["faults"] += 1
+        if pol.flags & MPOL_F_SHARED:
+            stats["shared"] += 1
+    mpol_cond_put(pol)                                  # as vma_alloc_folio ends
     if nid is None:
-        mpol_cond_put(pol)
         raise OutOfMemory()
-    stats = kernel.fault_stats                          # kernel.stat_fault
-    stats["faults"] += 1
-    if pol.flags & MPOL_F_SHARED:
-        stats["shared"] += 1
-        mpol_cond_put(pol)
     if not mm.ptes.map_new_anon(vpn, nid, kernel.lru_batches, task.cpu):     # another fault won
         pages.free_page(nid)
 

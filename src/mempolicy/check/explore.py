@@ -308,7 +308,7 @@ def detached(scenario: Scenario, protocol: str = "current", mutants=(),
     The tasks run one after another in program order (``straight``) with
     ``sched_points.sched`` unset and ``sched_points.mutated`` clear even while
     ``mutants`` are applied, so the model takes the fast paths it takes outside the
-    checker (``_do_anonymous_write``, the bulk path), which no explored schedule runs.
+    checker (``do_anonymous_page``, the bulk path), which no explored schedule runs.
     The policy cache's sanitizer (use after free, double put) and the invariants and
     leak check of ``World`` judge it.  Nothing interleaves, so a task that waits for a
     lock waits forever: after ``timeout`` seconds that is reported as a deadlock (the
