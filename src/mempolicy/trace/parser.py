@@ -437,7 +437,7 @@ def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tupl
         a = _threads_cpusets(word, words, names, st)
     elif word == "fork":
         _expect(words, 0)
-        if st["threads"]["ever"] != {"main"}:
+        if st.get("threads", {}).get("ever", {"main"}) != {"main"}:
             raise ValueError("fork in a trace that creates threads (section 5.7)")
         st["forked"] = True
         names.scopes.append([])

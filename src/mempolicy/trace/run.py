@@ -272,7 +272,9 @@ class TraceRunner:
 
     # -- threads and cpusets (section 5.7) -------------------------------------
     def do_thread(self, a) -> str:
-        self.threads[a["name"]] = process.copy_thread(self.kernel, self.task)
+        t = self.threads[a["name"]] = process.copy_thread(self.kernel, self.task)
+        if self.cpuset is not None and self.cpuset.tasks:  # cgroup_post_fork: the creator's group
+            self.cpuset.tasks.append(t)
         return "ok"
 
     def do_switch(self, a) -> str:

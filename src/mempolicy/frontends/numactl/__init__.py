@@ -3,6 +3,7 @@
     mempolicy numactl [numactl options] COMMAND [ARGS...]
     mempolicy numactl --show | --hardware
     mempolicy numactl --sim TOPOLOGY [numactl options] [--show | --hardware | memhog SIZE]
+    mempolicy numactl --sim TOPOLOGY --cpuset-mems NODES [--cpuset-cpus CPUS] [--threads N] ...
     mempolicy numactl --numactl-version 2.0.19 [...]   (or MEMPOLICY_NUMACTL_VERSION=2.0.19)
 
 Options are processed in order, with GNU ``getopt_long`` rules (prefix
@@ -18,7 +19,11 @@ synthetic string or ``sysfs``) runs the same command line against a process
 of the model kernel booted on that machine: ``--show``/``--hardware``
 describe the simulated process and machine, and the command may be
 ``memhog SIZE`` (touch SIZE of anonymous memory under the policy, then print
-where its pages went as numa_maps does).
+where its pages went as numa_maps does).  Before the numactl options,
+``--cpuset-mems NODES`` and ``--cpuset-cpus CPUS`` start the simulated process
+inside a cgroup v2 cpuset (a container's), and ``--threads N`` makes memhog
+touch its memory from N threads created after the policy is set, thread k on
+the k-th allowed CPU (round robin), each writing one N-th of the range.
 
 The package follows numactl's own files, in the order a user types:
 :mod:`.options` (the command line, numactl.c ``main``), :mod:`.cparse` (numbers
@@ -63,11 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     io = Output()
     spec = version = None
+    envelope: dict[str, str] = {}               # --cpuset-mems, --cpuset-cpus, --threads (--sim only)
     while argv:                                 # our own options come first, in any order
-        if argv[0].startswith("--sim") and spec is None:
+        if argv[0].startswith("--sim") and not argv[0].startswith("--sim-") and spec is None:
             spec, rest, err = _leading(argv, "sim")
         elif argv[0].startswith("--numactl-version") and version is None:
             version, rest, err = _leading(argv, "numactl-version")
+        elif argv[0].split("=")[0] in SIM_ENVELOPE and argv[0].split("=")[0][2:] not in envelope:
+            name = argv[0].split("=")[0][2:]
+            value, rest, err = _leading(argv, name)
+            if value is not None:
+                envelope[name] = value
         else:
             break
         if err:
@@ -91,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
             except (TopologyError, ValueError, OSError) as e:
                 io.err(f"numactl: --sim: {e}\n")
                 return 2
+            err = be.envelope(envelope)
+            if err:
+                io.err(f"numactl: {err}\n")
+                return 2
         else:
+            if envelope:
+                io.err(f"numactl: --{next(iter(envelope))} needs --sim\n")
+                return 2
             be = LiveBackend()
         try:
             return Numactl(be, io, chosen).run(argv)
@@ -99,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             return e.status
     finally:
         io.flush()
+
+SIM_ENVELOPE = ("--cpuset-mems", "--cpuset-cpus", "--threads")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,11 +20,16 @@ from pathlib import Path
 from mempolicy.trace.fuzz.directed import DIRECTED
 from mempolicy.trace.fuzz.directed import generate as generate_directed
 from mempolicy.trace.fuzz.program import generate_random
+from mempolicy.trace.fuzz.threads import ENVELOPE
 
-__all__ = ["FUZZ_MODES", "DIRECTED_MODES", "generate", "trace_name", "parse_modes", "main"]
+__all__ = ["FUZZ_MODES", "DIRECTED_MODES", "ENVELOPE_MODES", "generate", "trace_name", "parse_modes", "main"]
 
 DIRECTED_MODES = tuple(DIRECTED)
-FUZZ_MODES = ("random",) + DIRECTED_MODES
+# The modes of trace format 1.3's new commands: the group ``envelope``, kept out
+# of ``all`` so that campaigns recorded with ``all`` keep their meaning.
+ENVELOPE_MODES = tuple(ENVELOPE)
+FUZZ_MODES = ("random",) + DIRECTED_MODES + ENVELOPE_MODES
+GROUPS = {"all": DIRECTED_MODES, "envelope": ENVELOPE_MODES}
 
 
 def generate(seed: int, mode: str = "random") -> str:
@@ -35,6 +40,8 @@ def generate(seed: int, mode: str = "random") -> str:
     """
     if mode == "random":
         return generate_random(seed)
+    if mode in ENVELOPE:
+        return generate_directed(mode, seed, ENVELOPE)
     if mode not in DIRECTED:
         raise ValueError(f"unknown fuzz mode {mode!r} (modes: {', '.join(FUZZ_MODES)})")
     return generate_directed(mode, seed)
@@ -46,7 +53,8 @@ def trace_name(seed: int, mode: str = "random") -> str:
 
 
 def parse_modes(text: str) -> list[str]:
-    """``fork,shared`` -> ``["fork", "shared"]``; ``all`` is every directed mode.
+    """``fork,shared`` -> ``["fork", "shared"]``; ``all`` is every directed mode of
+    trace format 1.2, ``envelope`` those of the 1.3 commands.
 
     >>> parse_modes("all") == list(DIRECTED_MODES)
     True
@@ -54,10 +62,11 @@ def parse_modes(text: str) -> list[str]:
     modes: list[str] = []
     for word in text.split(","):
         word = word.strip()
-        add = list(DIRECTED_MODES) if word == "all" else [word]
+        add = list(GROUPS.get(word, [word]))
         for m in add:
             if m not in FUZZ_MODES:
-                raise ValueError(f"unknown mode {m!r} (modes: {', '.join(FUZZ_MODES)}, all)")
+                raise ValueError(f"unknown mode {m!r} (modes: {', '.join(FUZZ_MODES)}, "
+                                 f"{', '.join(GROUPS)})")
             if m not in modes:
                 modes.append(m)
     if not modes:
