@@ -31,8 +31,9 @@ RUNNER_FORK_PGTABLES = 11
 RUNNER_CHILD_FORK_PGTABLES = 12
 # Kernel allocations a thread's clone() makes under the creator's task policy,
 # (before, after) dup_task_struct copies the interleave state: the process's
-# first thread (2 in all), and every later one.  Measured on Linux 7.3 with the
-# oracle (trace-format.md, section 5.7).
+# first thread (2 in all), and every later one.  Measured once on Linux 7.3 with
+# the oracle; another run took one fewer (slab state decides), so traces do not
+# read the round robin across a thread's creation (trace-format.md, section 5.7).
 RUNNER_THREAD_ALLOCS = ((1, 1), (0, 1))
 
 
