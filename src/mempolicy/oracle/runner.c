@@ -1,5 +1,5 @@
 /*
- * runner.c: execute one mempolicy trace (trace format 1.2) on the running
+ * runner.c: execute one mempolicy trace (trace format 1.3) on the running
  * kernel and print the canonical output lines "LINE COMMAND: RESULT".
  *
  * Build: gcc -static -O2 $(python3 -c 'from mempolicy.trace.limits import

@@ -107,8 +107,10 @@ def copy_thread(kernel, parent: Task) -> Task:
 
 
 def exit_thread(kernel, task: Task) -> None:
-    """A thread's exit(): the address space stays with the other threads; the task
-    policy goes (``mpol_put_task_policy`` in do_exit)."""
+    """What every exit() does for the task itself: the allocations made for it go
+    and the task policy is put (``mpol_put_task_policy``).  A thread's exit stops
+    here, the address space staying with the other threads; ``do_exit`` of a
+    process ends with it."""
     for nid in task.runner_pgtables:
         if nid is not None:
             kernel.pages.free_page(nid)
@@ -171,13 +173,7 @@ def do_exit(kernel, task: Task) -> None:
             mm.pgtables[shift].clear()
     finally:
         mm.mmap_lock.write_unlock()
-    for nid in task.runner_pgtables:
-        if nid is not None:
-            kernel.pages.free_page(nid)
-    task.runner_pgtables.clear()
-    mpol_put_task_policy(task)
-    task.exited = True
-    kernel.tasks.pop(task.pid, None)
+    exit_thread(kernel, task)
 
 
 __all__ = ["sched_setaffinity", "copy_process", "copy_thread", "exit_thread", "do_exit", "free_pgtables", "unmap_page"]
