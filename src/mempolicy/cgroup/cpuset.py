@@ -94,7 +94,10 @@ def update_nodemask(kernel, cs: Cpuset, nodes: Nodemask) -> None:
 
 def update_tasks_nodemask(kernel, cs: Cpuset) -> None:
     """Every task gets the new ``mems_allowed`` and its task policy rebound; the
-    thread-group leader's mm has its VMA policies rebound and, with
+    thread-group leader's mm has its VMA policies rebound to the effective nodes
+    (Linux 7.3 passes ``cs->effective_mems``; kernels before the fix of
+    ae1c802382f7 passed ``cs->mems_allowed``, a node without memory included:
+    tests/traces/cpusets/17-memless-in-mems) and, with
     ``CS_MEMORY_MIGRATE``, its pages moved from the old nodes to the new ones
     (``cpuset_migrate_mm``: ``do_migrate_pages`` with ``MPOL_MF_MOVE_ALL``,
     flushed before the write returns)."""
@@ -107,7 +110,7 @@ def update_tasks_nodemask(kernel, cs: Cpuset) -> None:
         if all(tsk.mm is not t.mm for t in leaders):
             leaders.append(tsk)
     for tsk in leaders:
-        mpol_rebind_mm(tsk.mm, cs.mems_allowed or newmems)
+        mpol_rebind_mm(tsk.mm, newmems)
         cpuset_migrate_mm(kernel, tsk, cs.old_mems_allowed, newmems)
     cs.old_mems_allowed = newmems
 
