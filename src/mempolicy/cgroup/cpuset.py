@@ -124,8 +124,9 @@ def cpuset_migrate_mm(kernel, tsk, from_: Nodemask, to: Nodemask) -> None:
 
 
 def update_cpumask(kernel, cs: Cpuset, cpus: frozenset[int]) -> None:
-    """Write ``cpuset.cpus``: ERANGE for a CPU the kernel cannot have, EINVAL for
-    one not online; the tasks' affinity becomes the effective CPUs."""
+    """Write ``cpuset.cpus``: ERANGE for a CPU beyond ``nr_cpu_ids`` (every CPU of
+    the model is online); the tasks' affinity becomes the effective CPUs
+    (``cpuset_update_tasks_cpumask``)."""
     if any(c >= len(cs.top_cpus) for c in cpus):
         raise KernelError(errno.ERANGE)
     if cpus == cs.cpus_allowed:
@@ -137,7 +138,9 @@ def update_cpumask(kernel, cs: Cpuset, cpus: frozenset[int]) -> None:
 
 
 def cpuset_set_cpus_allowed(tsk, cpus: frozenset[int]) -> None:
-    """set_cpus_allowed_ptr: the task may run on ``cpus``; it leaves a CPU not among them."""
+    """set_cpus_allowed_ptr: the task may run on ``cpus``.  A task on a CPU not among
+    them moves where the scheduler likes; the model takes the lowest, which is where
+    the oracle's runner pins it again (trace-format.md, section 5.7)."""
     tsk.cpuset_cpus = cpus
     tsk.cpus_allowed = cpus
     if tsk.cpu not in cpus:
