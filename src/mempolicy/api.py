@@ -684,7 +684,8 @@ class ModelSystem(MemorySystem):
         """/proc/<pid>/numa_maps as the model prints it."""
         from mempolicy.proc.task_mmu import numa_maps
 
-        task = self.task if pid in (None, 0, self.pid) else self.kernel.tasks.get(pid)
+        # /proc/self is the thread-group leader's directory: its task policy is shown
+        task = self._thread_table()["main"] if pid in (None, 0, self.pid) else self.kernel.tasks.get(pid)
         if task is None:
             raise _oserror(_errno.ESRCH)
         return "".join(line + "\n" for line in numa_maps(self.kernel, self.task, task))

@@ -246,7 +246,10 @@ class TraceRunner:
         start, pages = self.maps[a["name"]]
         end = start + pages * PAGE_SIZE
         lines = []
-        for line in numa_maps(self.kernel, self.task, self.task):
+        # /proc/self is the thread-group leader's: a VMA without a policy shows
+        # the leader's task policy (proc_maps_open), whichever thread reads
+        proc = self.threads["main"] if len(self.stack) == 1 else self.task
+        for line in numa_maps(self.kernel, self.task, proc):
             addr_s, _, rest = line.partition(" ")
             va = int(addr_s, 16)
             if start <= va < end:
