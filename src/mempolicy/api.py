@@ -686,7 +686,8 @@ class ModelSystem(MemorySystem):
         """/proc/<pid>/numa_maps as the model prints it."""
         from mempolicy.proc.task_mmu import numa_maps
 
-        task = self.task if pid in (None, 0, self.pid) else self.kernel.tasks.get(pid)
+        # /proc/self is the thread-group leader's directory: its task policy is shown
+        task = self._thread_table()["main"] if pid in (None, 0, self.pid) else self.kernel.tasks.get(pid)
         if task is None:
             raise _oserror(_errno.ESRCH)
         return "".join(line + "\n" for line in numa_maps(self.kernel, self.task, task))
@@ -753,6 +754,72 @@ class ModelSystem(MemorySystem):
 
     def sched_getaffinity(self) -> set[int]:
         return set(self.task.cpus_allowed)
+
+    # -- threads and cpusets (trace format 1.3, section 5.7) -----------------
+    def create_thread(self, name: str) -> None:
+        """A new thread of the process (clone with CLONE_VM | CLONE_THREAD), created
+        by the current one, whose task policy, CPU and allowed nodes it copies.
+        The current thread stays current (``switch_thread``)."""
+        from mempolicy.syscalls.process import copy_thread
+
+        threads = self._thread_table()
+        if name in threads:
+            raise ValueError(f"thread {name!r} exists already")
+        t = threads[name] = copy_thread(self.kernel, self.task)
+        cs = self._cpuset_state()
+        if cs is not None and cs.tasks:
+            cs.tasks.append(t)
+
+    def switch_thread(self, name: str) -> None:
+        """Make thread ``name`` (``main``: the first) the one the calls act for."""
+        threads = self._thread_table()
+        if name not in threads:
+            raise ValueError(f"no thread {name!r}")
+        self.task = threads[name]
+
+    def exit_thread(self, name: str) -> None:
+        """End thread ``name`` (not ``main``, not the current one)."""
+        from mempolicy.syscalls.process import exit_thread
+
+        threads = self._thread_table()
+        if name not in threads or name == "main" or threads[name] is self.task:
+            raise ValueError(f"cannot end thread {name!r}")
+        exit_thread(self.kernel, threads.pop(name))
+
+    def threads(self) -> list[str]:
+        return list(self._thread_table())
+
+    def cpuset(self, mems: NodesLike = None, cpus: Iterable[int] | None = None) -> None:
+        """Put the process (all its threads) into a cgroup v2 cpuset, or change it:
+        ``cpuset.cpus`` then ``cpuset.mems`` as given, as the trace command ``cpuset``.
+        Pages migrate and policies are rebound as Linux does (docs/trace-format.md 5.7);
+        OSError with the errno of the write that failed."""
+        from mempolicy.cgroup import cpuset as cg
+        from mempolicy.core.mempolicy import KernelError
+
+        cs = self._cpuset_state()
+        if cs is None:
+            cs = self._cpuset = cg.Cpuset(self.kernel)
+        try:
+            if cpus is not None:
+                cg.update_cpumask(self.kernel, cs, frozenset(cpus))
+            if mems is not None:
+                cg.update_nodemask(self.kernel, cs, as_nodemask(mems))
+        except KernelError as e:
+            raise _oserror(e.errno) from None
+        threads = self._thread_table()
+        if not cs.tasks:
+            cg.cpuset_attach(self.kernel, cs, [threads["main"]] +
+                             [t for n, t in threads.items() if n != "main"])
+
+    def _thread_table(self) -> dict[str, Any]:
+        threads: dict[str, Any] | None = getattr(self, "_threads", None)
+        if threads is None:
+            threads = self._threads = {"main": self.task}
+        return threads
+
+    def _cpuset_state(self) -> Any:
+        return getattr(self, "_cpuset", None)
 
 
 def _pid(pid: int) -> int:

@@ -29,6 +29,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/futex.h>
+#include <sys/mount.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -513,7 +515,7 @@ static void print_commands(void)
 
 /* ---- the machine conditions ------------------------------------------ */
 
-static int pin_cpu(int cpu)
+static int pin_tid(pid_t tid, int cpu)
 {
 	cpu_set_t set;
 
@@ -523,7 +525,12 @@ static int pin_cpu(int cpu)
 	}
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof set, &set);
+	return sched_setaffinity(tid, sizeof set, &set);
+}
+
+static int pin_cpu(int cpu)
+{
+	return pin_tid(0, cpu);
 }
 
 static __attribute__((noinline)) void grow_stack(void)
@@ -1266,16 +1273,268 @@ static void do_weights(const struct cmd *c)
 	flush_out();
 }
 
+/* ---- threads and cpusets (trace format 1.3, section 5.7) ------------- */
+
+/*
+ * Threads are clone()s sharing the address space, run one at a time: the
+ * thread whose index is in cur_thr runs the next command; the others wait
+ * on that word with a futex.  They share the runner's TLS (no CLONE_SETTLS),
+ * which is safe because only one of them runs at any time.  Their stacks
+ * are mapped and faulted in before the trace starts, and only for a trace
+ * that creates threads (such a trace has no fork), so a trace without them
+ * sees the runner's memory exactly as before.
+ */
+#define MAX_THREADS 32
+#define THREAD_STACK (64 * 1024)
+
+struct thr {
+	const char *name;
+	pid_t tid;
+	volatile pid_t ctid;   /* cleared by the kernel when the thread is gone */
+	int cpu;               /* the CPU the thread is pinned to */
+	int live, end;
+};
+
+static struct thr thr[MAX_THREADS] = { { "main", 0, 0, 0, 1, 0 } };
+static int nthr = 1;
+static volatile int cur_thr;   /* the thread that runs the next command */
+static volatile int next_cmd;  /* the next command to run */
+static char *thread_stacks;
+static int cg_made, cg_joined;
+static char cg_dir[64];
+static cpu_set_t cg_cpus;      /* the group's CPUs (all when none are given) */
+
+static int has_threads(void)
+{
+	for (int i = 0; i < ncmds; i++)
+		if (strcmp(cmd_word(&cmds[i]), "thread") == 0)
+			return 1;
+	return 0;
+}
+
+static void map_thread_stacks(void)
+{
+	thread_stacks = mmap(NULL, (size_t)MAX_THREADS * THREAD_STACK, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (thread_stacks == MAP_FAILED)
+		die("cannot map the thread stacks");
+}
+
+static long futex(volatile int *addr, int op, int val)
+{
+	return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
+}
+
+/* Wait until SELF may run; 0 when SELF is to end instead. */
+static int wait_turn(int self)
+{
+	for (;;) {
+		int c = __atomic_load_n(&cur_thr, __ATOMIC_ACQUIRE);
+		if (c == self)
+			return !thr[self].end;
+		futex(&cur_thr, FUTEX_WAIT_PRIVATE, c);
+	}
+}
+
+static void give_turn(int to)
+{
+	__atomic_store_n(&cur_thr, to, __ATOMIC_RELEASE);
+	futex(&cur_thr, FUTEX_WAKE_PRIVATE, MAX_THREADS);
+}
+
+static int find_thread(const struct cmd *c, const char *s)
+{
+	for (int i = 0; i < nthr; i++)
+		if (thr[i].live && strcmp(thr[i].name, s) == 0)
+			return i;
+	die("line %d: unknown thread '%s'", c->line, s);
+	return -1;
+}
+
+static void run_from(int self);
+
+static int thread_main(void *arg)
+{
+	int self = (int)(long)arg;
+
+	run_from(self);
+	if (thr[self].end)
+		return 0;      /* the clone wrapper ends this thread only */
+	flush_out();
+	_exit(0);          /* the trace ended in this thread: end the process */
+}
+
+/* thread T: clone(CLONE_VM | CLONE_THREAD | ...) running T's commands when its turn comes. */
+static void do_thread(const struct cmd *c, int me)
+{
+	int k = nthr, flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+		CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+
+	if (k >= MAX_THREADS)
+		die("line %d: more than %d threads", c->line, MAX_THREADS);
+	thr[k] = (struct thr){ ARG(1), 0, 0, thr[me].cpu, 1, 0 };
+	nthr++;
+	if (clone(thread_main, thread_stacks + (size_t)(k + 1) * THREAD_STACK, flags, (void *)(long)k,
+		  &thr[k].tid, NULL, &thr[k].ctid) < 0) {
+		thr[k].live = 0;
+		result(c, "%s", errname(errno));
+		return;
+	}
+	result(c, "ok");
+}
+
+/* switch T: the following commands run in thread T. */
+static void do_switch(const struct cmd *c, int self)
+{
+	int t = find_thread(c, ARG(1));
+
+	result(c, "ok");
+	if (t != self)
+		give_turn(t);
+}
+
+/* thread_exit T: thread T ends (it calls exit); the caller waits until it is gone. */
+static void do_thread_exit(const struct cmd *c, int self)
+{
+	int t = find_thread(c, ARG(1));
+
+	thr[t].end = 1;
+	give_turn(t);
+	for (;;) {
+		pid_t v = thr[t].ctid;
+		if (v == 0)
+			break;
+		futex((volatile int *)&thr[t].ctid, FUTEX_WAIT, v);
+	}
+	thr[t].live = 0;
+	__atomic_store_n(&cur_thr, self, __ATOMIC_RELEASE);
+	result(c, "ok");
+}
+
+static int write_text(const char *dir, const char *file, const char *text)
+{
+	char path[128];
+	int fd, e = 0;
+
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return errno;
+	if (write(fd, text, strlen(text)) < 0)
+		e = errno;
+	close(fd);
+	return e;
+}
+
+/* "0-2,5" into a cpu_set_t (the trace checked the syntax). */
+static void cpu_list(const char *s, cpu_set_t *set)
+{
+	unsigned long mask[MASK_WORDS];
+
+	nodelist(s, mask);
+	CPU_ZERO(set);
+	for (int i = 0; i < MASK_BITS && i < CPU_SETSIZE; i++)
+		if (mask[i / 64] >> (i % 64) & 1)
+			CPU_SET(i, set);
+}
+
+/*
+ * cpuset mems=LIST [cpus=LIST]: the first one mounts cgroup2 if needed,
+ * enables the cpuset controller, creates a group and moves the process into
+ * it (all threads follow); every one writes cpuset.cpus, then cpuset.mems.
+ * The kernel resets the affinity of the group's threads when it moves them
+ * or changes the group's masks, so each thread is pinned again: to its CPU
+ * if the group has it, else to the group's lowest CPU.
+ */
+static void do_cpuset(const struct cmd *c)
+{
+	const char *mems = NULL, *cpus = NULL;
+	int e;
+
+	for (int i = 1; i < c->ntok; i++) {
+		const char *w = ARG(i);
+		if (strncmp(w, "mems=", 5) == 0)
+			mems = w + 5;
+		else if (strncmp(w, "cpus=", 5) == 0)
+			cpus = w + 5;
+		else
+			die("line %d: bad cpuset option '%s'", c->line, w);
+	}
+	if (!cg_made) {
+		if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) &&
+		    mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL))
+			die("cannot mount cgroup2: %s", strerror(errno));
+		if ((e = write_text("/sys/fs/cgroup", "cgroup.subtree_control", "+cpuset")))
+			die("cannot enable the cpuset controller: %s", strerror(e));
+		snprintf(cg_dir, sizeof cg_dir, "/sys/fs/cgroup/mempolicy-%d", (int)getpid());
+		if (mkdir(cg_dir, 0755))
+			die("cannot create %s: %s", cg_dir, strerror(errno));
+		cg_made = 1;
+		CPU_ZERO(&cg_cpus);
+		for (int i = 0; i < CPU_SETSIZE && i < sysconf(_SC_NPROCESSORS_CONF); i++)
+			CPU_SET(i, &cg_cpus);
+	}
+	if (cpus) {
+		if ((e = write_text(cg_dir, "cpuset.cpus", cpus))) {
+			result(c, "%s", errname(e));
+			return;
+		}
+		cpu_list(cpus, &cg_cpus);
+	}
+	if (mems && (e = write_text(cg_dir, "cpuset.mems", mems))) {
+		result(c, "%s", errname(e));
+		return;
+	}
+	if (!cg_joined) {
+		char pid[32];
+
+		snprintf(pid, sizeof pid, "%d", (int)getpid());
+		if ((e = write_text(cg_dir, "cgroup.procs", pid))) {
+			result(c, "%s", errname(e));
+			return;
+		}
+		cg_joined = 1;
+	}
+	for (int i = 0; i < nthr; i++) {
+		int cpu = thr[i].cpu;
+
+		if (!thr[i].live)
+			continue;
+		if (!CPU_ISSET(cpu, &cg_cpus))
+			for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &cg_cpus); cpu++)
+				;
+		thr[i].cpu = cpu;
+		if (pin_tid(thr[i].tid, cpu))
+			die("cannot pin thread %s to CPU %d: %s", thr[i].name, cpu, strerror(errno));
+	}
+	result(c, "ok");
+}
+
 /* ---- main ------------------------------------------------------------- */
 
-static void run(void)
+/*
+ * Run the commands from next_cmd on, as thread SELF (0 is the process's
+ * first thread).  Returns when the trace ends or when SELF is told to end.
+ */
+static void run_from(int self)
 {
-	for (int i = 0; i < ncmds; i++) {
-		const struct cmd *c = &cmds[i];
-		const char *w = cmd_word(c);
+	for (;;) {
+		const struct cmd *c;
+		const char *w;
+		int i;
+
+		if (!wait_turn(self))
+			return;
+		if (next_cmd >= ncmds)
+			return;
+		i = next_cmd++;
+		c = &cmds[i];
+		w = cmd_word(c);
 
 		if (strcmp(w, "cpu") == 0) {
 			long rc = pin_cpu((int)num(ARG(1)));
+			if (rc == 0)
+				thr[self].cpu = (int)num(ARG(1));
 			result_rc(c, rc, errno);
 		} else if (strcmp(w, "mmap") == 0) {
 			do_mmap(c);
@@ -1328,7 +1587,7 @@ static void run(void)
 			}
 			if (c->exit_at < 0)
 				_exit(0);   /* the child ran to the end of the trace */
-			i = c->exit_at;
+			next_cmd = c->exit_at + 1;
 		} else if (strcmp(w, "exit") == 0) {
 			result(c, "ok");
 			if (in_child)
@@ -1339,12 +1598,28 @@ static void run(void)
 			do_weight(c);
 		} else if (strcmp(w, "weights") == 0) {
 			do_weights(c);
+		} else if (strcmp(w, "thread") == 0) {
+			do_thread(c, self);
+		} else if (strcmp(w, "switch") == 0) {
+			do_switch(c, self);
+		} else if (strcmp(w, "thread_exit") == 0) {
+			do_thread_exit(c, self);
+		} else if (strcmp(w, "cpuset") == 0) {
+			do_cpuset(c);
 		} else {
 			die("line %d: unknown command '%s'", c->line, w);
 		}
 	}
+}
+
+static void run(void)
+{
+	run_from(0);
 	if (in_child)
 		_exit(0);
+	/* The trace ended in another thread: exit_group ends them all. */
+	flush_out();
+	_exit(0);
 }
 
 /* Read the whole trace into text[]; its length (at most MAX_TEXT). */
@@ -1461,6 +1736,10 @@ int main(int argc, char **argv)
 	if (align)
 		align_inodes();
 	grow_stack();
+	if (has_threads()) {
+		thr[0].tid = (pid_t)syscall(SYS_gettid);
+		map_thread_stacks();
+	}
 	prefault();
 	drain_lru_batches();
 

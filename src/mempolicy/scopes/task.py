@@ -30,6 +30,7 @@ class Task:
         self.il_prev = MAX_NUMNODES - 1
         self.il_weight = 0
         self.mems_allowed: Nodemask = kernel.topo.n_memory
+        self.cpuset_cpus = self.cpus_allowed     # its cpuset's effective CPUs (cgroup/cpuset.py)
         self.alloc_lock = SpinLock("task_lock")  # task_lock()
         self.exited = False
         self.runner_pgtables: list = []          # see syscalls.process.RUNNER_FORK_PGTABLES

@@ -1,4 +1,4 @@
-"""Process life cycle as it touches memory policy: fork, exit, sched_setaffinity (kernel/fork.c).
+"""Process life cycle as it touches memory policy: fork, threads, exit, sched_setaffinity (kernel/fork.c).
 
 fork gives the child a deep copy of the task policy (``mpol_dup``) and of
 every VMA policy (``vma_dup_policy``), copies the parent's interleave state,
@@ -29,12 +29,18 @@ from mempolicy.uapi import PAGE_SHIFT
 # section 4: such traces are not repeatable; the model takes 12).
 RUNNER_FORK_PGTABLES = 11
 RUNNER_CHILD_FORK_PGTABLES = 12
+# Kernel allocations a thread's clone() makes under the creator's task policy,
+# (before, after) dup_task_struct copies the interleave state: the process's
+# first thread (2 in all), and every later one.  Measured once on Linux 7.3 with
+# the oracle; another run took one fewer (slab state decides), so traces do not
+# read the round robin across a thread's creation (trace-format.md, section 5.7).
+RUNNER_THREAD_ALLOCS = ((1, 1), (0, 1))
 
 
 def sched_setaffinity(kernel, task: Task, cpu: int) -> int:
     """Pin ``task`` to one CPU."""
-    if not kernel.topo.cpu_online(cpu):
-        raise KernelError(errno.EINVAL)
+    if not kernel.topo.cpu_online(cpu) or cpu not in task.cpuset_cpus:
+        raise KernelError(errno.EINVAL)           # no CPU left once the cpuset's are applied
     task.cpu = cpu
     return 0
 
@@ -48,6 +54,7 @@ def copy_process(kernel, parent: Task) -> Task:
     child.il_prev, child.il_weight = parent.il_prev, parent.il_weight
     child.mems_allowed = parent.mems_allowed
     child.cpus_allowed = parent.cpus_allowed
+    child.cpuset_cpus = parent.cpuset_cpus
     child.cred = parent.cred                          # copy_creds: shared until changed
     mm.dumpable = parent.mm.dumpable                  # dup_mm keeps MMF_DUMPABLE
     with parent.alloc_lock:
@@ -67,6 +74,50 @@ def copy_process(kernel, parent: Task) -> Task:
     lru_batches(kernel).runner_fork(parent.cpu, parent.pid)
     kernel.tasks[child.pid] = child
     return child
+
+
+def copy_thread(kernel, parent: Task) -> Task:
+    """clone(CLONE_VM | CLONE_THREAD | ...): a new thread of ``parent``'s process.
+
+    copy_process gives it the parent's mm (no copy, no page tables), a deep
+    copy of the task policy (``mpol_dup``), and, as dup_task_struct copies the
+    whole task_struct, the parent's ``il_prev``/``il_weight``, ``mems_allowed``,
+    affinity and CPU.  The kernel allocates for the new task under the
+    parent's task policy (RUNNER_THREAD_ALLOCS); the first thread of the
+    process makes one allocation before dup_task_struct copies the
+    interleave state, so the new thread's round robin is one step ahead.
+    """
+    first = not getattr(parent.mm, "threads_created", 0)
+    parent.mm.threads_created = getattr(parent.mm, "threads_created", 0) + 1
+    before, after = RUNNER_THREAD_ALLOCS[0] if first else RUNNER_THREAD_ALLOCS[1]
+    pages = [alloc_pages(kernel, parent) for _ in range(before)]
+    child = Task(kernel, kernel.alloc_pid(), parent.mm, cpu=parent.cpu)
+    child.fork_depth = getattr(parent, "fork_depth", 0)
+    child.il_prev, child.il_weight = parent.il_prev, parent.il_weight
+    pages += [alloc_pages(kernel, parent) for _ in range(after)]
+    child.runner_pgtables = pages
+    child.mems_allowed = parent.mems_allowed
+    child.cpus_allowed = parent.cpus_allowed
+    child.cpuset_cpus = parent.cpuset_cpus
+    child.cred = parent.cred
+    with parent.alloc_lock:
+        child.mempolicy = mpol_dup(parent.mempolicy, kernel.policy_cache)
+    kernel.tasks[child.pid] = child
+    return child
+
+
+def exit_thread(kernel, task: Task) -> None:
+    """What every exit() does for the task itself: the allocations made for it go
+    and the task policy is put (``mpol_put_task_policy``).  A thread's exit stops
+    here, the address space staying with the other threads; ``do_exit`` of a
+    process ends with it."""
+    for nid in task.runner_pgtables:
+        if nid is not None:
+            kernel.pages.free_page(nid)
+    task.runner_pgtables.clear()
+    mpol_put_task_policy(task)
+    task.exited = True
+    kernel.tasks.pop(task.pid, None)
 
 
 def _dup_mmap(kernel, parent: Task, pmm: MM, mm: MM) -> None:
@@ -124,13 +175,7 @@ def do_exit(kernel, task: Task) -> None:
             mm.pgtables[shift].clear()
     finally:
         mm.mmap_lock.write_unlock()
-    for nid in task.runner_pgtables:
-        if nid is not None:
-            kernel.pages.free_page(nid)
-    task.runner_pgtables.clear()
-    mpol_put_task_policy(task)
-    task.exited = True
-    kernel.tasks.pop(task.pid, None)
+    exit_thread(kernel, task)
 
 
-__all__ = ["sched_setaffinity", "copy_process", "do_exit", "free_pgtables", "unmap_page"]
+__all__ = ["sched_setaffinity", "copy_process", "copy_thread", "exit_thread", "do_exit", "free_pgtables", "unmap_page"]

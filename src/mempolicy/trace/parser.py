@@ -345,6 +345,58 @@ def _weight_command(word: str, words: list[str]) -> dict:
     return {"node": node, "value": words[1]}
 
 
+def _threads_cpusets(word: str, words: list[str], names: _Names, st: dict) -> dict:
+    """``thread T``, ``switch T``, ``thread_exit T`` and ``cpuset mems=LIST [cpus=LIST]``
+    (section 5.7).  Threads are named in their own name space; ``main`` is the
+    process's first thread.  A trace that creates threads has no ``fork``, and
+    ``cpuset`` is not allowed between ``fork`` and ``exit``."""
+    th = st["threads"]
+    if word == "cpuset":
+        if names.scopes:
+            raise ValueError("cpuset between fork and exit")
+        a: dict = {"mems": None, "cpus": None}
+        for w in words:
+            key, eq, val = w.partition("=")
+            if not eq or key not in a:
+                raise ValueError(f"unexpected word {w!r} (cpuset mems=NODES [cpus=CPUS])")
+            if a[key] is not None:
+                raise ValueError(f"{key}= given twice")
+            if val == "-":
+                raise ValueError(f"{key}= needs at least one {'node' if key == 'mems' else 'cpu'}")
+            a[key] = _nodes(val)
+        if a["mems"] is None and a["cpus"] is None:
+            raise ValueError("cpuset needs mems= or cpus=")
+        return a
+    _expect(words, 1)
+    name = words[0]
+    if word == "thread":
+        if st["forked"]:
+            raise ValueError("thread in a trace that forks (section 5.7)")
+        if not _is_ident(name):
+            raise ValueError(f"bad thread name {name!r}")
+        if name in th["ever"]:
+            raise ValueError(f"thread name {name!r} is already used")
+        if len(th["ever"]) >= MAX_THREADS:
+            raise ValueError(f"more than {MAX_THREADS} threads, main included")
+        th["ever"].add(name)
+        th["live"].add(name)
+        return {"name": name}
+    if name not in th["live"]:
+        raise ValueError(f"unknown thread {name!r}")
+    if word == "switch":
+        th["current"] = name
+    else:
+        if name == th["current"]:
+            raise ValueError(f"thread {name!r} cannot end itself (switch to another thread first)")
+        if name == "main":
+            raise ValueError("the main thread cannot end")
+        th["live"].discard(name)
+    return {"name": name}
+
+
+MAX_THREADS = 32              # threads of a trace, main included (runner.c's MAX_THREADS)
+
+
 def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tuple[str, dict]:
     a: dict = {}
     if word == "cpu":
@@ -461,8 +513,13 @@ def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tupl
         _expect(words, 1)
         names.need(words[0], "map")
         a["name"] = words[0]
+    elif word in ("thread", "switch", "thread_exit", "cpuset"):
+        a = _threads_cpusets(word, words, names, st)
     elif word == "fork":
         _expect(words, 0)
+        if st.get("threads", {}).get("ever", {"main"}) != {"main"}:
+            raise ValueError("fork in a trace that creates threads (section 5.7)")
+        st["forked"] = True
         names.scopes.append([])
     elif word == "exit":
         _expect(words, 0)
@@ -585,7 +642,8 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     hmat_lines: list[tuple[int, tuple[int, HmatSpec]]] = []
     commands: list[Command] = []
     names = _Names()
-    st = {"mmaps": 0}
+    st: dict = {"mmaps": 0, "forked": False,
+                "threads": {"ever": {"main"}, "live": {"main"}, "current": "main"}}
     in_header = True
     for lineno, words in scan_text(text, path):
         word, rest = words[0], words[1:]

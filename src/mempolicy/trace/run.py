@@ -11,6 +11,7 @@ import errno as _errno
 from mempolicy.alloc.bulk import touch_range
 from mempolicy.alloc.fault import FaultSignal, OutOfMemory
 from mempolicy.alloc.topology import Topology
+from mempolicy.cgroup import cpuset
 from mempolicy.core.mempolicy import KernelError
 from mempolicy.kernel import Kernel
 from mempolicy.progress import Progress
@@ -93,6 +94,8 @@ class TraceRunner:
         self.memfds: dict[str, object] = {}
         self.fork_memfds: list[list[str]] = []
         self.out: list[str] = []
+        self.threads = {"main": task}            # the threads of the trace's process
+        self.cpuset: cpuset.Cpuset | None = None
 
     @property
     def task(self):
@@ -246,7 +249,10 @@ class TraceRunner:
         start, pages = self.maps[a["name"]]
         end = start + pages * PAGE_SIZE
         lines = []
-        for line in numa_maps(self.kernel, self.task, self.task):
+        # /proc/self is the thread-group leader's: a VMA without a policy shows
+        # the leader's task policy (proc_maps_open), whichever thread reads
+        proc = self.threads["main"] if len(self.stack) == 1 else self.task
+        for line in numa_maps(self.kernel, self.task, proc):
             addr_s, _, rest = line.partition(" ")
             va = int(addr_s, 16)
             if start <= va < end:
@@ -268,6 +274,39 @@ class TraceRunner:
             f = self.memfds.pop(name)
             f.inode.put()
         process.do_exit(self.kernel, child)
+        return "ok"
+
+    # -- threads and cpusets (section 5.7) -------------------------------------
+    def do_thread(self, a) -> str:
+        t = self.threads[a["name"]] = process.copy_thread(self.kernel, self.task)
+        if self.cpuset is not None and self.cpuset.tasks:  # cgroup_post_fork: the creator's group
+            self.cpuset.tasks.append(t)
+        return "ok"
+
+    def do_switch(self, a) -> str:
+        self.stack[-1] = self.threads[a["name"]]
+        return "ok"
+
+    def do_thread_exit(self, a) -> str:
+        process.exit_thread(self.kernel, self.threads.pop(a["name"]))
+        return "ok"
+
+    def do_cpuset(self, a) -> str:
+        """Create the group and move the process in at the first success; write
+        ``cpuset.cpus`` then ``cpuset.mems``; pin every thread again, as the runner
+        does, to its CPU or to the group's lowest."""
+        if self.cpuset is None:
+            self.cpuset = cpuset.Cpuset(self.kernel)
+        cs = self.cpuset
+        if a["cpus"] is not None:
+            cpuset.update_cpumask(self.kernel, cs, frozenset(a["cpus"]))
+        if a["mems"] is not None:
+            cpuset.update_nodemask(self.kernel, cs, a["mems"])
+        if not cs.tasks:
+            cpuset.cpuset_attach(self.kernel, cs, [self.threads["main"]] +
+                                 [t for n, t in self.threads.items() if n != "main"])
+        for t in self.threads.values():
+            t.cpus_allowed = frozenset((t.cpu,))
         return "ok"
 
     # -- weighted-interleave weights (section 5.8) -------------------------------

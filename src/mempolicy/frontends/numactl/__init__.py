@@ -5,6 +5,7 @@
     mempolicy numactl --sim TOPOLOGY [--kernel V] [numactl options] [--show | --hardware | memhog SIZE]
     mempolicy numactl --sim TOPOLOGY --sim-weights 0:3,1:1 -w 0-1 memhog 64M
     mempolicy numactl --sim TOPOLOGY --sim-bandwidth 0:30000,1:10000 -w 0-1 memhog 64M
+    mempolicy numactl --sim TOPOLOGY --cpuset-mems NODES [--cpuset-cpus CPUS] [--threads N] ...
     mempolicy numactl --numactl-version 2.0.19 [...]   (or MEMPOLICY_NUMACTL_VERSION=2.0.19)
 
 Options are processed in order, with GNU ``getopt_long`` rules (prefix
@@ -27,7 +28,11 @@ writes the simulated machine's weighted-interleave weights (sysfs
 ``weighted_interleave/nodeN``, 1..255); ``--sim-bandwidth NODE:MBPS,...``
 gives it firmware (HMAT) bandwidths, from which the kernel derives its
 automatic weights.  Both come right after ``--sim``; bandwidths apply first,
-so given weights win (as a sysfs write after boot does).
+so given weights win (as a sysfs write after boot does).  Before the numactl
+options, ``--cpuset-mems NODES`` and ``--cpuset-cpus CPUS`` start the simulated
+process inside a cgroup v2 cpuset (a container's), and ``--threads N`` makes
+memhog touch its memory from N threads created after the policy is set, thread
+k on the k-th allowed CPU (round robin), each writing one N-th of the range.
 
 The package follows numactl's own files, in the order a user types:
 :mod:`.options` (the command line, numactl.c ``main``), :mod:`.cparse` (numbers
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     io = Output()
     spec = version = kernel = None
     sim_opts: dict[str, str] = {}
+    envelope: dict[str, str] = {}               # --cpuset-mems, --cpuset-cpus, --threads (--sim only)
     while argv:                                 # our own options come first, in any order
         for opt in ("sim-weights", "sim-bandwidth"):
             if argv[0].startswith(f"--{opt}") and opt not in sim_opts:
@@ -115,12 +121,17 @@ def main(argv: list[str] | None = None) -> int:
         if err:
             io.err(err)
             return 2
-        if argv[0].startswith("--sim") and spec is None:
+        if argv[0].startswith("--sim") and not argv[0].startswith("--sim-") and spec is None:
             spec, rest, err = _leading(argv, "sim")
         elif argv[0].startswith("--kernel") and kernel is None:
             kernel, rest, err = _leading(argv, "kernel")
         elif argv[0].startswith("--numactl-version") and version is None:
             version, rest, err = _leading(argv, "numactl-version")
+        elif argv[0].split("=")[0] in SIM_ENVELOPE and argv[0].split("=")[0][2:] not in envelope:
+            name = argv[0].split("=")[0][2:]
+            value, rest, err = _leading(argv, name)
+            if value is not None:
+                envelope[name] = value
         else:
             break
         if err:
@@ -160,10 +171,17 @@ def main(argv: list[str] | None = None) -> int:
                     except ValueError as e:
                         io.err(f"numactl: --{opt}: {e}\n")
                         return 2
+            err = be.envelope(envelope)
+            if err:
+                io.err(f"numactl: {err}\n")
+                return 2
         elif sim_opts:
             io.err(f"numactl: --{next(iter(sim_opts))} needs --sim\n")
             return 2
         else:
+            if envelope:
+                io.err(f"numactl: --{next(iter(envelope))} needs --sim\n")
+                return 2
             be = LiveBackend()
         try:
             return Numactl(be, io, chosen).run(argv)
@@ -171,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             return e.status
     finally:
         io.flush()
+
+
+SIM_ENVELOPE = ("--cpuset-mems", "--cpuset-cpus", "--threads")
 
 if __name__ == "__main__":
     sys.exit(main())

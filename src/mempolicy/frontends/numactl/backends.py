@@ -139,6 +139,34 @@ class SimBackend:
                                            version=kernel)
         self.topo = self.model.topology
 
+        self.threads = 1
+
+    def envelope(self, opts: dict[str, str]) -> str | None:
+        """``--cpuset-mems``/``--cpuset-cpus``: start in a cpuset; ``--threads N``
+        for memhog.  An error text, or None."""
+        from mempolicy.core.nodemask import Nodemask
+        from mempolicy.core.units import parse_list_bits
+
+        try:
+            if "threads" in opts:
+                self.threads = int(opts["threads"], 10)
+                if not 1 <= self.threads <= 32:
+                    return f"--threads: {opts['threads']} is not 1 to 32"
+            mems = cpus = None
+            if "cpuset-mems" in opts:
+                mems = Nodemask(parse_list_bits(opts["cpuset-mems"], 1024, ascending=True))
+            if "cpuset-cpus" in opts:
+                bits = parse_list_bits(opts["cpuset-cpus"], 1024, ascending=True)
+                cpus = {c for c in range(1024) if bits >> c & 1}
+        except ValueError as e:
+            return f"--cpuset: {e}"
+        if mems is not None or cpus is not None:
+            try:
+                self.model.cpuset(mems=mems, cpus=cpus)
+            except OSError as e:
+                return f"--cpuset: {os.strerror(e.errno or 0)}"
+        return None
+
     def syscall_ok(self) -> bool:
         return True
 

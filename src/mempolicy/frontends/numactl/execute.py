@@ -47,10 +47,31 @@ class Execute:
             raise Exit(2)
         try:
             addr = model.mmap(size)
-            model.touch(addr, size)
+            self.sim_touch(model, addr, size)
         except OSError as e:
             self.complain(f"memhog: {c_strerror(e.errno)}\n")
         for line in model.numa_maps_text().splitlines():
             if int(line.split(" ", 1)[0], 16) == addr:
                 self.io.out(line + "\n")
         return 0
+
+    def sim_touch(self, model, addr: int, size: int) -> None:
+        """Touch the range from ``--threads N`` threads (one N-th each, in page units,
+        the last taking the rest), thread k pinned to the k-th CPU the process may use."""
+        n = getattr(self.be, "threads", 1)
+        if n <= 1:
+            model.touch(addr, size)
+            return
+        pages = (size + 4095) // 4096
+        cpus = sorted(model.task.cpuset_cpus)
+        share = pages // n
+        for k in range(n):
+            name = f"memhog{k}"
+            model.create_thread(name)
+            model.switch_thread(name)
+            model.sched_setaffinity({cpus[k % len(cpus)]})
+            first = k * share
+            count = pages - first if k == n - 1 else share
+            if count:
+                model.touch(addr + first * 4096, min(count * 4096, size - first * 4096))
+            model.switch_thread("main")

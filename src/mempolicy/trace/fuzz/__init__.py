@@ -20,16 +20,20 @@ from pathlib import Path
 from mempolicy.trace.fuzz.directed import DIRECTED
 from mempolicy.trace.fuzz.directed import generate as generate_directed
 from mempolicy.trace.fuzz.program import generate_random
+from mempolicy.trace.fuzz.threads import ENVELOPE as THREADS_TABLE
 from mempolicy.trace.fuzz.weights import generate_weights
 
 __all__ = ["FUZZ_MODES", "DIRECTED_MODES", "ENVELOPE_MODES", "generate", "trace_name", "parse_modes", "main"]
 
 DIRECTED_MODES = tuple(DIRECTED)
-# The widened envelope of issue 11: not part of ``all`` (stored campaigns
-# depend on what ``all`` generates), selected together as ``envelope``.
-ENVELOPE = {"weights": generate_weights}
+# The modes of trace format 1.3's new commands (issue 11's envelope): the group
+# ``envelope``, kept out of ``all`` so that campaigns recorded with ``all`` keep
+# their meaning.  Each is a generator of one seed.
+ENVELOPE = {**{m: (lambda seed, m=m: generate_directed(m, seed, THREADS_TABLE)) for m in THREADS_TABLE},
+            "weights": generate_weights}
 ENVELOPE_MODES = tuple(ENVELOPE)
 FUZZ_MODES = ("random",) + DIRECTED_MODES + ENVELOPE_MODES
+GROUPS = {"all": DIRECTED_MODES, "envelope": ENVELOPE_MODES}
 
 
 def generate(seed: int, mode: str = "random") -> str:
@@ -53,8 +57,8 @@ def trace_name(seed: int, mode: str = "random") -> str:
 
 
 def parse_modes(text: str) -> list[str]:
-    """``fork,shared`` -> ``["fork", "shared"]``; ``all`` is every directed mode,
-    ``envelope`` every mode of issue 11's envelope.
+    """``fork,shared`` -> ``["fork", "shared"]``; ``all`` is every directed mode of
+    trace format 1.2, ``envelope`` those of the 1.3 commands.
 
     >>> parse_modes("all") == list(DIRECTED_MODES)
     True
@@ -62,12 +66,11 @@ def parse_modes(text: str) -> list[str]:
     modes: list[str] = []
     for word in text.split(","):
         word = word.strip()
-        add = (list(DIRECTED_MODES) if word == "all" else
-               list(ENVELOPE_MODES) if word == "envelope" else [word])
+        add = list(GROUPS.get(word, [word]))
         for m in add:
             if m not in FUZZ_MODES:
-                raise ValueError(f"unknown mode {m!r} (modes: {', '.join(FUZZ_MODES)}, all, "
-                                 "envelope)")
+                raise ValueError(f"unknown mode {m!r} (modes: {', '.join(FUZZ_MODES)}, "
+                                 f"{', '.join(GROUPS)})")
             if m not in modes:
                 modes.append(m)
     if not modes:

@@ -379,8 +379,9 @@ DIRECTED = {
 }
 
 
-def generate(mode: str, seed: int) -> str:
-    """The text of trace ``seed`` of directed mode MODE.
+def generate(mode: str, seed: int, table: dict | None = None) -> str:
+    """The text of trace ``seed`` of directed mode MODE (a key of ``table``, by
+    default ``DIRECTED``).
 
     >>> generate("fork", 3).startswith("node 0 mem=512M")
     True
@@ -388,5 +389,5 @@ def generate(mode: str, seed: int) -> str:
     header, n, ncpu = campaign_machine(random.Random(seed // MACHINE_BLOCK * 104729 + 17))
     rng = random.Random(f"{mode}:{seed}")
     prog = Program(rng, n, ncpu)
-    DIRECTED[mode](prog, header)
+    (DIRECTED if table is None else table)[mode](prog, header)
     return "\n".join(header) + "\n" + prog.close() + "\n"
