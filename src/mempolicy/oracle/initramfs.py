@@ -53,6 +53,10 @@ check_topology() {
     done < /oracle/topology
 }
 
+# A trace that uses transparent huge pages leaves /tmp/thp-dirty: the boot's
+# settings come back before the next trace.
+thp=/sys/kernel/mm/transparent_hugepage
+thp_defrag=$(sed 's/.*\[\(.*\)\].*/\1/' $thp/defrag 2>/dev/null)
 i=0
 while [ -f /oracle/$i.trace ]; do
     if check_topology $i; then
@@ -61,6 +65,12 @@ while [ -f /oracle/$i.trace ]; do
         rc=$?
         echo "@@ORACLE END $i $rc" >&3
         sed "s/^/@@ORACLE STDERR $i /" /tmp/stderr >&3
+        if [ -f /tmp/thp-dirty ]; then
+            echo never > $thp/enabled
+            echo "$thp_defrag" > $thp/defrag
+            echo 1 > $thp/use_zero_page
+            rm -f /tmp/thp-dirty
+        fi
     fi
     i=$((i + 1))
 done
