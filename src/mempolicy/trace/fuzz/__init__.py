@@ -17,14 +17,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from mempolicy.trace.fuzz.directed import DIRECTED
+from mempolicy.trace.fuzz.directed import DIRECTED, ENVELOPE
 from mempolicy.trace.fuzz.directed import generate as generate_directed
 from mempolicy.trace.fuzz.program import generate_random
 
-__all__ = ["FUZZ_MODES", "DIRECTED_MODES", "generate", "trace_name", "parse_modes", "main"]
+__all__ = ["FUZZ_MODES", "DIRECTED_MODES", "ENVELOPE_MODES", "generate", "trace_name",
+           "parse_modes", "main"]
 
 DIRECTED_MODES = tuple(DIRECTED)
-FUZZ_MODES = ("random",) + DIRECTED_MODES
+ENVELOPE_MODES = tuple(ENVELOPE)          # issue 11's modes: the group ``envelope``, not ``all``
+FUZZ_MODES = ("random",) + DIRECTED_MODES + ENVELOPE_MODES
+MODE_GROUPS = {"all": DIRECTED_MODES, "envelope": ENVELOPE_MODES}
 
 
 def generate(seed: int, mode: str = "random") -> str:
@@ -35,7 +38,7 @@ def generate(seed: int, mode: str = "random") -> str:
     """
     if mode == "random":
         return generate_random(seed)
-    if mode not in DIRECTED:
+    if mode not in DIRECTED and mode not in ENVELOPE:
         raise ValueError(f"unknown fuzz mode {mode!r} (modes: {', '.join(FUZZ_MODES)})")
     return generate_directed(mode, seed)
 
@@ -46,18 +49,21 @@ def trace_name(seed: int, mode: str = "random") -> str:
 
 
 def parse_modes(text: str) -> list[str]:
-    """``fork,shared`` -> ``["fork", "shared"]``; ``all`` is every directed mode.
+    """``fork,shared`` -> ``["fork", "shared"]``; ``all`` is every directed mode,
+    ``envelope`` every mode of issue 11 (threads, cpusets, weights, THP).
 
     >>> parse_modes("all") == list(DIRECTED_MODES)
+    True
+    >>> "thp" in parse_modes("envelope")
     True
     """
     modes: list[str] = []
     for word in text.split(","):
         word = word.strip()
-        add = list(DIRECTED_MODES) if word == "all" else [word]
+        add = list(MODE_GROUPS[word]) if word in MODE_GROUPS else [word]
         for m in add:
             if m not in FUZZ_MODES:
-                raise ValueError(f"unknown mode {m!r} (modes: {', '.join(FUZZ_MODES)}, all)")
+                raise ValueError(f"unknown mode {m!r} (modes: {', '.join(FUZZ_MODES)}, all, envelope)")
             if m not in modes:
                 modes.append(m)
     if not modes:
@@ -82,7 +88,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--count", type=int, default=12, help="how many traces (default 12)")
     p.add_argument("--mode", default="random",
                    help=f"generator, or several joined by commas, taken in turn: {', '.join(FUZZ_MODES)}, "
-                        "or all (every directed mode); default random")
+                        "all (every directed mode) or envelope (threads, cpusets, weights, "
+                        "thp); default random")
     p.add_argument("--out", default=".", help="directory to write the .trace files into")
     args = p.parse_args(argv)
     try:
