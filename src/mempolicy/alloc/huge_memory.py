@@ -148,20 +148,27 @@ def vma_thp_direct_reclaim(kernel, vma: VMA) -> bool:
 def alloc_huge_page(kernel, task, preferred_nid: int, nodemask, thisnode: bool = False) -> int | None:
     """``__alloc_pages(gfp, HPAGE_PMD_ORDER, ...)``: the first node of the zonelist that
     is allowed and has 512 pages to give, or None."""
-    pages = kernel.pages
+    counter = kernel.pages                       # the API's numastat wrapper, or the allocator
+    pages = getattr(counter, "_inner", counter)
     if not isinstance(pages, PageAllocator):
         return None                              # the checker's allocator has no orders
     zl = pages.topo.zonelists[preferred_nid]
     if thisnode:
         zl = [preferred_nid] if preferred_nid in pages.topo.n_memory else []
     allowed = task.mems_allowed.bits if nodemask is None else task.mems_allowed.bits & nodemask.bits
+    pref = None
     for nid in zl:
         if not (allowed >> nid) & 1:
             continue
+        if pref is None:
+            pref = nid
         with pages.lock:
-            if pages.free[nid] >= HPAGE_PMD_NR:
-                pages.free[nid] -= HPAGE_PMD_NR
-                return nid
+            if pages.free[nid] < HPAGE_PMD_NR:
+                continue
+            pages.free[nid] -= HPAGE_PMD_NR
+        if counter is not pages and hasattr(counter, "add_bulk"):   # zone_statistics, 512 pages
+            counter.add_bulk(nid, pref, task.numa_node_id(), HPAGE_PMD_NR, 0)
+        return nid
     return None
 
 

@@ -4,6 +4,7 @@
     mempolicy numactl --show | --hardware
     mempolicy numactl --sim TOPOLOGY [numactl options] [--show | --hardware | memhog SIZE]
     mempolicy numactl --numactl-version 2.0.19 [...]   (or MEMPOLICY_NUMACTL_VERSION=2.0.19)
+    mempolicy numactl --sim TOPOLOGY --sim-thp always [...]   (transparent huge pages on)
 
 Options are processed in order, with GNU ``getopt_long`` rules (prefix
 abbreviations, stop at the first non-option), each with numactl's side
@@ -18,7 +19,9 @@ synthetic string or ``sysfs``) runs the same command line against a process
 of the model kernel booted on that machine: ``--show``/``--hardware``
 describe the simulated process and machine, and the command may be
 ``memhog SIZE`` (touch SIZE of anonymous memory under the policy, then print
-where its pages went as numa_maps does).
+where its pages went as numa_maps does).  ``--sim-thp always|madvise|never``
+(with ``--sim``) sets the simulated machine's transparent huge pages
+(``/sys/kernel/mm/transparent_hugepage/enabled``; ``never`` by default).
 
 The package follows numactl's own files, in the order a user types:
 :mod:`.options` (the command line, numactl.c ``main``), :mod:`.cparse` (numbers
@@ -62,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     io = Output()
-    spec = version = None
+    spec = version = thp = None
     while argv:                                 # our own options come first, in any order
-        if argv[0].startswith("--sim") and spec is None:
+        if argv[0].startswith("--sim-thp") and thp is None:
+            thp, rest, err = _leading(argv, "sim-thp")
+        elif argv[0].startswith("--sim") and spec is None:
             spec, rest, err = _leading(argv, "sim")
         elif argv[0].startswith("--numactl-version") and version is None:
             version, rest, err = _leading(argv, "numactl-version")
@@ -82,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         io.err(f"numactl: --numactl-version: {e}\n" if version is not None
                else f"numactl: {ENV}: {e}\n")
         return 2
+    if thp is not None and spec is None:
+        io.err("numactl: --sim-thp needs --sim TOPOLOGY\n")
+        return 2
     try:
         if spec is not None:
             from mempolicy.linux.topology import TopologyError
@@ -91,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             except (TopologyError, ValueError, OSError) as e:
                 io.err(f"numactl: --sim: {e}\n")
                 return 2
+            if thp is not None:
+                try:
+                    be.model.set_thp(thp)
+                except ValueError as e:
+                    io.err(f"numactl: --sim-thp: {e}\n")
+                    return 2
         else:
             be = LiveBackend()
         try:
