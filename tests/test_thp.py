@@ -157,3 +157,18 @@ def test_fuzz_mode_thp_is_in_envelope_not_all() -> None:
     assert text == generate(900001, "thp")
     assert "thp enabled" in text and "fork" not in text
     parse_trace(text)
+
+
+def test_plot_hatches_huge_pages() -> None:
+    pytest.importorskip("matplotlib")
+    from mempolicy.frontends.plot import draw_state
+
+    m = ModelSystem.from_spec("2x1G")
+    m.set_thp("always")
+    a = m.mmap(4 << 20, 1 << 40)
+    m.touch(a, 4096)                              # one huge page of the two ranges
+    fig = draw_state(m.kernel, m.task, {"A": (a, 1024)})
+    hatched = [p for ax in fig.axes for p in ax.patches if p.get_hatch()]
+    labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert len(hatched) == 1                      # the one 2 MiB range with a huge page
+    assert "huge page (2 MiB)" in labels

@@ -387,3 +387,18 @@ def migrate_huge_folio_or_split(kernel, task, mm, f: HugeFolio, huge_nid: int | 
     for vpn in split_huge_folio(mm, f):
         ok = migrate_folio_to(kernel, pt[vpn], alloc_small()) and ok
     return ok
+
+
+def huge_page_spans(mm, lo: int, hi: int) -> list[tuple[int, int, bool]]:
+    """(first vpn, end vpn, PMD-mapped) of the huge pages and huge zero PMDs over
+    [lo, hi), in address order (for ``mempolicy plot``)."""
+    folios = getattr(mm, "thp_folios", None)
+    if not folios:
+        return []
+    out = []
+    for idx in sorted(i for i in folios if lo < (i + 1) << HPAGE_PMD_ORDER and i << HPAGE_PMD_ORDER < hi):
+        f = folios[idx]
+        first = max(lo, idx << HPAGE_PMD_ORDER)
+        end = min(hi, (idx + 1) << HPAGE_PMD_ORDER)
+        out.append((first, end, f is HUGE_ZERO or f.pmd_mapped))
+    return out
