@@ -172,3 +172,34 @@ def test_plot_hatches_huge_pages() -> None:
     labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert len(hatched) == 1                      # the one 2 MiB range with a huge page
     assert "huge page (2 MiB)" in labels
+
+
+@pytest.mark.parametrize("policy", ["interleave 0-2", "weighted_interleave 0,2", "bind 1",
+                                    "preferred 2", "default -"])
+@pytest.mark.parametrize("task_policy", ["", "set_mempolicy bind 0-1\n", "set_mempolicy interleave 0-2\n"])
+def test_bulk_huge_path_ends_as_the_fault_path(policy: str, task_policy: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from mempolicy.alloc import huge_memory
+    from mempolicy.trace.run import TraceRunner
+
+    used = []
+    real = huge_memory.touch_huge_bulk
+    monkeypatch.setattr(huge_memory, "touch_huge_bulk",
+                        lambda *a: used.append(real(*a)) or used[-1])
+
+    text = ("node 0 mem=512M cpus=1\nnode 1 mem=512M cpus=1\nnode 2 mem=512M cpus=0\n"
+            f"thp enabled always\n{task_policy}mmap A 9000\nmbind A 3 8997 {policy}\n"
+            "touch A 0 9000\nmmap B 4096 @0x200040100000\ntouch B 0 4096\n"
+            "get_mempolicy node\nmove_pages A 1024 2 0\n")
+    states = []
+    for bulk in (True, False):
+        r = TraceRunner(parse_trace(text), bulk=bulk)
+        out = r.run()
+        mm = r.task.mm
+        folios = {i: (f if isinstance(f, str) else (f.head, f.nid)) for i, f in mm.thp_folios.items()}
+        states.append((out, list(r.kernel.pages.free), {k: dict(v) for k, v in mm.pgtables.items()},
+                       folios, mm.ptes.node_counts(0, 1 << 36), r.kernel.fault_stats,
+                       sorted(mm.ptes.dirty)[:5]))
+    assert states[0] == states[1]
+    assert len(states[0][3]) > 10
+    assert any(used) == ("interleave" not in task_policy)   # the round robin stays per fault

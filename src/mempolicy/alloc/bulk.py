@@ -120,8 +120,12 @@ def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | 
     ``progress`` is called with the number of pages done so far.
     """
     use_bulk = bulk_available(kernel) if bulk is None else (bulk and bulk_available(kernel))
-    if kernel.thp is not None:                  # huge pages fault through do_huge_pmd_anonymous_page
-        use_bulk = False
+    if kernel.thp is not None:                  # huge pages: their own bulk path (huge_memory.py)
+        from mempolicy.alloc.huge_memory import touch_range_thp
+
+        touch_range_thp(kernel, task, addr, npages, write, progress,
+                        bulk=use_bulk and _chk.sched is None)
+        return
     if not use_bulk and bulk is not False and npages >= SLOW_WARN_PAGES and _numpy() is None:
         _warn_no_numpy(npages)
     if min_run is None:

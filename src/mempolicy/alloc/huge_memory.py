@@ -38,7 +38,7 @@ from mempolicy.alloc.mpol_alloc import alloc_pages, policy_nodemask
 from mempolicy.alloc.page_alloc import PageAllocator
 from mempolicy.alloc.swap import lru_batches
 from mempolicy.core.mempolicy import mpol_cond_put
-from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VMA, get_vma_policy
+from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
 from mempolicy.scopes.pagetable import ABSENT, KIND_ZERO
 from mempolicy.uapi import (
     MPOL_INTERLEAVE,
@@ -402,3 +402,154 @@ def huge_page_spans(mm, lo: int, hi: int) -> list[tuple[int, int, bool]]:
         end = min(hi, (idx + 1) << HPAGE_PMD_ORDER)
         out.append((first, end, f is HUGE_ZERO or f.pmd_mapped))
     return out
+
+
+# ---------------------------------------------------------------------------
+# The bulk path: many 2 MiB ranges faulted by one touch (alloc/bulk.py's for THP)
+# ---------------------------------------------------------------------------
+
+def _bulk_pattern(kernel, task, pol, ilx0: int) -> tuple[list[int], int] | None:
+    """(node per huge page of one period, position of the first) when the policy
+    gives a fixed pattern and the huge page is not first tried elsewhere; None
+    for the policies the bulk path leaves to the fault path (preferred-many)."""
+    local = task.numa_node_id()
+    if pol.mode == MPOL_INTERLEAVE:
+        pattern = list(pol.nodes)
+    elif pol.mode == MPOL_WEIGHTED_INTERLEAVE:
+        wi = kernel.wi_state
+        pattern = [n for n in pol.nodes for _ in range(wi.get_il_weight(n))]
+    elif pol.mode == MPOL_PREFERRED_MANY:
+        return None
+    else:
+        nid, nodemask = policy_nodemask(task, pol, ilx0, local, kernel.wi_state)
+        if nid >= kernel.topo.nr_node_ids or (nodemask is not None and nid not in nodemask):
+            return None
+        pattern = [nid]                                  # __GFP_THISNODE on nid
+    if not pattern or any(n not in kernel.topo.n_memory or n not in task.mems_allowed
+                          for n in pattern):
+        return None
+    return pattern, ilx0 % len(pattern)
+
+
+def touch_huge_bulk(kernel, task, vma: VMA, c0: int, c1: int) -> bool:
+    """Write faults on the 2 MiB ranges ``c0`` .. ``c1 - 1`` (PMD indexes, all inside
+    ``vma``, no page table below the PMD yet) in one step: the same huge pages,
+    deposited tables, free pages and fault counts as ``do_huge_pmd_anonymous_page``
+    range by range.  False (nothing done) when the bulk path does not apply: the
+    fault path then runs.  It applies while every node involved keeps enough free
+    memory and the task policy puts page tables on one node (no round robin)."""
+    from mempolicy.scopes.pagetable import ANON0, DIRTY, MAX_COMPACT_NID, _numpy
+
+    np = _numpy()
+    counter = kernel.pages
+    pages = getattr(counter, "_inner", counter)
+    if np is None or not isinstance(pages, PageAllocator) or c1 <= c0:
+        return False
+    mm = task.mm
+    count = c1 - c0
+    lo, hi = c0 << HPAGE_PMD_ORDER, c1 << HPAGE_PMD_ORDER
+    if any(True for _ in mm.ptes.present(lo, hi)):
+        return False
+    deposits = mm.pgtables[PMD_SHIFT]
+    if count <= len(deposits):
+        taken = any(i in deposits for i in range(c0, c1))
+    else:
+        taken = any(c0 <= i < c1 for i in deposits)
+    if taken:
+        return False
+    tpol = task.get_task_policy()
+    if tpol.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE, MPOL_PREFERRED_MANY):
+        return False
+    tnid, tmask = policy_nodemask(task, tpol, NO_INTERLEAVE_INDEX, task.numa_node_id(),
+                                  kernel.wi_state)
+    tnid = next((n for n in kernel.topo.zonelists[min(tnid, kernel.topo.nr_node_ids - 1)]
+                 if (tmask is None or n in tmask) and n in task.mems_allowed), None)
+    if tnid is None:
+        return False
+    pol, ilx0 = get_vma_policy(task, vma, lo << PAGE_SHIFT, HPAGE_PMD_ORDER)
+    try:
+        got = _bulk_pattern(kernel, task, pol, ilx0)
+        shared_pol = bool(pol.flags & 1)
+    finally:
+        mpol_cond_put(pol)
+    if got is None:
+        return False
+    pattern, phase = got
+    if max(pattern) > MAX_COMPACT_NID:
+        return False
+    P = len(pattern)
+    per_node = {n: 0 for n in pattern}
+    full, rest = divmod(count, P)
+    for k, n in enumerate(pattern):
+        per_node[n] += full + (1 if (k - phase) % P < rest else 0)
+    upper = [(shift, i) for shift in (PGDIR_SHIFT, PUD_SHIFT)
+             for i in range(lo << PAGE_SHIFT >> shift, ((hi << PAGE_SHIFT) - 1 >> shift) + 1)
+             if i not in mm.pgtables[shift]]
+    need = dict(per_node)
+    for n in need:
+        need[n] *= HPAGE_PMD_NR
+    need[tnid] = need.get(tnid, 0) + count + len(upper)
+    with pages.lock:
+        if any(pages.free[n] - k < HPAGE_PMD_NR for n, k in need.items()):
+            return False                         # a node may run out: fault by fault
+        for n, k in need.items():
+            pages.free[n] -= k
+    if vma.anon_vma is None:
+        mm.anon_vma_prepare(vma)
+    for shift, i in upper:
+        mm.pgtables[shift][i] = tnid
+    deposits.update(dict.fromkeys(range(c0, c1), tnid))
+    codes = np.repeat(np.array([(ANON0 + n) | DIRTY for n in pattern], dtype=np.uint8), HPAGE_PMD_NR)
+    mm.ptes.fill_pattern(lo, hi, codes, phase * HPAGE_PMD_NR)
+    nids = np.array(pattern, dtype=np.int64)[(phase + np.arange(count, dtype=np.int64)) % P]
+    folios = thp_folios(mm, create=True)
+    folios.update(zip(range(c0, c1), map(HugeFolio, range(lo, hi, HPAGE_PMD_NR), nids.tolist())))
+    kernel.fault_stats["faults"] += count
+    if shared_pol:
+        kernel.fault_stats["shared"] += count
+    if counter is not pages and hasattr(counter, "add_bulk"):
+        local = task.numa_node_id()
+        for n, k in per_node.items():
+            counter.add_bulk(n, n, local, k * HPAGE_PMD_NR, 0)
+        counter.add_bulk(tnid, tnid, local, count + len(upper), 0)
+    lru_batches(kernel).lru_add_drain(task.cpu)
+    return True
+
+
+def touch_range_thp(kernel, task, addr: int, npages: int, write: bool, progress=None,
+                    bulk: bool = True) -> None:
+    """``touch_range`` while THP may apply: the 2 MiB ranges a write covers whole in an
+    eligible VMA go through :func:`touch_huge_bulk` where it applies (``bulk``);
+    every other page faults one by one, in ascending order (the same end state)."""
+    from mempolicy.alloc.fault import do_user_addr_fault
+
+    mm = task.mm
+    vpn, end = addr >> PAGE_SHIFT, (addr >> PAGE_SHIFT) + npages
+    done = 0
+    while vpn < end:
+        if bulk and write and not vpn & (HPAGE_PMD_NR - 1) and end - vpn >= 2 * HPAGE_PMD_NR:
+            a = vpn << PAGE_SHIFT
+            mm.mmap_lock.read_lock()
+            try:
+                vma = mm.vma_lookup(a)
+                ok = (vma is not None and bool(vma.flags & VM_WRITE)
+                      and thp_vma_allowable_order(kernel, vma, a))
+                if ok:
+                    c1 = min(end, vma.end >> PAGE_SHIFT) >> HPAGE_PMD_ORDER
+                    ok = c1 - (vpn >> HPAGE_PMD_ORDER) >= 2 and touch_huge_bulk(
+                        kernel, task, vma, vpn >> HPAGE_PMD_ORDER, c1)
+            finally:
+                mm.mmap_lock.read_unlock()
+            if ok:
+                done += (c1 << HPAGE_PMD_ORDER) - vpn
+                vpn = c1 << HPAGE_PMD_ORDER
+                if progress is not None:
+                    progress(done)
+                continue
+        do_user_addr_fault(kernel, task, (vpn << PAGE_SHIFT) & ((1 << 64) - 1), write)
+        vpn += 1
+        done += 1
+        if progress is not None and not done & 0x3FFF:
+            progress(done)
+    if progress is not None:
+        progress(npages)
