@@ -203,3 +203,22 @@ def test_bulk_huge_path_ends_as_the_fault_path(policy: str, task_policy: str,
     assert states[0] == states[1]
     assert len(states[0][3]) > 10
     assert any(used) == ("interleave" not in task_policy)   # the round robin stays per fault
+
+
+def test_bulk_huge_path_through_a_full_node() -> None:
+    """Interleave over a small node: its share goes down its zonelist once it is full,
+    in the bulk path as range by range."""
+    from mempolicy.trace.run import TraceRunner
+
+    text = ("node 0 mem=512M cpus=1\nnode 1 mem=64M cpus=0\nnode 2 mem=256M cpus=0\n"
+            "distance 1 2 15\nthp enabled always\nmmap A 131072\nmbind A 0 131072 interleave 0-2\n"
+            "touch A 0 131072\nnuma_maps A\n")
+    states = []
+    for bulk in (True, False):
+        r = TraceRunner(parse_trace(text), bulk=bulk)
+        out = r.run()
+        mm = r.task.mm
+        states.append((out, list(r.kernel.pages.free), {k: dict(v) for k, v in mm.pgtables.items()},
+                       {i: f.nid for i, f in mm.thp_folios.items()}))
+    assert states[0] == states[1]
+    assert "N1=" in states[0][0][-1] and "N2=" in states[0][0][-1]

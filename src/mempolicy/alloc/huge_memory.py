@@ -15,7 +15,7 @@ folio, or the huge zero page, is there.  What the records decide:
   moves all 512; ``move_pages`` reports ``EBUSY`` for the second page of a
   folio it has just queued), as ``migrate_pages_batch`` does;
 * a write to the huge zero page allocates a huge page for the whole range
-  (``do_huge_zero_wp_pmd``, Linux 6.13 commit 45aed2c4);
+  (``do_huge_zero_wp_pmd``; seen on Linux 7.3, older kernels split the PMD instead);
 * a VMA boundary inside a range splits the PMD (``split_huge_pmd``): the
   pages stay where they are, a huge zero PMD becomes 512 zero ptes.
 
@@ -175,7 +175,7 @@ def alloc_huge_page(kernel, task, preferred_nid: int, nodemask, thisnode: bool =
 def alloc_pages_mpol_huge(kernel, task, pol, ilx: int, nid: int, direct_reclaim: bool) -> int | None:
     """``alloc_pages_mpol`` for order 9.  A huge page with an interleave index under a
     policy that is not interleave and allows ``nid`` is first tried on ``nid`` alone
-    (``__GFP_THISNODE``, Linux 6.8 commit ddc1a5cb); without direct reclaim that is all."""
+    (``__GFP_THISNODE``); without direct reclaim that is all."""
     nid, nodemask = policy_nodemask(task, pol, ilx, nid, kernel.wi_state)
     if pol.mode == MPOL_PREFERRED_MANY:                  # alloc_pages_preferred_many
         node = alloc_huge_page(kernel, task, nid, nodemask)
@@ -376,11 +376,15 @@ def split_huge_folio(mm, f: HugeFolio) -> list[int]:
 
 def migrate_huge_folio_or_split(kernel, task, mm, f: HugeFolio, huge_nid: int | None,
                                 alloc_small) -> bool:
-    """Migrate ``f`` whole to ``huge_nid``; without a huge target page, split it and
-    migrate the small pages, each to ``alloc_small()`` (``migrate_pages_batch``
-    retries a large folio it could not move as its split pages)."""
-    if huge_nid is not None:
+    """Migrate ``f`` whole to ``huge_nid``; without a huge target page, or when part of
+    the folio is unmapped (``folio_test_partially_mapped``: it waits on the deferred
+    split queue), split it and migrate the small pages, each to ``alloc_small()``
+    (``migrate_pages_batch`` splits such folios; seen on Linux 7.3)."""
+    partial = len(folio_vpns(mm, f)) < HPAGE_PMD_NR
+    if huge_nid is not None and not partial:
         return migrate_huge_folio(kernel, task, mm, f, huge_nid)
+    if huge_nid is not None:
+        kernel.pages.free_pages(huge_nid, HPAGE_PMD_NR)
     from mempolicy.syscalls.mempolicy import migrate_folio_to
     pt = mm.ptes
     ok = True
@@ -408,64 +412,68 @@ def huge_page_spans(mm, lo: int, hi: int) -> list[tuple[int, int, bool]]:
 # The bulk path: many 2 MiB ranges faulted by one touch (alloc/bulk.py's for THP)
 # ---------------------------------------------------------------------------
 
-def _bulk_pattern(kernel, task, pol, ilx0: int) -> tuple[list[int], int] | None:
-    """(node per huge page of one period, position of the first) when the policy
-    gives a fixed pattern and the huge page is not first tried elsewhere; None
-    for the policies the bulk path leaves to the fault path (preferred-many)."""
+def _bulk_pattern(kernel, task, pol, ilx0: int) -> tuple[list[list[int]], int] | None:
+    """(candidate nodes of each huge page of one period, position of the first): the
+    interleave target's zonelist, or the one node ``__GFP_THISNODE`` allows; None for
+    the policies the bulk path leaves to the fault path (preferred-many)."""
     local = task.numa_node_id()
-    if pol.mode == MPOL_INTERLEAVE:
-        pattern = list(pol.nodes)
-    elif pol.mode == MPOL_WEIGHTED_INTERLEAVE:
-        wi = kernel.wi_state
-        pattern = [n for n in pol.nodes for _ in range(wi.get_il_weight(n))]
+    zonelists = kernel.topo.zonelists
+    mems = task.mems_allowed
+    if pol.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
+        if pol.mode == MPOL_INTERLEAVE:
+            pattern = list(pol.nodes)
+        else:
+            wi = kernel.wi_state
+            pattern = [n for n in pol.nodes for _ in range(wi.get_il_weight(n))]
+        if not pattern:
+            return None
+        cands = [[z for z in zonelists[n] if z in mems] for n in pattern]
     elif pol.mode == MPOL_PREFERRED_MANY:
         return None
     else:
         nid, nodemask = policy_nodemask(task, pol, ilx0, local, kernel.wi_state)
         if nid >= kernel.topo.nr_node_ids or (nodemask is not None and nid not in nodemask):
             return None
-        pattern = [nid]                                  # __GFP_THISNODE on nid
-    if not pattern or any(n not in kernel.topo.n_memory or n not in task.mems_allowed
-                          for n in pattern):
-        return None
-    return pattern, ilx0 % len(pattern)
+        cands = [[nid] if nid in kernel.topo.n_memory and nid in mems else []]
+    return cands, ilx0 % len(cands)
 
 
-def touch_huge_bulk(kernel, task, vma: VMA, c0: int, c1: int) -> bool:
+def touch_huge_bulk(kernel, task, vma: VMA, c0: int, c1: int) -> int:
     """Write faults on the 2 MiB ranges ``c0`` .. ``c1 - 1`` (PMD indexes, all inside
-    ``vma``, no page table below the PMD yet) in one step: the same huge pages,
+    ``vma``, no page table below the PMD yet) in a few steps: the same huge pages,
     deposited tables, free pages and fault counts as ``do_huge_pmd_anonymous_page``
-    range by range.  False (nothing done) when the bulk path does not apply: the
-    fault path then runs.  It applies while every node involved keeps enough free
-    memory and the task policy puts page tables on one node (no round robin)."""
+    range by range.  Returns how many ranges it placed, from ``c0``; the fault path
+    does the rest.  Each step places huge pages while no node they go to runs out
+    (a node that has run out sends its share down its zonelist in the next step);
+    it stops where a huge page would fall back to small pages, and when the task
+    policy would spread page tables (a round robin)."""
     from mempolicy.scopes.pagetable import ANON0, DIRTY, MAX_COMPACT_NID, _numpy
 
     np = _numpy()
     counter = kernel.pages
     pages = getattr(counter, "_inner", counter)
     if np is None or not isinstance(pages, PageAllocator) or c1 <= c0:
-        return False
+        return 0
     mm = task.mm
-    count = c1 - c0
     lo, hi = c0 << HPAGE_PMD_ORDER, c1 << HPAGE_PMD_ORDER
     if any(True for _ in mm.ptes.present(lo, hi)):
-        return False
+        return 0
     deposits = mm.pgtables[PMD_SHIFT]
-    if count <= len(deposits):
+    if c1 - c0 <= len(deposits):
         taken = any(i in deposits for i in range(c0, c1))
     else:
         taken = any(c0 <= i < c1 for i in deposits)
     if taken:
-        return False
+        return 0
     tpol = task.get_task_policy()
     if tpol.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE, MPOL_PREFERRED_MANY):
-        return False
+        return 0
     tnid, tmask = policy_nodemask(task, tpol, NO_INTERLEAVE_INDEX, task.numa_node_id(),
                                   kernel.wi_state)
     tnid = next((n for n in kernel.topo.zonelists[min(tnid, kernel.topo.nr_node_ids - 1)]
                  if (tmask is None or n in tmask) and n in task.mems_allowed), None)
     if tnid is None:
-        return False
+        return 0
     pol, ilx0 = get_vma_policy(task, vma, lo << PAGE_SHIFT, HPAGE_PMD_ORDER)
     try:
         got = _bulk_pattern(kernel, task, pol, ilx0)
@@ -473,47 +481,77 @@ def touch_huge_bulk(kernel, task, vma: VMA, c0: int, c1: int) -> bool:
     finally:
         mpol_cond_put(pol)
     if got is None:
-        return False
-    pattern, phase = got
-    if max(pattern) > MAX_COMPACT_NID:
-        return False
-    P = len(pattern)
-    per_node = {n: 0 for n in pattern}
-    full, rest = divmod(count, P)
-    for k, n in enumerate(pattern):
-        per_node[n] += full + (1 if (k - phase) % P < rest else 0)
-    upper = [(shift, i) for shift in (PGDIR_SHIFT, PUD_SHIFT)
-             for i in range(lo << PAGE_SHIFT >> shift, ((hi << PAGE_SHIFT) - 1 >> shift) + 1)
-             if i not in mm.pgtables[shift]]
-    need = dict(per_node)
-    for n in need:
-        need[n] *= HPAGE_PMD_NR
-    need[tnid] = need.get(tnid, 0) + count + len(upper)
-    with pages.lock:
-        if any(pages.free[n] - k < HPAGE_PMD_NR for n, k in need.items()):
-            return False                         # a node may run out: fault by fault
-        for n, k in need.items():
-            pages.free[n] -= k
-    if vma.anon_vma is None:
-        mm.anon_vma_prepare(vma)
-    for shift, i in upper:
-        mm.pgtables[shift][i] = tnid
-    deposits.update(dict.fromkeys(range(c0, c1), tnid))
-    codes = np.repeat(np.array([(ANON0 + n) | DIRTY for n in pattern], dtype=np.uint8), HPAGE_PMD_NR)
-    mm.ptes.fill_pattern(lo, hi, codes, phase * HPAGE_PMD_NR)
-    nids = np.array(pattern, dtype=np.int64)[(phase + np.arange(count, dtype=np.int64)) % P]
-    folios = thp_folios(mm, create=True)
-    folios.update(zip(range(c0, c1), map(HugeFolio, range(lo, hi, HPAGE_PMD_NR), nids.tolist())))
-    kernel.fault_stats["faults"] += count
-    if shared_pol:
-        kernel.fault_stats["shared"] += count
-    if counter is not pages and hasattr(counter, "add_bulk"):
-        local = task.numa_node_id()
-        for n, k in per_node.items():
-            counter.add_bulk(n, n, local, k * HPAGE_PMD_NR, 0)
-        counter.add_bulk(tnid, tnid, local, count + len(upper), 0)
-    lru_batches(kernel).lru_add_drain(task.cpu)
-    return True
+        return 0
+    cands, phase0 = got
+    P = len(cands)
+    free = pages.free
+    c = c0
+    while c < c1:
+        actual = [next((z for z in cl if free[z] >= HPAGE_PMD_NR), None) for cl in cands]
+        if None in actual or max(actual) > MAX_COMPACT_NID:
+            break
+        phase = (phase0 + c - c0) % P
+        slots: dict[int, list[int]] = {}
+        for k, n in enumerate(actual):
+            slots.setdefault(n, []).append((k - phase) % P)   # offsets in the step, mod P
+        first = c == c0
+        a, b = c << HPAGE_PMD_ORDER << PAGE_SHIFT, c1 << HPAGE_PMD_ORDER << PAGE_SHIFT
+        upper = [(shift, i) for shift in (PGDIR_SHIFT, PUD_SHIFT)
+                 for i in range(a >> shift, ((b - 1) >> shift) + 1)
+                 if i not in mm.pgtables[shift]] if first else []
+
+        def need(n: int, k: int) -> int:
+            """Pages node ``n`` gives for the first ``k`` ranges of this step."""
+            full, rest = divmod(k, P)
+            cnt = sum(full + (1 if off < rest else 0) for off in slots.get(n, ()))
+            extra = k + len(upper) + 1 if n == tnid else 0       # deposited and upper tables
+            return cnt * HPAGE_PMD_NR + extra
+
+        with pages.lock:
+            nodes = set(slots) | {tnid}
+            lo_k, hi_k = 0, c1 - c                # the largest k with every node in budget
+            while lo_k < hi_k:
+                mid = (lo_k + hi_k + 1) // 2
+                if all(need(n, mid) <= free[n] for n in nodes):
+                    lo_k = mid
+                else:
+                    hi_k = mid - 1
+            k = lo_k
+            if k == 0:
+                break
+            taken = {n: need(n, k) - (k + len(upper) + 1 if n == tnid else 0) for n in slots}
+            for n, cnt in taken.items():
+                free[n] -= cnt
+            free[tnid] -= k + len(upper)
+        if vma.anon_vma is None:
+            mm.anon_vma_prepare(vma)
+        for shift, i in upper:
+            mm.pgtables[shift][i] = tnid
+        deposits.update(dict.fromkeys(range(c, c + k), tnid))
+        codes = np.repeat(np.array([(ANON0 + n) | DIRTY for n in actual], dtype=np.uint8),
+                          HPAGE_PMD_NR)
+        s_lo = c << HPAGE_PMD_ORDER
+        mm.ptes.fill_pattern(s_lo, s_lo + (k << HPAGE_PMD_ORDER), codes, phase * HPAGE_PMD_NR)
+        nids = np.array(actual, dtype=np.int64)[(phase + np.arange(k, dtype=np.int64)) % P]
+        folios = thp_folios(mm, create=True)
+        folios.update(zip(range(c, c + k),
+                          map(HugeFolio, range(s_lo, s_lo + (k << HPAGE_PMD_ORDER), HPAGE_PMD_NR),
+                              nids.tolist())))
+        kernel.fault_stats["faults"] += k
+        if shared_pol:
+            kernel.fault_stats["shared"] += k
+        if counter is not pages and hasattr(counter, "add_bulk"):
+            local = task.numa_node_id()
+            prefs = np.array([cl[0] for cl in cands], dtype=np.int64)[
+                (phase + np.arange(k, dtype=np.int64)) % P]
+            pairs, cnts = np.unique(np.stack([nids, prefs]), axis=1, return_counts=True)
+            for (n, pref), cnt in zip(pairs.T.tolist(), cnts.tolist()):
+                counter.add_bulk(n, pref, local, cnt * HPAGE_PMD_NR, 0)
+            counter.add_bulk(tnid, tnid, local, k + len(upper), 0)
+        c += k
+    if c > c0:
+        lru_batches(kernel).lru_add_drain(task.cpu)
+    return c - c0
 
 
 def touch_range_thp(kernel, task, addr: int, npages: int, write: bool, progress=None,
@@ -534,15 +572,19 @@ def touch_range_thp(kernel, task, addr: int, npages: int, write: bool, progress=
                 vma = mm.vma_lookup(a)
                 ok = (vma is not None and bool(vma.flags & VM_WRITE)
                       and thp_vma_allowable_order(kernel, vma, a))
+                c1 = 0
+                placed = 0
                 if ok:
                     c1 = min(end, vma.end >> PAGE_SHIFT) >> HPAGE_PMD_ORDER
-                    ok = c1 - (vpn >> HPAGE_PMD_ORDER) >= 2 and touch_huge_bulk(
-                        kernel, task, vma, vpn >> HPAGE_PMD_ORDER, c1)
+                    if c1 - (vpn >> HPAGE_PMD_ORDER) >= 2:
+                        placed = touch_huge_bulk(kernel, task, vma, vpn >> HPAGE_PMD_ORDER, c1)
             finally:
                 mm.mmap_lock.read_unlock()
-            if ok:
-                done += (c1 << HPAGE_PMD_ORDER) - vpn
-                vpn = c1 << HPAGE_PMD_ORDER
+            if ok and not placed:
+                bulk = False                     # the rest faults range by range
+            elif placed:
+                done += placed << HPAGE_PMD_ORDER
+                vpn += placed << HPAGE_PMD_ORDER
                 if progress is not None:
                     progress(done)
                 continue
