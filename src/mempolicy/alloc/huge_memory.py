@@ -32,6 +32,7 @@ node can give a huge page while it has 512 pages above its reserve.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from mempolicy.alloc.mpol_alloc import alloc_pages, policy_nodemask
@@ -534,9 +535,15 @@ def touch_huge_bulk(kernel, task, vma: VMA, c0: int, c1: int) -> int:
         mm.ptes.fill_pattern(s_lo, s_lo + (k << HPAGE_PMD_ORDER), codes, phase * HPAGE_PMD_NR)
         nids = np.array(actual, dtype=np.int64)[(phase + np.arange(k, dtype=np.int64)) % P]
         folios = thp_folios(mm, create=True)
-        folios.update(zip(range(c, c + k),
-                          map(HugeFolio, range(s_lo, s_lo + (k << HPAGE_PMD_ORDER), HPAGE_PMD_NR),
-                              nids.tolist())))
+        collect = gc.isenabled()
+        gc.disable()                              # many small objects: no collection passes
+        try:
+            folios.update(zip(range(c, c + k),
+                              map(HugeFolio, range(s_lo, s_lo + (k << HPAGE_PMD_ORDER), HPAGE_PMD_NR),
+                                  nids.tolist())))
+        finally:
+            if collect:
+                gc.enable()
         kernel.fault_stats["faults"] += k
         if shared_pol:
             kernel.fault_stats["shared"] += k
