@@ -561,6 +561,18 @@ def touch_huge_bulk(kernel, task, vma: VMA, c0: int, c1: int) -> int:
     return c - c0
 
 
+def thp_touch_path(kernel, mm) -> bool:
+    """Whether a touch must go through :func:`touch_range_thp`: THP on, or a huge zero
+    PMD that a write would replace by a huge page."""
+    thp = kernel.thp
+    if thp is None:
+        return False
+    if thp.enabled != "never":
+        return True
+    folios = getattr(mm, "thp_folios", None)
+    return bool(folios) and any(f is HUGE_ZERO for f in folios.values())
+
+
 def touch_range_thp(kernel, task, addr: int, npages: int, write: bool, progress=None,
                     bulk: bool = True) -> None:
     """``touch_range`` while THP may apply: the 2 MiB ranges a write covers whole in an
