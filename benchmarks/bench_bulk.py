@@ -10,7 +10,7 @@ million 4 KiB pages) and writes every page under
 * weighted interleave 0-7 with weights 1,1,1,1,2,2,2,2: likewise,
 * bind 0-5 from a CPU of node 0: node 0 fills, then its zonelist in the mask,
 * interleave 0-7 again with transparent huge pages ``always``: 2 MiB pages,
-  placed whole by huge-page index (alloc/huge_memory.py's bulk path),
+  placed whole by huge-page index (alloc/huge_bulk.py),
 
 each in a fresh Python process: the seconds the touch takes (page tables,
 fallback and the compact page state included) and the peak resident memory

@@ -179,12 +179,12 @@ def test_plot_hatches_huge_pages() -> None:
 @pytest.mark.parametrize("task_policy", ["", "set_mempolicy bind 0-1\n", "set_mempolicy interleave 0-2\n"])
 def test_bulk_huge_path_ends_as_the_fault_path(policy: str, task_policy: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from mempolicy.alloc import huge_memory
+    from mempolicy.alloc import huge_bulk
     from mempolicy.trace.run import TraceRunner
 
     used = []
-    real = huge_memory.touch_huge_bulk
-    monkeypatch.setattr(huge_memory, "touch_huge_bulk",
+    real = huge_bulk.touch_huge_bulk
+    monkeypatch.setattr(huge_bulk, "touch_huge_bulk",
                         lambda *a: used.append(real(*a)) or used[-1])
 
     text = ("node 0 mem=512M cpus=1\nnode 1 mem=512M cpus=1\nnode 2 mem=512M cpus=0\n"

@@ -43,7 +43,7 @@ from mempolicy.alloc.fault import (
     do_user_addr_fault,
     handle_mm_fault,
 )
-from mempolicy.alloc.huge_memory import thp_touch_path, touch_range_thp
+from mempolicy.alloc.huge_bulk import thp_touch_path, touch_range_thp
 from mempolicy.alloc.mpol_alloc import interleave_nodes, policy_nodemask, weighted_interleave_nodes
 from mempolicy.alloc.page_alloc import PageAllocator
 from mempolicy.alloc.swap import lru_batches
