@@ -9,6 +9,8 @@ million 4 KiB pages) and writes every page under
 * interleave 0-7: the small nodes fill half way and the rest falls back,
 * weighted interleave 0-7 with weights 1,1,1,1,2,2,2,2: likewise,
 * bind 0-5 from a CPU of node 0: node 0 fills, then its zonelist in the mask,
+* interleave 0-7 again with transparent huge pages ``always``: 2 MiB pages,
+  placed whole by huge-page index (alloc/huge_bulk.py),
 
 each in a fresh Python process: the seconds the touch takes (page tables,
 fallback and the compact page state included) and the peak resident memory
@@ -44,7 +46,10 @@ nodes = [Node(i, 256 * G, range(2 * i, 2 * i + 2)) for i in range(4)]
 nodes += [Node(4 + i, 96 * G, range(0)) for i in range(4)]
 dist = [[10 if a == b else (21 if (a < 4) == (b < 4) else 32) for b in range(8)] for a in range(8)]
 k, t = Kernel.boot(Topology(nodes, dist))
-mode, mask, weights = {mode!r}, {mask!r}, {weights!r}
+mode, mask, weights, thp = {mode!r}, {mask!r}, {weights!r}, {thp!r}
+if thp:
+    from mempolicy.alloc.huge_memory import set_thp
+    set_thp(k, "enabled", thp)
 for i, w in enumerate(weights or []):
     k.wi_state.set_weight(i, w)
 pages = {pages}
@@ -64,9 +69,10 @@ print(json.dumps({{"seconds": dt, "bytes_per_page": (peak - before) * 1024 / pag
 """
 
 CASES = [
-    ("interleave 0-7", 3, 0xFF, None),
-    ("weighted interleave 1,1,1,1,2,2,2,2", 6, 0xFF, [1, 1, 1, 1, 2, 2, 2, 2]),
-    ("bind 0-5 (fills node 0, falls back)", 2, 0x3F, None),
+    ("interleave 0-7", 3, 0xFF, None, None),
+    ("weighted interleave 1,1,1,1,2,2,2,2", 6, 0xFF, [1, 1, 1, 1, 2, 2, 2, 2], None),
+    ("bind 0-5 (fills node 0, falls back)", 2, 0x3F, None, None),
+    ("interleave 0-7, THP always (2 MiB pages)", 3, 0xFF, None, "always"),
 ]
 
 
@@ -75,9 +81,9 @@ def run(tib: float = 1.0) -> list[dict]:
     here = os.path.dirname(os.path.abspath(__file__))
     out = []
     print(f"{'policy':<40} {'seconds':>8} {'bytes/page':>11} {'s/target':>9} {'B/target':>9}  pages per node (GiB)")
-    for name, mode, mask, weights in CASES:
+    for name, mode, mask, weights, thp in CASES:
         code = CHILD.format(src=os.path.abspath(_common.SRC), here=here, mode=mode, mask=mask,
-                            weights=weights, pages=pages)
+                            weights=weights, pages=pages, thp=thp)
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if r.returncode:
             print(f"{name:<40} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")

@@ -426,6 +426,19 @@ class MemorySystem:
                       DeprecationWarning, stacklevel=2)
         self.set_system_weight(node, weight)
 
+    # -- transparent huge pages (docs/trace-format.md 5.9) -----------------------
+    def set_thp(self, enabled: str | None = None, *, defrag: str | None = None,
+                use_zero_page: bool | None = None) -> None:
+        """Write the machine-wide THP settings under /sys/kernel/mm/transparent_hugepage:
+        ``enabled`` (always, madvise, never), ``defrag`` (always, defer, defer+madvise,
+        madvise, never), ``use_zero_page``.  Example: ``system.set_thp("always")``.
+        """
+        raise NotImplementedError
+
+    def madvise_hugepage(self, addr: int, length: int, hugepage: bool = True) -> None:
+        """``madvise(MADV_HUGEPAGE)`` (or ``MADV_NOHUGEPAGE`` with ``hugepage=False``)."""
+        raise NotImplementedError
+
     def _check_bits(self, nodes: Nodemask) -> None:
         if nodes.bits.bit_length() > self.mask_bits:
             raise ValueError(f"node {nodes.last()} is beyond the {self.mask_bits}-bit nodemask")
@@ -732,6 +745,38 @@ class ModelSystem(MemorySystem):
         e = self.kernel.wi_state.auto_store("1" if value else "0")
         if e:
             raise _oserror(e)     # ENODEV: no bandwidths to compute weights from
+
+    # -- transparent huge pages -------------------------------------------------
+    def set_thp(self, enabled: str | None = None, *, defrag: str | None = None,
+                use_zero_page: bool | None = None) -> None:
+        """The model machine's THP settings (``mempolicy.alloc.huge_memory``); ValueError
+        for a value the sysfs file refuses (Linux: EINVAL).
+
+        >>> m = ModelSystem.from_spec("2x1G")
+        >>> m.set_thp("always")
+        >>> a = m.mmap(4 << 20, 1 << 40)
+        >>> m.touch(a, 4096)
+        >>> m.where(a + (2 << 20) - 4096, 8192)
+        [0, -2]
+        """
+        from mempolicy.alloc.huge_memory import DEFRAG, ENABLED, set_thp
+
+        if enabled is not None and enabled not in ENABLED:
+            raise ValueError(f"THP enabled is one of {', '.join(ENABLED)}, not {enabled!r}")
+        if defrag is not None and defrag not in DEFRAG:
+            raise ValueError(f"THP defrag is one of {', '.join(DEFRAG)}, not {defrag!r}")
+        if enabled is not None:
+            set_thp(self.kernel, "enabled", enabled)
+        if defrag is not None:
+            set_thp(self.kernel, "defrag", defrag)
+        if use_zero_page is not None:
+            set_thp(self.kernel, "use_zero_page", "1" if use_zero_page else "0")
+
+    def madvise_hugepage(self, addr: int, length: int, hugepage: bool = True) -> None:
+        from mempolicy.syscalls import mman
+
+        advice = mman.MADV_HUGEPAGE if hugepage else mman.MADV_NOHUGEPAGE
+        self._run(mman.sys_madvise, addr & U64, length & U64, advice)
 
     def numastat(self) -> dict[int, dict[str, int]]:
         """Per-node numa_hit, numa_miss, numa_foreign, interleave_hit, local_node, other_node."""

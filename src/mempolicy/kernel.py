@@ -48,6 +48,7 @@ class Kernel:
         self._shm_objects_per_cpu: dict[int, int] = {}
         self.fault_stats = {"faults": 0, "shared": 0}
         self.lru_batches = LruBatches()             # cpu_fbatches.lru_add of every CPU
+        self.thp = None           # TransparentHugepage once a THP setting is written (huge_memory.py)
 
     @classmethod
     def boot(cls, topo: Topology, protocol: str = "current", track_sites: bool = True,

@@ -43,6 +43,7 @@ from mempolicy.alloc.fault import (
     do_user_addr_fault,
     handle_mm_fault,
 )
+from mempolicy.alloc.huge_bulk import thp_touch_path, touch_range_thp
 from mempolicy.alloc.mpol_alloc import (
     interleave_nodes,
     offset_il_index,
@@ -125,6 +126,10 @@ def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | 
     ``progress`` is called with the number of pages done so far.
     """
     use_bulk = bulk_available(kernel) if bulk is None else (bulk and bulk_available(kernel))
+    if kernel.thp is not None and thp_touch_path(kernel, task.mm):   # huge pages (huge_memory.py)
+        touch_range_thp(kernel, task, addr, npages, write, progress,
+                        bulk=use_bulk and _chk.sched is None)
+        return
     if not use_bulk and bulk is not False and npages >= SLOW_WARN_PAGES and _numpy() is None:
         _warn_no_numpy(npages)
     if min_run is None:

@@ -18,13 +18,14 @@ already cached (fault-around), as ``filemap_map_pages`` does.
 
 from __future__ import annotations
 
+from mempolicy.alloc.huge_memory import do_huge_pmd_anonymous_page, do_huge_zero_wp_pmd
 from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol, offset_il_index
 from mempolicy.alloc.page_alloc import Folio, PageAllocator
 from mempolicy.alloc.swap import lru_batches
 from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import mpol_cond_put
 from mempolicy.scopes.mm import PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, VM_WRITE, VMA, get_vma_policy
-from mempolicy.scopes.pagetable import KIND_ANON, kind_of
+from mempolicy.scopes.pagetable import KIND_ANON, KIND_ZERO, kind_of
 from mempolicy.uapi import MPOL_F_SHARED, MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE, PAGE_SHIFT
 
 FAULT_AROUND_PAGES = 16
@@ -244,11 +245,14 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
                 # are all writable (no write notify for shmem), so the write does not
                 # fault: the MMU dirties the pte, not the folio
                 mm.ptes.set_dirty(vpn)
-            else:
+            elif not (kind == KIND_ZERO and kernel.thp is not None
+                      and do_huge_zero_wp_pmd(kernel, task, vma, addr)):
                 do_wp_page(kernel, task, vma, addr, mm.ptes.get(vpn))
         return
 
     if addr >> PMD_SHIFT not in mm.pgtables[PMD_SHIFT]:   # a PTE table implies its parents
+        if kernel.thp is not None and do_huge_pmd_anonymous_page(kernel, task, vma, addr, write):
+            return                                      # pmd_none: a huge page (huge_memory.py)
         pgtable_alloc(kernel, task, mm, addr)
     inode = vma.vm_file
     if inode is None:                                   # do_anonymous_page

@@ -158,6 +158,24 @@ def node_labels(kernel: Any, mapped_per_node: Any) -> list[str]:
     return out
 
 
+MAX_HUGE_HATCHES = 4096        # more huge pages than this are not hatched one by one
+
+
+def _draw_huge_pages(ax: Any, task: Any, addr: int, pages: int, per: float) -> bool:
+    """Hatch the ranges a huge page (or the huge zero page) backs; a split one (mapped by
+    ptes, still one folio) gets a sparser hatch.  True if anything was drawn."""
+    from mempolicy.alloc.huge_memory import huge_page_spans
+
+    lo = addr >> 12
+    spans = huge_page_spans(task.mm, lo, lo + pages)
+    if not spans or len(spans) > MAX_HUGE_HATCHES:
+        return False
+    for first, end, pmd_mapped in spans:
+        ax.axvspan((first - lo) / per, (end - lo) / per, ymin=0, ymax=1, fill=False,
+                   hatch="///" if pmd_mapped else "/", edgecolor="0.2", linewidth=0)
+    return True
+
+
 def draw_state(kernel: Any, task: Any, mappings: dict[str, tuple[int, int]], bins: int = 600,
                title: str | None = None) -> Any:
     """The figure ``plot_state`` saves (a matplotlib ``Figure``; close it when done).
@@ -182,7 +200,7 @@ def draw_state(kernel: Any, task: Any, mappings: dict[str, tuple[int, int]], bin
     fig = plt.figure(figsize=(11, fig_h), dpi=110, layout="constrained")
     grid = fig.add_gridspec(nmaps + 1, 1, height_ratios=[1.4] * nmaps + [0.36 * nr + 0.8])
     mapped_per_node = np.zeros(nr, dtype=np.int64)
-    any_zero = False
+    any_zero = any_huge = False
     for row, name in enumerate(names):
         addr, pages = mappings[name]
         ax = fig.add_subplot(grid[row])
@@ -215,6 +233,7 @@ def draw_state(kernel: Any, task: Any, mappings: dict[str, tuple[int, int]], bin
         ax.set_ylabel("share", fontsize=8)
         if per == 1:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        any_huge |= _draw_huge_pages(ax, task, addr, pages, per)
         segments = vma_segments(kernel, task, addr, pages)
         for k, (first, end, pol_txt) in enumerate(segments):
             if k:                               # a VMA boundary inside the mapping
@@ -282,6 +301,9 @@ def draw_state(kernel: Any, task: Any, mappings: dict[str, tuple[int, int]], bin
     if any_zero:
         handles.append(plt.Rectangle((0, 0), 1, 1, color="0.8"))
         labels.append("zero page")
+    if any_huge:
+        handles.append(plt.Rectangle((0, 0), 1, 1, fill=False, hatch="///", ec="0.2", lw=0))
+        labels.append("huge page (2 MiB)")
     if handles:
         fig.legend(handles, labels, loc="outside upper right", ncol=min(len(handles), 10),
                    fontsize=8, frameon=False)

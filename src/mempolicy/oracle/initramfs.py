@@ -76,6 +76,10 @@ check_topology() {
     done < /oracle/topology
 }
 
+# A trace that uses transparent huge pages leaves /tmp/thp-dirty: the boot's
+# settings come back before the next trace.
+thp=/sys/kernel/mm/transparent_hugepage
+thp_defrag=$(sed 's/.*\[\(.*\)\].*/\1/' $thp/defrag 2>/dev/null)
 i=0
 while [ -f /oracle/$i.trace ]; do
     if check_topology $i; then
@@ -88,6 +92,12 @@ while [ -f /oracle/$i.trace ]; do
         # bandwidths; a machine without them gives ENODEV, and a trace that
         # wrote weights there had a boot of its own).
         echo 1 2>/dev/null > /sys/kernel/mm/mempolicy/weighted_interleave/auto
+        if [ -f /tmp/thp-dirty ]; then
+            echo never > $thp/enabled
+            echo "$thp_defrag" > $thp/defrag
+            echo 1 > $thp/use_zero_page
+            rm -f /tmp/thp-dirty
+        fi
     fi
     i=$((i + 1))
 done

@@ -1510,6 +1510,120 @@ static void do_cpuset(const struct cmd *c)
 	result(c, "ok");
 }
 
+/* ---- transparent huge pages (trace format 1.3, section 5.9) ------------ */
+
+#define THP_DIR "/sys/kernel/mm/transparent_hugepage/"
+#define THP_DIRTY "/tmp/thp-dirty"        /* /init restores the boot settings */
+#define THP_HELPER_DONE "/tmp/thp-helper"
+#define THP_HELPER_BASE 0x100000000000UL
+#define THP_HELPER_BYTES (1UL << 40)      /* 1 TiB of empty, madvised address space */
+
+/*
+ * khugepaged must not collapse the trace's small pages behind its back.  Its
+ * sleeps are set to the maximum before it ever runs, so once it has work it
+ * never wakes by itself; it still scans on each start and when the list of
+ * registered mms turns non-empty.  A helper process, started once per boot,
+ * registers first with a 1 TiB madvised mapping: it keeps the list non-empty
+ * and every scan pass (4096 pages) ends inside its empty mapping, so the
+ * trace's mm, registered after it, is never reached.  The helper also holds
+ * the huge zero page (allocated by its read fault on node 0), so traces see
+ * it already there.
+ */
+static int thp_helper_main(void)
+{
+	char *p = mmap((void *)THP_HELPER_BASE, THP_HELPER_BYTES, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	volatile char v;
+
+	if (p == MAP_FAILED || madvise(p, THP_HELPER_BYTES, MADV_HUGEPAGE))
+		return 1;
+	v = p[0];
+	(void)v;
+	if (write(1, "x", 1) != 1)
+		return 1;
+	for (int fd = 0; fd < 64; fd++)
+		close(fd);
+	for (;;)
+		pause();
+}
+
+static int thp_write(const char *file, const char *value)
+{
+	char path[128];
+	int fd, ok;
+
+	snprintf(path, sizeof path, THP_DIR "%s", file);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* Before the first command of a trace that uses thp or madvise. */
+static void thp_setup(const char *self)
+{
+	int pfd[2];
+	char ack;
+	pid_t pid;
+
+	close(open(THP_DIRTY, O_WRONLY | O_CREAT, 0600));
+	if (access(THP_HELPER_DONE, F_OK) == 0)
+		return;
+	if (thp_write("khugepaged/scan_sleep_millisecs", "4294967295") ||
+	    thp_write("khugepaged/alloc_sleep_millisecs", "4294967295") ||
+	    thp_write("khugepaged/max_ptes_none", "0") ||
+	    thp_write("use_zero_page", "1") || thp_write("enabled", "madvise"))
+		die("cannot set up transparent huge pages: %s", strerror(errno));
+	if (pipe(pfd))
+		die("pipe failed");
+	pid = vfork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		execl("/proc/self/exe", self, "--thp-helper", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	if (pid < 0 || read(pfd[0], &ack, 1) != 1)
+		die("the khugepaged helper did not start");
+	close(pfd[0]);
+	if (thp_write("enabled", "never"))
+		die("cannot switch transparent huge pages off");
+	close(open(THP_HELPER_DONE, O_WRONLY | O_CREAT, 0600));
+}
+
+static void do_thp(const struct cmd *c)
+{
+	const char *file = ARG(1);
+	const char *value = ARG(2);
+
+	if (strcmp(file, "enabled") && strcmp(file, "defrag") && strcmp(file, "use_zero_page"))
+		die("line %d: bad thp setting '%s'", c->line, file);
+	if (thp_write(file, value))
+		result(c, "%s", errname(errno));
+	else
+		result(c, "ok");
+}
+
+static void do_madvise(const struct cmd *c)
+{
+	unsigned long s, l;
+	const char *a = ARG(4);
+	int advice;
+	long rc;
+
+	range(c, 1, &s, &l);
+	if (strcmp(a, "hugepage") == 0)
+		advice = MADV_HUGEPAGE;
+	else if (strcmp(a, "nohugepage") == 0)
+		advice = MADV_NOHUGEPAGE;
+	else
+		die("line %d: bad advice '%s'", c->line, a);
+	rc = madvise((void *)s, l, advice);
+	result_rc(c, rc, errno);
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 /*
@@ -1606,6 +1720,10 @@ static void run_from(int self)
 			do_thread_exit(c, self);
 		} else if (strcmp(w, "cpuset") == 0) {
 			do_cpuset(c);
+		} else if (strcmp(w, "thp") == 0) {
+			do_thp(c);
+		} else if (strcmp(w, "madvise") == 0) {
+			do_madvise(c);
 		} else {
 			die("line %d: unknown command '%s'", c->line, w);
 		}
@@ -1696,6 +1814,8 @@ int main(int argc, char **argv)
 			parse_only = 1;
 		else if (strcmp(argv[i], "--probe") == 0)
 			return probe();
+		else if (strcmp(argv[i], "--thp-helper") == 0)
+			return thp_helper_main();
 		else if (strcmp(argv[i], "--commands") == 0 && i + 1 < argc)
 			expect = (long)num(argv[++i]);
 		else
@@ -1720,6 +1840,12 @@ int main(int argc, char **argv)
 	parse_trace(read_trace(path));
 	if (expect >= 0 && ncmds != expect)
 		die("read %d commands where the parser read %ld", ncmds, expect);
+
+	for (int i = 0; i < ncmds; i++)
+		if (strcmp(cmd_word(&cmds[i]), "thp") == 0 || strcmp(cmd_word(&cmds[i]), "madvise") == 0) {
+			thp_setup(argv[0]);
+			break;
+		}
 
 	/* Buffer for raw get_mempolicy, followed by an unmapped page. */
 	guard = mmap(NULL, RAW_OUT_BYTES + PAGE, PROT_READ | PROT_WRITE,

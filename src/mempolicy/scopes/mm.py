@@ -254,6 +254,9 @@ class MM:
     def split_vma(self, vma: VMA, addr: int) -> VMA:
         """``__split_vma``: cut at ``addr``; returns the new upper piece."""
         _chk.vma_assert_write_locked(vma)
+        if getattr(self, "thp_folios", None):          # vma_adjust_trans_huge
+            from mempolicy.alloc.huge_memory import split_huge_pmd_address
+            split_huge_pmd_address(self, addr)
         new = VMA(self, addr, vma.end, vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT),
                   vma.flags, vma.vm_file)
         new.set_anon_vma(vma)
@@ -294,6 +297,10 @@ class MM:
         """Make [start, end) of ``vma`` one VMA with ``policy``/``flags``: merge with a
         neighbour when possible, else split (mm/vma.c vma_modify)."""
         _chk.vma_assert_write_locked(vma)
+        if getattr(self, "thp_folios", None):          # vma_adjust_trans_huge
+            from mempolicy.alloc.huge_memory import split_huge_pmd_address
+            split_huge_pmd_address(self, start)
+            split_huge_pmd_address(self, end)
         prev = self.prev_vma(vma)
         nxt = self.next_vma(vma)
         probe = VMA(self, start, end, vma.pgoff + ((start - vma.start) >> PAGE_SHIFT),

@@ -13,6 +13,13 @@ import errno
 from dataclasses import dataclass
 
 from mempolicy.alloc.fault import FaultSignal, do_user_addr_fault
+from mempolicy.alloc.huge_memory import (
+    HPAGE_PMD_ORDER,
+    HugeFolio,
+    alloc_huge_migration_target_by_mpol,
+    huge_folio_at,
+    migrate_huge_folio_or_split,
+)
 from mempolicy.alloc.mpol_alloc import alloc_pages_mpol
 from mempolicy.alloc.page_alloc import Folio
 from mempolicy.alloc.swap import lru_batches
@@ -305,6 +312,12 @@ def queue_pages_range(kernel, mm, start: int, end: int, nmask: Nodemask, flags: 
                 if strictly_unmovable(flags):
                     break
                 continue
+            huge = huge_folio_at(mm, vpn)
+            if huge is not None:                        # queue_folios_pmd: the whole folio once
+                if id(huge) not in seen:
+                    seen.add(id(huge))
+                    pagelist.append((huge, vma, huge.head << PAGE_SHIFT))
+                continue
             folio = pt[vpn]
             if flags & MPOL_MF_MOVE_ALL or not folio_maybe_mapped_shared(folio):
                 if id(folio) in seen:                   # already isolated: folio_isolate_lru fails
@@ -435,14 +448,25 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
             base_ilx = 0
             if target.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
                 folio, vma, addr = pagelist[0]
-                pol, ilx = get_vma_policy(task, mm.vma_lookup(addr), addr)
-                mpol_cond_put(pol)
-                base_ilx = ilx - folio.index
+                order = HPAGE_PMD_ORDER if isinstance(folio, HugeFolio) else 0
+                vma = mm.vma_lookup(addr)
+                if vma is not None and vma.end > start and vma.start < end:
+                    pol, ilx = get_vma_policy(task, vma, addr, order)
+                    mpol_cond_put(pol)
+                    base_ilx = ilx - (folio.index >> order)
     finally:
         mm.mmap_lock.write_unlock()
     if not err and pagelist:
         failed = 0
         for folio, _vma, _addr in pagelist:
+            if isinstance(folio, HugeFolio):          # alloc_migration_target_by_mpol, order 9
+                ilx = base_ilx + (folio.index >> HPAGE_PMD_ORDER)
+                if not migrate_huge_folio_or_split(
+                        kernel, task, mm, folio,
+                        alloc_huge_migration_target_by_mpol(kernel, task, new, ilx),
+                        lambda: alloc_pages_mpol(kernel, task, new, ilx, task.numa_node_id())):
+                    failed += 1
+                continue
             nid = alloc_pages_mpol(kernel, task, new, base_ilx + folio.index, task.numa_node_id())
             if not migrate_folio_to(kernel, folio, nid):
                 failed += 1

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import errno
 
+from mempolicy.alloc.huge_memory import (
+    HugeFolio,
+    alloc_huge_migration_target,
+    huge_folio_at,
+    migrate_huge_folio_or_split,
+)
 from mempolicy.alloc.swap import lru_batches
 from mempolicy.core import sched_points as _chk
 from mempolicy.core.mempolicy import KernelError
@@ -63,6 +69,12 @@ def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int,
         for vpn in vpns:
             if pt.kind(vpn) in (ABSENT, KIND_ZERO) or pt.nid(vpn) != source:
                 continue                            # changed by another thread meanwhile
+            huge = huge_folio_at(mm, vpn)
+            if huge is not None:                    # a large folio is isolated once, no failure
+                if id(huge) not in seen:
+                    seen.add(id(huge))
+                    queued.append(huge)
+                continue
             folio = pt[vpn]
             if flags & MPOL_MF_MOVE_ALL or not folio_maybe_mapped_shared(folio):
                 if id(folio) in seen:               # isolated already: counts as not moved
@@ -73,9 +85,17 @@ def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int,
     finally:
         mm.mmap_lock.read_unlock()
     try:
+        def alloc_small():
+            return kernel.pages.alloc_pages(dest, None, task.mems_allowed, thisnode=True)
+
         for folio in queued:
-            nid = kernel.pages.alloc_pages(dest, None, task.mems_allowed, thisnode=True)
-            if not migrate_folio_to(kernel, folio, nid):
+            if isinstance(folio, HugeFolio):
+                if not migrate_huge_folio_or_split(kernel, task, mm, folio,
+                                                   alloc_huge_migration_target(kernel, task, dest),
+                                                   alloc_small):
+                    return -errno.ENOMEM
+                continue
+            if not migrate_folio_to(kernel, folio, alloc_small()):
                 return -errno.ENOMEM
     finally:
         moved: dict[int, list[int]] = {}
@@ -186,6 +206,11 @@ def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelis
         return -errno.EFAULT, None
     if mm.ptes.nid(vpn) == node:
         return 0, None
+    huge = huge_folio_at(mm, vpn)
+    if huge is not None:                                # the whole folio is isolated
+        if (id(huge) in isolated) if isolated is not None else any(f is huge for _, f in pagelist):
+            return -errno.EBUSY, None
+        return 1, huge
     page = mm.ptes[vpn]
     if folio_maybe_mapped_shared(page) and not migrate_all:
         return -errno.EACCES, None
@@ -209,9 +234,17 @@ def do_pages_move(kernel, task, mm, task_nodes: Nodemask, addrs: list[int], node
     def flush(node: int, upto: int) -> int:
         if not pagelist:
             return 0
+        def alloc_small():
+            return kernel.pages.alloc_pages(node, None, task.mems_allowed, thisnode=True)
+
         for idx, folio in pagelist:
-            nid = kernel.pages.alloc_pages(node, None, task.mems_allowed, thisnode=True)
-            if not migrate_folio_to(kernel, folio, nid):
+            if isinstance(folio, HugeFolio):
+                ok = migrate_huge_folio_or_split(kernel, task, mm, folio,
+                                                 alloc_huge_migration_target(kernel, task, node),
+                                                 alloc_small)
+            else:
+                ok = migrate_folio_to(kernel, folio, alloc_small())
+            if not ok:
                 # migrate_pages_batch: no target page is -ENOMEM for the whole call;
                 # pages after it are not tried and no status of this chunk is stored
                 pagelist.clear()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 
 from mempolicy.alloc.fault import unmap_page
+from mempolicy.alloc.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE, thp_unmap_range
 from mempolicy.alloc.mmu_gather import MmuGather
 from mempolicy.alloc.swap import lru_batches
 from mempolicy.core.mempolicy import KernelError
@@ -205,6 +206,8 @@ def do_vmi_munmap(kernel, task, mm: MM, start: int, end: int) -> None:
     lru_batches(kernel).forget(mm, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
     for vma in vmas:
         mm.remove_vma(vma)
+    if getattr(mm, "thp_folios", None):
+        thp_unmap_range(mm, start, end)
     free_pgtables(kernel, mm, start, end, tlb)
     tlb.finish()
 
@@ -267,4 +270,57 @@ def sys_mprotect(kernel, task, start: int, length: int, writable: bool) -> int:
             _err(errno.ENOMEM)
     finally:
         mm.mmap_lock.write_unlock()
+    return 0
+
+
+MADV_HUGEPAGE = 14
+MADV_NOHUGEPAGE = 15
+
+
+def sys_madvise(kernel, task, start: int, length: int, advice: int) -> int:
+    """madvise(start, length, MADV_HUGEPAGE | MADV_NOHUGEPAGE) (mm/madvise.c, hugepage_madvise):
+    set one flag and clear the other on every VMA of the range, splitting and merging
+    VMAs as mprotect does.  A hole in the range is ENOMEM after the VMAs around it
+    are changed."""
+    mm = task.mm
+    if advice not in (MADV_HUGEPAGE, MADV_NOHUGEPAGE):
+        _err(errno.EINVAL)
+    if start & ~PAGE_MASK:
+        _err(errno.EINVAL)
+    length = (length + PAGE_SIZE - 1) & PAGE_MASK
+    end = start + length
+    if end < start or end > (1 << 64):
+        _err(errno.EINVAL)
+    if end == start:
+        return 0
+    unmapped = False
+    mm.mmap_lock.write_lock()
+    try:
+        vma = mm.find_vma(start)
+        if vma is None:
+            _err(errno.ENOMEM)
+        if vma.start > start:
+            unmapped = True
+        while vma is not None and vma.start < end:
+            if advice == MADV_HUGEPAGE:
+                newflags = (vma.flags & ~VM_NOHUGEPAGE) | VM_HUGEPAGE
+            else:
+                newflags = (vma.flags & ~VM_HUGEPAGE) | VM_NOHUGEPAGE
+            nstart = max(start, vma.start)
+            vmend = min(end, vma.end)
+            if newflags != vma.flags:
+                vma = mm.vma_modify(vma, nstart, vmend, vma.vm_policy, newflags)
+                vma.flags = newflags
+            tmp = vma.end
+            if tmp >= end:
+                break
+            vma = mm.find_vma(tmp)
+            if vma is not None and vma.start > tmp:
+                unmapped = True
+            if vma is None or vma.start >= end:
+                unmapped = True
+    finally:
+        mm.mmap_lock.write_unlock()
+    if unmapped:
+        _err(errno.ENOMEM)
     return 0

@@ -397,6 +397,26 @@ def _threads_cpusets(word: str, words: list[str], names: _Names, st: dict) -> di
 MAX_THREADS = 32              # threads of a trace, main included (runner.c's MAX_THREADS)
 
 
+# Section 5.9 (transparent huge pages): the sysfs files of ``thp`` and their values.
+THP_SETTINGS = {
+    "enabled": ("always", "madvise", "never"),
+    "defrag": ("always", "defer", "defer+madvise", "madvise", "never"),
+    "use_zero_page": ("0", "1"),
+}
+MADVISE_ADVICE = ("hugepage", "nohugepage")
+
+
+def _thp_setting(words: list[str]) -> dict:
+    """``thp FILE VALUE``: a write to /sys/kernel/mm/transparent_hugepage/FILE."""
+    _expect(words, 2)
+    file, value = words
+    if file not in THP_SETTINGS:
+        raise ValueError(f"unknown thp setting {file!r} ({', '.join(THP_SETTINGS)})")
+    if value not in THP_SETTINGS[file]:
+        raise ValueError(f"thp {file} takes {', '.join(THP_SETTINGS[file])}, not {value!r}")
+    return {"file": file, "value": value}
+
+
 def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tuple[str, dict]:
     a: dict = {}
     if word == "cpu":
@@ -441,7 +461,10 @@ def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tupl
         a["name"] = words[0]
         a["pages"] = _pages(words[1], "page count")
         names.create(words[0], "memfd")
-    elif word in ("munmap", "mprotect", "touch", "where", "mbind", "home_node", "move_pages"):
+    elif word == "thp":
+        a.update(_thp_setting(words))
+    elif word in ("munmap", "mprotect", "touch", "where", "mbind", "home_node", "move_pages",
+                  "madvise"):
         _expect(words, 3, -1)
         names.need(words[0], "map")
         a["name"] = words[0]
@@ -464,6 +487,11 @@ def _parse_command(word: str, words: list[str], names: _Names, st: dict) -> tupl
             a["prot"] = rest[0]
         elif word == "touch":
             a.update(_split_flags(rest, {"read": "read"}))
+        elif word == "madvise":
+            _expect(rest, 1)
+            if rest[0] not in MADVISE_ADVICE:
+                raise ValueError(f"madvise takes {' or '.join(MADVISE_ADVICE)}, not {rest[0]!r}")
+            a["advice"] = rest[0]
         elif word == "mbind":
             mode, flags, tail = _mode_and_flags(rest)
             if len(rest) < 2:

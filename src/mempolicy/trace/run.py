@@ -10,6 +10,7 @@ import errno as _errno
 
 from mempolicy.alloc.bulk import touch_range
 from mempolicy.alloc.fault import FaultSignal, OutOfMemory
+from mempolicy.alloc.huge_memory import set_thp
 from mempolicy.alloc.topology import Topology
 from mempolicy.cgroup import cpuset
 from mempolicy.core.mempolicy import KernelError
@@ -243,6 +244,18 @@ class TraceRunner:
             cred.sys_setresuid(self.task, *a["uid"])
         if a["drop"]:
             cred.sys_capset_drop(self.task, a["drop"])
+        return "ok"
+
+    # -- section 5.9: transparent huge pages ------------------------------------
+    def do_thp(self, a) -> str:
+        """A write to /sys/kernel/mm/transparent_hugepage/FILE."""
+        set_thp(self.kernel, a["file"], a["value"])
+        return "ok"
+
+    def do_madvise(self, a) -> str:
+        advice = mman.MADV_HUGEPAGE if a["advice"] == "hugepage" else mman.MADV_NOHUGEPAGE
+        mman.sys_madvise(self.kernel, self.task, self.addr(a["name"], a["off"]),
+                         a["pages"] * PAGE_SIZE, advice)
         return "ok"
 
     def do_numa_maps(self, a) -> str:

@@ -7,6 +7,7 @@
     mempolicy numactl --sim TOPOLOGY --sim-bandwidth 0:30000,1:10000 -w 0-1 memhog 64M
     mempolicy numactl --sim TOPOLOGY --cpuset-mems NODES [--cpuset-cpus CPUS] [--threads N] ...
     mempolicy numactl --numactl-version 2.0.19 [...]   (or MEMPOLICY_NUMACTL_VERSION=2.0.19)
+    mempolicy numactl --sim TOPOLOGY --sim-thp always [...]   (transparent huge pages on)
 
 Options are processed in order, with GNU ``getopt_long`` rules (prefix
 abbreviations, stop at the first non-option), each with numactl's side
@@ -33,6 +34,8 @@ options, ``--cpuset-mems NODES`` and ``--cpuset-cpus CPUS`` start the simulated
 process inside a cgroup v2 cpuset (a container's), and ``--threads N`` makes
 memhog touch its memory from N threads created after the policy is set, thread
 k on the k-th allowed CPU (round robin), each writing one N-th of the range.
+``--sim-thp always|madvise|never`` (with ``--sim``) sets the simulated machine's transparent huge pages
+(``/sys/kernel/mm/transparent_hugepage/enabled``; ``never`` by default).
 
 The package follows numactl's own files, in the order a user types:
 :mod:`.options` (the command line, numactl.c ``main``), :mod:`.cparse` (numbers
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     io = Output()
-    spec = version = kernel = None
+    spec = version = kernel = thp = None
     sim_opts: dict[str, str] = {}
     envelope: dict[str, str] = {}               # --cpuset-mems, --cpuset-cpus, --threads (--sim only)
     while argv:                                 # our own options come first, in any order
@@ -121,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         if err:
             io.err(err)
             return 2
-        if argv[0].startswith("--sim") and not argv[0].startswith("--sim-") and spec is None:
+        if argv[0].startswith("--sim-thp") and thp is None:
+            thp, rest, err = _leading(argv, "sim-thp")
+        elif argv[0].startswith("--sim") and not argv[0].startswith("--sim-") and spec is None:
             spec, rest, err = _leading(argv, "sim")
         elif argv[0].startswith("--kernel") and kernel is None:
             kernel, rest, err = _leading(argv, "kernel")
@@ -155,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         if kernel not in VERSIONS:
             io.err(f"numactl: --kernel: unknown version '{kernel}' (one of {', '.join(VERSIONS)})\n")
             return 2
+    if thp is not None and spec is None:
+        io.err("numactl: --sim-thp needs --sim TOPOLOGY\n")
+        return 2
     try:
         if spec is not None:
             from mempolicy.linux.topology import TopologyError
@@ -164,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
             except (TopologyError, ValueError, OSError) as e:
                 io.err(f"numactl: --sim: {e}\n")
                 return 2
+            if thp is not None:
+                try:
+                    be.model.set_thp(thp)
+                except ValueError as e:
+                    io.err(f"numactl: --sim-thp: {e}\n")
+                    return 2
             for opt in ("sim-bandwidth", "sim-weights"):
                 if opt in sim_opts:
                     try:

@@ -18,19 +18,22 @@ import sys
 from pathlib import Path
 
 from mempolicy.trace.fuzz.directed import DIRECTED
+from mempolicy.trace.fuzz.directed import ENVELOPE as THP_TABLE
 from mempolicy.trace.fuzz.directed import generate as generate_directed
 from mempolicy.trace.fuzz.program import generate_random
 from mempolicy.trace.fuzz.threads import ENVELOPE as THREADS_TABLE
 from mempolicy.trace.fuzz.weights import generate_weights
 
-__all__ = ["FUZZ_MODES", "DIRECTED_MODES", "ENVELOPE_MODES", "generate", "trace_name", "parse_modes", "main"]
+__all__ = ["FUZZ_MODES", "DIRECTED_MODES", "ENVELOPE_MODES", "generate", "trace_name",
+           "parse_modes", "main"]
 
 DIRECTED_MODES = tuple(DIRECTED)
-# The modes of trace format 1.3's new commands (issue 11's envelope): the group
-# ``envelope``, kept out of ``all`` so that campaigns recorded with ``all`` keep
-# their meaning.  Each is a generator of one seed.
+# The modes of trace format 1.3's new commands (issue 11's envelope: threads,
+# cpusets, weights, THP): the group ``envelope``, kept out of ``all`` so that
+# campaigns recorded with ``all`` keep their meaning.  Each is a generator of one seed.
 ENVELOPE = {**{m: (lambda seed, m=m: generate_directed(m, seed, THREADS_TABLE)) for m in THREADS_TABLE},
-            "weights": generate_weights}
+            "weights": generate_weights,
+            **{m: (lambda seed, m=m: generate_directed(m, seed, THP_TABLE)) for m in THP_TABLE}}
 ENVELOPE_MODES = tuple(ENVELOPE)
 FUZZ_MODES = ("random",) + DIRECTED_MODES + ENVELOPE_MODES
 GROUPS = {"all": DIRECTED_MODES, "envelope": ENVELOPE_MODES}
@@ -58,9 +61,12 @@ def trace_name(seed: int, mode: str = "random") -> str:
 
 def parse_modes(text: str) -> list[str]:
     """``fork,shared`` -> ``["fork", "shared"]``; ``all`` is every directed mode of
-    trace format 1.2, ``envelope`` those of the 1.3 commands.
+    trace format 1.2, ``envelope`` those of the 1.3 commands (threads, cpusets,
+    weights, THP).
 
     >>> parse_modes("all") == list(DIRECTED_MODES)
+    True
+    >>> "thp" in parse_modes("envelope")
     True
     """
     modes: list[str] = []
@@ -95,7 +101,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--count", type=int, default=12, help="how many traces (default 12)")
     p.add_argument("--mode", default="random",
                    help=f"generator, or several joined by commas, taken in turn: {', '.join(FUZZ_MODES)}, "
-                        "or all (every directed mode); default random")
+                        "all (every directed mode) or envelope (threads, cpusets, weights, "
+                        "thp); default random")
     p.add_argument("--out", default=".", help="directory to write the .trace files into")
     args = p.parse_args(argv)
     try:

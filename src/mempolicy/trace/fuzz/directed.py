@@ -20,6 +20,12 @@ queried with ``where`` and ``numa_maps``).
 - ``raw``: the raw calls with odd lengths, masks, ``maxnode`` values, flags.
 - ``long``: the general program of mode ``random``, 100 to 250 steps.
 
+The envelope modes (group ``envelope``, not in ``all``, whose stored campaigns
+must keep their meaning):
+
+- ``thp``: transparent huge pages (``thp``, ``madvise``, faults, splits and
+  migrations of 2 MiB pages).
+
 Machines come from :func:`campaign_machine`: 2 to 8 nodes, at most four
 CPUs (TCG runs a host thread per CPU, and boots slow down with each), often
 memory-only nodes (always from the fifth node on) and a node without memory.  Traces whose seeds share ``seed // MACHINE_BLOCK`` share a machine
@@ -376,6 +382,101 @@ DIRECTED = {
     "migrate": mode_migrate,
     "raw": mode_raw,
     "long": mode_long,
+}
+
+
+# -- the envelope modes (issue 11): not part of ``all`` -------------------------------
+
+def _thp_mmap(p: Program) -> str:
+    """A private mapping of 1 to 4 huge pages' worth, often not a multiple of 512 pages,
+    sometimes starting 1 MiB into a 2 MiB range."""
+    rng = p.rng
+    name = p.name("H")
+    pages = rng.choice((512, 1024, 1024, 1536, 2048, 700, 1300))
+    addr = 0x200000000000 + p.nmmap * 0x40000000
+    extra = ""
+    if rng.random() < 0.25:
+        addr += 256 * 4096
+        extra = f" @{addr:#x}"
+    p.cmds.append(f"mmap {name} {pages}{extra}")
+    p.placed[name] = (addr, pages)
+    p.nmmap += 1
+    p.maps[name] = pages
+    p.scopes[-1].append(name)
+    return name
+
+
+def _thp_span(p: Program, m: str) -> tuple[int, int]:
+    """A range of ``m``: often whole 2 MiB ranges, sometimes a few pages inside one."""
+    rng = p.rng
+    pages = p.maps[m]
+    if rng.random() < 0.5:
+        off = rng.randrange(0, pages, 512) if pages > 512 else 0
+        return off, min(pages - off, 512 * rng.randint(1, 2))
+    off = rng.randint(0, pages - 1)
+    return off, rng.randint(1, min(16, pages - off))
+
+
+def mode_thp(p: Program, header: list[str]) -> None:
+    """Transparent huge pages (trace format 5.9): ``thp`` settings, ``madvise``, faults in
+    and around 2 MiB ranges, splits by ``mbind``/``mprotect``/``munmap``, and the
+    migration of huge pages.  No ``fork`` (not modelled with huge pages) and no node
+    filled.  Only a few pages are moved at a time, so the output stays short."""
+    rng = p.rng
+    p.cmds.append(f"thp enabled {rng.choice(('always', 'always', 'madvise'))}")
+    if rng.random() < 0.3:
+        p.cmds.append(f"thp defrag {rng.choice(('always', 'defer', 'defer+madvise', 'madvise', 'never'))}")
+    if rng.random() < 0.2:
+        p.cmds.append("thp use_zero_page 0")
+    for _ in range(rng.randint(1, 3)):
+        m = _thp_mmap(p)
+        if rng.random() < 0.5:
+            p.cmds.append(f"madvise {m} 0 {p.maps[m]} hugepage")
+    for _ in range(rng.randint(12, 30)):
+        r = rng.random()
+        live = list(p.maps)
+        if r < 0.06 and len(live) < 4:
+            _thp_mmap(p)
+            continue
+        m = rng.choice(live)
+        off, cnt = _thp_span(p, m)
+        if r < 0.30:
+            p.cmds.append(f"touch {m} {off} {cnt}" + (" read" if rng.random() < 0.2 else ""))
+        elif r < 0.40:
+            p.cmds.append(f"madvise {m} {off} {cnt} {rng.choice(('hugepage', 'nohugepage'))}")
+        elif r < 0.52:
+            words = f"mbind {m} {off} {cnt} {_policy(p)}"
+            if rng.random() < 0.4:
+                words += " " + rng.choice(("move", "move", "strict move", "move_all"))
+            p.cmds.append(words)
+        elif r < 0.57:
+            p.cmds.append(f"mprotect {m} {off} {cnt} ro")
+            if rng.random() < 0.7:
+                p.cmds.append(f"mprotect {m} {off} {cnt} rw")
+        elif r < 0.60:
+            p.cmds.append(f"munmap {m} {off} {min(cnt, 8)}")
+        elif r < 0.68:
+            node = rng.randint(0, p.n - 1)
+            p.cmds.append(f"move_pages {m} {off} {min(cnt, 8)} {node}")
+        elif r < 0.72:
+            p.cmds.append(f"migrate_pages {p.nodes(False)} {p.nodes(False)}")
+        elif r < 0.80:
+            p.cmds.append(f"where {m} {off} {min(cnt, 8)}")
+        elif r < 0.88:
+            p.cmds.append(f"numa_maps {m}")
+        elif r < 0.92:
+            pol = _policy(p)
+            p.set_mempolicy(*pol.split())
+        elif r < 0.95:
+            p.cmds.append(f"get_mempolicy at={m}+{off}" + (" node" if rng.random() < 0.5 else ""))
+        elif r < 0.98:
+            p.cmds.append(f"thp enabled {rng.choice(('always', 'madvise', 'never'))}")
+        elif p.ncpu > 1:
+            p.cpu(rng.randint(0, p.ncpu - 1))
+
+
+ENVELOPE = {
+    "thp": mode_thp,
 }
 
 
