@@ -104,9 +104,9 @@ def build(sc):
     topo = Topology(nodes, sc["dist"])
     k, t = Kernel.boot(topo)
     for i in range(n):
-        if sc["mems"][i]:
+        if sc["mems"][i]:                       # sysfs has weights for nodes with memory
             k.pages.free[i] = sc["free"][i]
-        k.wi_state.set_weight(i, sc["weights"][i])
+            k.wi_state.set_weight(i, sc["weights"][i])
     t.cpu = sc["cpu_pick"] % topo.nr_cpus
     allowed = Nodemask(sc["mems_allowed"]) & topo.n_memory
     if allowed:

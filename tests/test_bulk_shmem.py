@@ -95,9 +95,9 @@ def build(sc):
         first += sc["cpus"][i]
     k, t = Kernel.boot(Topology(nodes, [[10 if a == b else 20 for b in range(n)] for a in range(n)]))
     for i in range(n):
-        if sc["mems"][i]:
+        if sc["mems"][i]:                       # sysfs has weights for nodes with memory
             k.pages.free[i] = sc["free"][i]
-        k.wi_state.set_weight(i, sc["weights"][i])
+            k.wi_state.set_weight(i, sc["weights"][i])
     t.cpu = sc["cpu_pick"] % k.topo.nr_cpus
     allowed = Nodemask(sc["mems_allowed"]) & k.topo.n_memory
     if allowed:
