@@ -104,10 +104,13 @@ def _adjacent_mmap(p: Program, pages: int, extra: str = "") -> str:
     if live and rng.random() < 0.7:
         a0, p0 = p.placed[rng.choice(live)]
         addr = a0 + p0 * 4096 if rng.random() < 0.7 else a0 - pages * 4096
-        p.cmds.append(f"mmap {name} {pages}{extra} @{addr:#x}")
-    else:
-        addr = 0x200000000000 + p.nmmap * 0x40000000
-        p.cmds.append(f"mmap {name} {pages}{extra}")
+        return _mmap_at(p, name, pages, addr, f"{extra} @{addr:#x}")
+    return _mmap_at(p, name, pages, 0x200000000000 + p.nmmap * 0x40000000, extra)
+
+
+def _mmap_at(p: Program, name: str, pages: int, addr: int, words: str) -> str:
+    """``mmap NAME PAGES WORDS``, known to land at ADDR; the program's bookkeeping."""
+    p.cmds.append(f"mmap {name} {pages}{words}")
     p.placed[name] = (addr, pages)
     p.nmmap += 1
     p.maps[name] = pages
@@ -394,16 +397,10 @@ def _thp_mmap(p: Program) -> str:
     name = p.name("H")
     pages = rng.choice((512, 1024, 1024, 1536, 2048, 700, 1300))
     addr = 0x200000000000 + p.nmmap * 0x40000000
-    extra = ""
     if rng.random() < 0.25:
         addr += 256 * 4096
-        extra = f" @{addr:#x}"
-    p.cmds.append(f"mmap {name} {pages}{extra}")
-    p.placed[name] = (addr, pages)
-    p.nmmap += 1
-    p.maps[name] = pages
-    p.scopes[-1].append(name)
-    return name
+        return _mmap_at(p, name, pages, addr, f" @{addr:#x}")
+    return _mmap_at(p, name, pages, addr, "")
 
 
 def _thp_span(p: Program, m: str) -> tuple[int, int]:
