@@ -264,6 +264,8 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     if index >= inode.size_pages:
         if not write:                                   # do_read_fault maps the cached pages
             do_fault_around(mm, vma, addr)              # around it, then shmem_fault fails
+        elif not vma.is_shared:                         # do_cow_fault: vmf_anon_prepare comes
+            mm.anon_vma_prepare(vma)                    # before __do_fault, so fork copies ptes
         raise FaultSignal("SIGBUS")
     if not write:                                       # do_read_fault
         do_fault_around(mm, vma, addr)
