@@ -122,7 +122,7 @@ def _compile(text: str, path: str):
                 header["nodes"] = _int(_kv(rest, ("nodes",)).get("nodes", "2"), "node count")
                 if not 1 <= header["nodes"] <= 8:
                     raise ValueError("machine nodes= must be 1 to 8")
-            elif word in ("process", "thread"):
+            elif word == "process" or word == "thread" and block is None:
                 if block is not None:
                     raise ValueError(f"{word} after the first setup or task block")
                 if not rest or rest[0] in tasks:
@@ -160,7 +160,7 @@ def _compile(text: str, path: str):
                 ops = _ops(word, rest, names, st, tasks, forks, block[1])
                 if block[0] == "setup":
                     for op in ops:
-                        if op[0] in ("fork", "exit"):
+                        if op[0] in ("fork", "thread", "exit"):
                             raise ValueError(f"{word} in a setup block")
                         if op[0] in ("_mmap", "_mmap_at"):
                             build.append((op[0][1:], op[1:]))
@@ -185,12 +185,13 @@ def _ops(word: str, rest: list[str], names, st, tasks, forks, me: str) -> list[t
     """World operations for one command of a setup or task block."""
     if word == "numa_maps" and len(rest) == 1 and rest[0] in tasks:
         return [("numa_maps", rest[0])]
-    if word == "fork":
+    if word in ("fork", "thread"):     # in a task block: the new task's program is its own block
         if len(rest) != 1 or rest[0] in tasks or rest[0] in forks:
-            raise ValueError("fork takes the new child's task name")
-        op = ("fork", rest[0], [])
+            raise ValueError(f"{word} takes the new {'child' if word == 'fork' else 'thread'}'s"
+                             " task name")
+        op = (word, rest[0], [])
         forks[rest[0]] = op
-        tasks[rest[0]] = rest[0]
+        tasks[rest[0]] = rest[0] if word == "fork" else tasks[me]
         return [op]
     if word == "exit":
         if rest:
@@ -246,6 +247,8 @@ def _ops(word: str, rest: list[str], names, st, tasks, forks, me: str) -> list[t
         return [("home_node", a["name"], a["off"], a["pages"], a["node"])]
     if word == "munmap":
         return [("munmap", a["name"], a["off"], a["pages"])]
+    if word == "madvise":
+        return [("madvise", a["name"], a["off"], a["pages"], a["advice"] == "hugepage")]
     if word == "mprotect":
         return [("mprotect", a["name"], a["off"], a["pages"], a["prot"] == "rw")]
     if word == "move_pages":

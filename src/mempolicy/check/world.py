@@ -24,6 +24,9 @@ Operations of a program (tuples):
     ("get_node", MAP, PAGE)              MPOL_F_NODE | MPOL_F_ADDR
     ("numa_maps", TASK)                  read another task's /proc/PID/numa_maps
     ("fork", CHILD, OPS)                 copy_process; CHILD runs OPS as a new task
+    ("thread", CHILD, OPS)               clone(CLONE_VM) (copy_thread): CHILD, a thread of the
+                                         caller's process, runs OPS
+    ("madvise", MAP, OFF, PAGES, HUGE)   MADV_HUGEPAGE (HUGE) or MADV_NOHUGEPAGE
     ("exit",)                            a thread's exit, or the process's last one
     ("cpuset", TASKS, NODES)             write the cpuset's mems: rebind TASKS
 """
@@ -41,7 +44,7 @@ from mempolicy.core.slab import SanitizerError
 from mempolicy.kernel import Kernel
 from mempolicy.proc.task_mmu import numa_maps
 from mempolicy.scopes.mm import MM
-from mempolicy.scopes.task import Task, mpol_put_task_policy
+from mempolicy.scopes.task import Task
 from mempolicy.syscalls import mman, process
 from mempolicy.syscalls.migrate import kernel_migrate_pages, kernel_move_pages
 from mempolicy.syscalls.mempolicy import (
@@ -255,7 +258,7 @@ class World:
             pages(me, WRITE if k == "move_pages" else READ, op[1])
         elif k in ("get_mempolicy", "expect") and len(op) > 2 and op[1] is not None:
             at(op[1])
-        elif k == "munmap":
+        elif k in ("munmap", "madvise"):   # madvise splits a huge pmd it cuts through
             pages(me, WRITE, op[1])
         elif k == "migrate_pages":
             pages(proc(op[1]), WRITE)
@@ -269,6 +272,9 @@ class World:
                 pages(proc(t), WRITE)
         elif k == "fork":
             pages(me, READ)
+        elif k == "thread":    # a new user of the mm: the world's exit bookkeeping
+            pages(me, READ)
+            always.add((("exit", me), WRITE))
         elif k == "exit":
             pages(me, WRITE)
             always.add((("exit", me), WRITE))
@@ -292,6 +298,10 @@ class World:
             return f"read /proc/{op[1]}/numa_maps"
         if k == "fork":
             return f"fork -> {op[1]}"
+        if k == "thread":
+            return f"clone(CLONE_VM) -> {op[1]}"
+        if k == "madvise":
+            return f"madvise {op[1]}+{op[2]}..{op[2] + op[3]} {'' if op[4] else 'no'}hugepage"
         if k == "exit":
             return "exit"
         if k in ("mmap", "munmap", "mprotect", "migrate_pages", "move_pages", "expect"):
@@ -341,6 +351,14 @@ class World:
             self._register(op[1], child, new_mm=True)
             if st is not None:
                 st.sched.spawn(op[1], self.runner(op[1], op[2]))
+        elif kind == "thread":
+            child = process.copy_thread(k, task)
+            self._register(op[1], child, new_mm=False)
+            if st is not None:
+                st.sched.spawn(op[1], self.runner(op[1], op[2]))
+        elif kind == "madvise":
+            mman.sys_madvise(k, task, self.addr(op[1], op[2]), op[3] * PAGE_SIZE,
+                             mman.MADV_HUGEPAGE if op[4] else mman.MADV_NOHUGEPAGE)
         elif kind == "exit":
             self.exit(task)
         elif kind == "cpuset":
@@ -376,9 +394,7 @@ class World:
                       if t is not task and t.mm is task.mm and not t.exited
                       and id(t) not in self._exiting]
         if others:
-            mpol_put_task_policy(task)
-            task.exited = True
-            self.kernel.tasks.pop(task.pid, None)
+            process.exit_thread(self.kernel, task)
         else:
             process.do_exit(self.kernel, task)
 
