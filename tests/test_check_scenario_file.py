@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from mempolicy.alloc.huge_memory import VM_HUGEPAGE
 from mempolicy.check.cli import main
 from mempolicy.check.explore import load_schedule, replay
 from mempolicy.check.scenario_file import ScenarioError, parse
@@ -49,6 +50,27 @@ def test_a_file_becomes_the_same_programs_as_written():
     assert w.tasks["T1"].mm.vma_lookup(w.addr("A")).vm_policy is not None   # the setup ran
 
 
+def test_thread_and_madvise_in_a_task_block():
+    """`thread NAME` in a task block creates a thread of the task's process at that point
+    (its program is the later `task NAME` block); madvise names the advice."""
+    sc = parse("process T1\nsetup T1\n    mmap A 4\n    set_mempolicy bind 1\n"
+               "task T1\n    thread T2\n    madvise A 1 2 hugepage\n"
+               "task T2\n    madvise A 0 1 nohugepage\n", "t.scenario")
+    w = sc.build()
+    assert [t for t, _ in w.programs] == ["T1"]
+    assert w.programs[0][1] == [("thread", "T2", [("madvise", "A", 0, 1, False)]),
+                                ("madvise", "A", 1, 2, True)]
+    assert "T2" not in w.tasks                   # created when T1 runs the operation
+    w.do("T1", w.programs[0][1][0])
+    t1, t2 = w.tasks["T1"], w.tasks["T2"]
+    assert t2.mm is t1.mm and t2.mempolicy is not t1.mempolicy
+    assert t2.mempolicy.refcnt == 1 and t2.mempolicy.nodes == t1.mempolicy.nodes
+    w.do("T1", w.programs[0][1][1])
+    huge = [bool(t1.mm.vma_lookup(w.addr("A", i)).flags & VM_HUGEPAGE) for i in range(4)]
+    assert huge == [False, True, True, False]     # the VMA split around the advised range
+    assert w.teardown() is None
+
+
 def test_cli_runs_a_file(tmp_path, capsys):
     p = tmp_path / "mine.scenario"
     p.write_text(SMALL)
@@ -63,6 +85,10 @@ def test_cli_runs_a_file(tmp_path, capsys):
     ("process T1\nthread T2 of=X\n", 2, "of=PROCESS"),
     ("process T1\ntask T1\n    mbind\n", 3, "missing arguments"),
     ("process T1\nsetup T1\n    fork C\ntask T1\n", 3, "fork in a setup block"),
+    ("process T1\nsetup T1\n    thread C\ntask T1\n", 3, "thread in a setup block"),
+    ("process T1\ntask T1\n    thread T1\n", 3, "thread takes the new thread's task name"),
+    ("process T1\nsetup T1\n    mmap A 2\ntask T1\n    madvise A 0 2 huge\n", 5,
+     "madvise takes hugepage or nohugepage"),
     ("process T1\n", 1, "no task block"),
     ("process T1\ntask T1\n    frobnicate\n", 3, "unknown command"),
 ])
