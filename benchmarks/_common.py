@@ -41,3 +41,15 @@ def reset_peak() -> bool:
         return True
     except OSError:
         return False
+
+
+def terabyte_topology():
+    """The 8-node machine of the terabyte benchmarks: four 256 GiB nodes with two CPUs
+    each and four 96 GiB memory-only nodes, 21 within a group and 32 across."""
+    from mempolicy.alloc.topology import Node, Topology
+
+    g = 1 << 30
+    nodes = [Node(i, 256 * g, range(2 * i, 2 * i + 2)) for i in range(4)]
+    nodes += [Node(4 + i, 96 * g, range(0)) for i in range(4)]
+    dist = [[10 if a == b else (21 if (a < 4) == (b < 4) else 32) for b in range(8)] for a in range(8)]
+    return Topology(nodes, dist)

@@ -37,15 +37,10 @@ sys.path.insert(0, {here!r})
 import _common
 import numpy
 from mempolicy.alloc.bulk import touch_range
-from mempolicy.alloc.topology import Node, Topology
 from mempolicy.api import ModelSystem, Policy
 from mempolicy.kernel import Kernel
 from mempolicy.syscalls import mempolicy as sp, mman
-G = 1 << 30
-nodes = [Node(i, 256 * G, range(2 * i, 2 * i + 2)) for i in range(4)]
-nodes += [Node(4 + i, 96 * G, range(0)) for i in range(4)]
-dist = [[10 if a == b else (21 if (a < 4) == (b < 4) else 32) for b in range(8)] for a in range(8)]
-topo = Topology(nodes, dist)
+topo = _common.terabyte_topology()
 case, pages = {case!r}, {pages}
 
 def setup(pages):
