@@ -118,6 +118,13 @@ def _mmap_at(p: Program, name: str, pages: int, addr: int, words: str) -> str:
     return name
 
 
+def _mprotect_split(p: Program, m: str, off: int, cnt: int) -> None:
+    """A split by ``mprotect``, and often the same range made equal again (a merge attempt)."""
+    p.cmds.append(f"mprotect {m} {off} {cnt} ro")
+    if p.rng.random() < 0.7:
+        p.cmds.append(f"mprotect {m} {off} {cnt} rw")
+
+
 def _span(p: Program, m: str) -> tuple[int, int]:
     pages = p.maps[m]
     off = p.rng.randint(0, pages - 1)
@@ -142,10 +149,7 @@ def mode_fork(p: Program, header: list[str]) -> None:
             pol = "default -" if rng.random() < 0.4 else _policy(p)
             p.cmds.append(f"mbind {m} {off} {cnt} {pol}")
         elif r < 0.50:
-            # a split, and often the same range made equal again (a merge attempt)
-            p.cmds.append(f"mprotect {m} {off} {cnt} ro")
-            if rng.random() < 0.7:
-                p.cmds.append(f"mprotect {m} {off} {cnt} rw")
+            _mprotect_split(p, m, off, cnt)
         elif r < 0.55:
             p.cmds.append(f"munmap {m} {off} {cnt}")
         elif r < 0.67 and len(p.scopes) < 2:  # never inside a child (program.py)
@@ -447,9 +451,7 @@ def mode_thp(p: Program, header: list[str]) -> None:
                 words += " " + rng.choice(("move", "move", "strict move", "move_all"))
             p.cmds.append(words)
         elif r < 0.57:
-            p.cmds.append(f"mprotect {m} {off} {cnt} ro")
-            if rng.random() < 0.7:
-                p.cmds.append(f"mprotect {m} {off} {cnt} rw")
+            _mprotect_split(p, m, off, cnt)
         elif r < 0.60:
             p.cmds.append(f"munmap {m} {off} {min(cnt, 8)}")
         elif r < 0.68:
