@@ -223,3 +223,56 @@ def test_kernel_only_then_judged_later_without_booting_again(tmp_path, monkeypat
     s2 = run_campaign(tmp_path, 0, 12, ["fork", "raw"], oracle="planted", jobs=1, rejudge=True)
     assert s2["total"]["traces"] == 12
     assert s2["total"].get("same", 0) == s["total"].get("same", 0)
+
+
+def test_archive_resumes_a_campaign_in_a_new_directory(tmp_path, monkeypatch, capsys):
+    """--archive carries the kernel's outputs to a fresh OUT (another machine): the same
+    report without booting for the traces that match; a changed trace text or another
+    kernel is not taken from it; a damaged archive is a FILE:LINE error."""
+    from mempolicy.campaign.archive import ArchiveError, read_archive, text_sha, write_archive
+
+    monkeypatch.setenv("MEMPOLICY_PROGRESS", "0")
+    boots = []
+    real_runner = cwork.kernel_runner
+
+    def counting(oracle, kernel):
+        run = real_runner(oracle, kernel)
+        return lambda texts: boots.extend(texts) or run(texts)
+
+    monkeypatch.setattr(cwork, "kernel_runner", counting)
+    monkeypatch.setattr(crun, "run_local", lambda b, k, o, j, done, stored, judge: [
+        done(cwork.evaluate_batch(x, k, o, True, stored, judge)) for x in b])
+    arch = tmp_path / "k.jsonl.gz"
+    first = run_campaign(tmp_path / "a", 0, 10, ["fork", "raw"], oracle="planted", jobs=1,
+                         kernel_only=True, archive=arch)
+    assert first["total"] == {"traces": 10, "unjudged": 10} and len(boots) == 10
+    rows = read_archive(arch, "7.3")
+    assert len(rows) == 10
+    blob = arch.read_bytes()
+    boots.clear()
+    s = run_campaign(tmp_path / "b", 0, 10, ["fork", "raw"], oracle="planted", jobs=1, archive=arch)
+    assert "unjudged" not in s["total"] and s["total"]["traces"] == 10
+    same = {(tmp_path / "b" / "traces" / f"{p.stem}.trace").read_text()
+            for p in (tmp_path / "b" / "results").iterdir()
+            if json.loads(p.read_text())["status"] == "same"}
+    assert same and not same & set(boots)           # matching traces did not boot again
+    assert arch.read_bytes() == blob                 # nothing new: the same bytes
+    # a line whose text hash does not match is not used
+    name = sorted(rows)[0]
+    rows[name]["sha"] = text_sha("another text")
+    write_archive(arch, rows, [], {}, "7.3")
+    boots.clear()
+    run_campaign(tmp_path / "c", 0, 10, ["fork", "raw"], oracle="planted", jobs=1,
+                 kernel_only=True, archive=arch)
+    assert len(boots) == 1
+    with pytest.raises(ArchiveError, match=r":1: holds the outputs of Linux 7.3, not of Linux 6.1"):
+        read_archive(arch, "6.1")
+    bad = tmp_path / "bad.jsonl.gz"
+    import gzip
+    bad.write_bytes(gzip.compress(arch.read_bytes() and gzip.decompress(arch.read_bytes())[:-1]
+                                  + b"\n{\"name\": 3}\n"))
+    with pytest.raises(ArchiveError, match=r"bad.jsonl.gz:\d+: "):
+        read_archive(bad, "7.3")
+    assert main(["trace", "campaign", "--oracle", "planted", "--count", "2", "--out",
+                 str(tmp_path / "d"), "--archive", str(bad)]) == 2
+    assert "bad.jsonl.gz:" in capsys.readouterr().err

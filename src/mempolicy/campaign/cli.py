@@ -43,11 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rejudge", action="store_true",
                    help="compare every stored kernel output with the current model again "
                         "(after a model change); boots only for the traces that now diverge")
+    p.add_argument("--archive", metavar="FILE", type=Path,
+                   help="a gzip file of kernel outputs: outputs it holds for these traces are "
+                        "judged without booting, and every kernel output of the run is written "
+                        "back to it (to resume a campaign on another machine)")
     return p
 
 
 def main(argv: list[str]) -> int:
     """``mempolicy trace campaign [...]``; status 1 when a divergence was found."""
+    from mempolicy.campaign.archive import ArchiveError
     from mempolicy.campaign.run import run_campaign
     from mempolicy.oracle.errors import OracleError
     from mempolicy.trace.fuzz import parse_modes
@@ -94,12 +99,12 @@ def main(argv: list[str]) -> int:
     try:
         s = run_campaign(args.out, args.seed, args.count, modes, args.kernel, args.oracle,
                          args.jobs, args.scheduler, kernel_only=args.kernel_only,
-                         rejudge=args.rejudge, vmlinuz=vmlinuz)
+                         rejudge=args.rejudge, vmlinuz=vmlinuz, archive=args.archive)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished traces are kept in {args.out}/results, "
               "the same command goes on from there", file=sys.stderr)
         return 130
-    except (RuntimeError, OSError) as e:
+    except (RuntimeError, OSError, ArchiveError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
     finally:

@@ -29,6 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
+from mempolicy.campaign.archive import import_archive, read_archive, write_archive
 from mempolicy.campaign.work import evaluate_batch
 from mempolicy.trace.fuzz import generate, plan, trace_name
 from mempolicy.trace.parser import parse_trace
@@ -221,11 +222,13 @@ def run_dask(batches: list[list], kernel: str, oracle: str, address: str,
 def run_campaign(out: Path, seed: int, count: int, modes: list[str], kernel: str = "7.3",
                  oracle: str = "qemu", jobs: int | None = None, scheduler: str | None = None,
                  status_stream=None, kernel_only: bool = False, rejudge: bool = False,
-                 vmlinuz: str | None = None) -> dict:
+                 vmlinuz: str | None = None, archive: Path | None = None) -> dict:
     """Run a whole campaign into OUT and write its report; the summary dict.
 
     KERNEL_ONLY and REJUDGE as in the module's docstring.  VMLINUZ: boot
     that bzImage (a kernel the user built), judged against the model of KERNEL.
+    ARCHIVE: a file of kernel outputs (:mod:`mempolicy.campaign.archive`) read
+    before the run and written back after it.
 
     KeyboardInterrupt propagates after every finished batch is saved.
     """
@@ -245,8 +248,11 @@ def run_campaign(out: Path, seed: int, count: int, modes: list[str], kernel: str
     info = {"seed": seed, "count": count, "modes": modes, "kernel": kernel, "oracle": oracle}
     if vmlinuz is not None:
         info["vmlinuz"] = vmlinuz
+    archived = read_archive(archive, kernel, vmlinuz) if archive is not None else {}
     _write_json(out / "campaign.json", info)
     todo, results, stored = prepare(out, seed, count, modes, rejudge)
+    if archived and import_archive(archived, out):
+        todo, results, stored = prepare(out, seed, count, modes, rejudge)
     if kernel_only:   # what is stored waits for a run that judges it
         results += [json.loads((out / "results" / f"{it[0]}.json").read_text())
                     for it in todo if it[0] in stored]
@@ -277,6 +283,8 @@ def run_campaign(out: Path, seed: int, count: int, modes: list[str], kernel: str
         for r in results:
             p = out / "traces" / f"{r['name']}.trace"
             texts[r["name"]] = p.read_text() if p.is_file() else ""
+        if archive is not None:
+            write_archive(archive, archived, results, texts, kernel, vmlinuz)
         summary = write_report(out, sorted(results, key=lambda r: r["name"]), texts,
                                (f"the bzImage {vmlinuz}" if vmlinuz else f"Linux {kernel}")
                                if oracle == "qemu" else f"the {oracle} oracle")
