@@ -85,6 +85,36 @@ class KernelVersion:
         follow_page() to folio_walk"), which reports -ENOENT for any absent page."""
         return not self.at_least(6, 12)
 
+    # -- mm/mmu_gather.c, arch/x86/mm/pgtable.c ------------------------------------
+    @property
+    def mmu_gather_batch_full_early(self) -> bool:
+        """``__tlb_remove_folio_pages_size`` takes the next batch page once a batch
+        has ``max - 1`` entries (room is kept for a page and its ``nr_pages``), so
+        the seventh page freed into the gather's own batch of eight allocates: v6.9,
+        "mm/mmu_gather: add __tlb_remove_folio_pages()".  Before it
+        ``__tlb_remove_page_size`` tests ``batch->nr == batch->max``: the eighth."""
+        return self.at_least(6, 9)
+
+    @property
+    def tlb_remove_table_batch(self) -> bool:
+        """x86 frees page tables with ``tlb_remove_table`` into the gather's table
+        batch (a page of its own, taken for the first table): v6.14, "x86: mm: free
+        page table pages by RCU instead of semi RCU".  Before it native x86's
+        ``paravirt_tlb_remove_table`` is ``tlb_remove_page``: a freed table is one
+        more entry of the page batches."""
+        return self.at_least(6, 14)
+
+    # -- mm/slub.c (mm/slab_common.c before v6.2) --------------------------------
+    @property
+    def kmalloc_large_mempolicy(self) -> bool:
+        """A kmalloc too large for a slab cache (above two pages) with no node is
+        ``alloc_pages``, under the task policy.  "mm/slab_common: cleanup
+        kmalloc_large()" (v6.1) made it ``alloc_pages_node(numa_mem_id())``, the
+        local node; "mm, slab: restore NUMA policy support for large kmalloc"
+        (v6.16, in 6.12's stable line) restored the policy.  Debian's 6.1 does
+        not have it (measured: reading numa_maps moves no round robin there)."""
+        return self.at_least(6, 12)
+
     # -- mm/swap.c callers --------------------------------------------------------
     @property
     def lru_drain_on_unmap(self) -> bool:
