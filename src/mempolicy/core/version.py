@@ -75,6 +75,17 @@ class KernelVersion:
         without vma"), made it ``ilx``, a ``pgoff_t``, divided whole."""
         return not self.at_least(6, 7)
 
+    @property
+    def vma_ilx_inode_bias(self) -> bool:
+        """``get_vma_policy`` adds the bias a VMA's ``get_policy`` supplies (for shmem
+        and memfd mappings the inode number, ``shmem_get_policy``) to the VMA's
+        interleave index, so a private CoW page of a memfd mapping and a page mbind
+        migrates interleave by inode number plus offset: v6.7, the same commit as
+        ``interleave_index_truncated``.  Before it ``interleave_nid(pol, vma, addr)``
+        used ``vm_pgoff`` plus the page's offset alone; only shmem's own page cache
+        allocations (``shmem_alloc_page``'s pseudo-VMA) added the inode number."""
+        return self.at_least(6, 7)
+
     # -- mm/migrate.c ------------------------------------------------------------
     @property
     def follow_page_dump(self) -> bool:
@@ -125,6 +136,18 @@ class KernelVersion:
         7.3 does neither (the commit that dropped the calls is not identified
         here)."""
         return not self.at_least(7, 0)
+
+    # -- kernel/fork.c, as the oracle's runner meets it -------------------------
+    @property
+    def runner_fork_allocs(self) -> tuple[int, int, int]:
+        """Allocations a fork makes under the parent's task policy besides the page
+        tables of the trace's own mappings (the child's pgd, the page tables of the
+        runner's own memory, ...): (the trace's process' first fork, its later
+        forks, a fork by a child).  Measured with the oracle under interleave over
+        5, 7 and 8 nodes (tests/traces/fidelity/fork-interleave-*): 11, 11 and 12
+        on Linux 7.3; 13, 11 and 11 on 6.12 and 6.1.  These count the runner's
+        memory as much as the kernel's code, so no one commit explains them."""
+        return (11, 11, 12) if self.at_least(7, 0) else (13, 11, 11)
 
     # -- mm/vma.c (mm/mmap.c before v6.10) --------------------------------------
     @property
