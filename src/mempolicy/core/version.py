@@ -139,15 +139,15 @@ class KernelVersion:
 
     # -- kernel/fork.c, as the oracle's runner meets it -------------------------
     @property
-    def runner_fork_allocs(self) -> tuple[int, int, int]:
+    def runner_fork_allocs(self) -> tuple[int, int]:
         """Allocations a fork makes under the parent's task policy besides the page
         tables of the trace's own mappings (the child's pgd, the page tables of the
-        runner's own memory, ...): (the trace's process' first fork, its later
-        forks, a fork by a child).  Measured with the oracle under interleave over
-        5, 7 and 8 nodes (tests/traces/fidelity/fork-interleave-*): 11, 11 and 12
-        on Linux 7.3; 13, 11 and 11 on 6.12 and 6.1.  These count the runner's
+        runner's own memory, ...): (a fork by the trace's process, a fork by a
+        child).  Measured with the oracle under interleave over 5, 7 and 8 nodes
+        (tests/traces/fidelity/fork-interleave-*, versions/fork-round-robin): 11
+        and 12 on Linux 7.3, 11 and 11 on 6.12 and 6.1.  These count the runner's
         memory as much as the kernel's code, so no one commit explains them."""
-        return (11, 11, 12) if self.at_least(7, 0) else (13, 11, 11)
+        return (11, 12) if self.at_least(7, 0) else (11, 11)
 
     # -- mm/vma.c (mm/mmap.c before v6.10) --------------------------------------
     @property
