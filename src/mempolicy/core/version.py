@@ -86,6 +86,18 @@ class KernelVersion:
         allocations (``shmem_alloc_page``'s pseudo-VMA) added the inode number."""
         return self.at_least(6, 7)
 
+    @property
+    def preferred_many_below_low(self) -> bool:
+        """The first pass of ``alloc_pages_preferred_many`` (the preferred nodes only,
+        without direct reclaim) takes a page from a preferred node that is below its
+        low watermark but above its min one: ``__alloc_pages_slowpath`` retries at
+        the min watermark.  Measured on Debian's 6.1 (the 6.1 campaign's fills,
+        tests/traces/versions/preferred-many-full-node); on 6.12 and 7.3 the same
+        traces fall back to the second pass.  The commit is not identified here
+        (the per-CPU page lists' automatic high marks of v6.7, which keep more
+        free pages out of the watermark's count, are a candidate)."""
+        return not self.at_least(6, 7)
+
     # -- mm/migrate.c ------------------------------------------------------------
     @property
     def follow_page_dump(self) -> bool:
