@@ -8,7 +8,9 @@ the flags numa_maps reports.
 Where the model differs: one zone per node; the free-page figure a node
 starts with is its size less an estimate of what the booted kernel holds
 (``reserved_pages``), and the low watermark is a fixed share.  Placement
-decisions only depend on these figures once a node is nearly full.
+decisions only depend on these figures once a node is nearly full.  The pages
+between the min and low watermarks (``watermark_band``) are kept apart: only an
+allocation the kernel lets into them (``alloc_pages_below_low``) takes them.
 """
 
 from __future__ import annotations
