@@ -4,9 +4,10 @@ Unmapping collects the freed pages in batches: eight fit in the gather
 itself, each further batch is a page of its own (510 entries, at most 19
 batches before a flush reuses them); freed page tables go in a separate
 batch page (since v6.14; before it x86 frees them as ordinary pages,
-``KernelVersion.tlb_remove_table_batch``).  Those batch pages are kernel allocations under the task policy
-with no interleave index, so they advance the task's interleave round robin,
-which is all the model keeps of them (they are freed when the unmap ends).
+``KernelVersion.tlb_remove_table_batch``).  Those batch pages are kernel
+allocations under the task policy with no interleave index, so they advance
+the task's interleave round robin, which is all the model keeps of them (they
+are freed when the unmap ends).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ allocation the kernel lets into them (``alloc_pages_below_low``) takes them.
 from __future__ import annotations
 
 import threading
-
 from math import isqrt
 
 from mempolicy.alloc.topology import Topology
