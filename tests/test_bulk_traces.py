@@ -25,3 +25,32 @@ def test_bulk_and_per_page_print_the_same(trace: Path, monkeypatch):
     per_page = run_trace(t, bulk=False)
     monkeypatch.setattr(bulk, "BULK_MIN_PAGES", 1)
     assert run_trace(t, bulk=True) == per_page
+
+
+BELOW_LOW = """node 0 mem=512M cpus=1
+node 1 mem=64M cpus=0
+mmap A 20000
+set_mempolicy preferred 1
+touch A 0 20000
+set_mempolicy preferred_many 1
+mmap B 100
+touch B 0 100
+numa_maps B
+memfd F 100
+mmap S 100 file=F
+touch S 0 100
+numa_maps S
+"""
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "7.3"])
+def test_preferred_many_below_low_same_in_bulk(kernel):
+    """On 6.1 a preferred-many first pass takes a full node's pages between its min
+    and low watermarks; the bulk path (anonymous and shmem) leaves those runs to the
+    per-page path, so both print the same."""
+    from mempolicy.trace.parser import parse_trace
+
+    trace = parse_trace(BELOW_LOW, "below-low.trace")
+    bulk, per_page = (run_trace(trace, bulk=b, kernel=kernel) for b in (True, False))
+    assert bulk == per_page
+    assert any(" N1=" in line for line in bulk) == (kernel == "6.1")

@@ -672,6 +672,9 @@ def _bulk_shmem(kernel, task, vma, v0: int, v1: int, write: bool, progress=None)
                 if pol is None:
                     pol = task.get_task_policy()
                 data = _data_pattern(kernel, task, pol, inode.i_ino + i0 + a)
+                if data[3] and kernel.version.preferred_many_below_low:
+                    mpol_cond_put(pol)          # place() knows no pages below the low
+                    return v0 + a               # watermark: the per-page path goes on
             try:
                 res = _place_run(kernel, task, v0 + a, v0 + b, data)
                 done = res["pages"]
