@@ -542,6 +542,13 @@ def _bulk_anon(kernel, task, vma, v0: int, v1: int, write: bool, progress=None) 
     try:
         if write:
             data = _data_pattern(kernel, task, pol, ilx0)
+            if data[3] and kernel.version.preferred_many_below_low:
+                # place() knows no pages below the low watermark: page by page
+                for v in range(v0, v1):
+                    handle_mm_fault(kernel, task, v << PAGE_SHIFT, write)
+                    if progress is not None and not (v - v0) & 0x3FFF:
+                        progress(v - v0)
+                return
         res = _place_run(kernel, task, v0, v1, data)
         phase = res["phase"]
         oom = res["oom"]
@@ -665,6 +672,9 @@ def _bulk_shmem(kernel, task, vma, v0: int, v1: int, write: bool, progress=None)
                 if pol is None:
                     pol = task.get_task_policy()
                 data = _data_pattern(kernel, task, pol, inode.i_ino + i0 + a)
+                if data[3] and kernel.version.preferred_many_below_low:
+                    mpol_cond_put(pol)          # place() knows no pages below the low
+                    return v0 + a               # watermark: the per-page path goes on
             try:
                 res = _place_run(kernel, task, v0 + a, v0 + b, data)
                 done = res["pages"]

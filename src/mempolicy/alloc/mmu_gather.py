@@ -3,9 +3,11 @@
 Unmapping collects the freed pages in batches: eight fit in the gather
 itself, each further batch is a page of its own (510 entries, at most 19
 batches before a flush reuses them); freed page tables go in a separate
-batch page.  Those batch pages are kernel allocations under the task policy
-with no interleave index, so they advance the task's interleave round robin,
-which is all the model keeps of them (they are freed when the unmap ends).
+batch page (since v6.14; before it x86 frees them as ordinary pages,
+``KernelVersion.tlb_remove_table_batch``).  Those batch pages are kernel
+allocations under the task policy with no interleave index, so they advance
+the task's interleave round robin, which is all the model keeps of them (they
+are freed when the unmap ends).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ class MmuGather:
     def remove_page(self) -> None:
         """``__tlb_remove_page``: one more page to free; may need a new batch page."""
         self.nr_pages += 1
-        # a batch is full one entry early (``batch->nr >= batch->max - 1``), and the
-        # next one is taken at once, when the page that fills it is added
-        capacity = MMU_GATHER_BUNDLE - 1 + (MAX_GATHER_BATCH - 1) * len(self.batches)
+        # the next batch is taken at once, when the page that fills one is added;
+        # since v6.9 a batch is full one entry early (``batch->nr >= batch->max - 1``)
+        early = 1 if self.kernel.version.mmu_gather_batch_full_early else 0
+        capacity = MMU_GATHER_BUNDLE - early + (MAX_GATHER_BATCH - early) * len(self.batches)
         if self.nr_pages >= capacity and len(self.batches) < MAX_GATHER_BATCH_COUNT:
             self.batches.append(self._get_free_page())
 
@@ -52,8 +55,12 @@ class MmuGather:
         self.nr_pages += n
 
     def remove_table(self) -> None:
-        """``tlb_remove_table``: the first freed page table needs a batch page."""
+        """``tlb_remove_table``: the first freed page table needs a batch page.
+        Before v6.14 x86 gives the table to ``tlb_remove_page`` instead."""
         self.tables += 1
+        if not self.kernel.version.tlb_remove_table_batch:
+            self.remove_page()
+            return
         if self.table_batch is None:
             self.table_batch = self._get_free_page()
 

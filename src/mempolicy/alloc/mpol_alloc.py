@@ -108,8 +108,12 @@ def policy_nodemask(task, pol: Mempolicy, ilx: int, nid: int,
 
 
 def alloc_pages_preferred_many(kernel, task, nid: int, nodemask: Nodemask | None) -> int | None:
-    """First the preferred nodes without reclaim, then any node."""
+    """First the preferred nodes without reclaim, then any node.  Before v6.7 the
+    first pass may take a preferred node's pages below its low watermark
+    (``KernelVersion.preferred_many_below_low``)."""
     node = kernel.pages.alloc_pages(nid, nodemask, task.mems_allowed)
+    if node is None and kernel.version.preferred_many_below_low:
+        node = kernel.pages.alloc_pages_below_low(nid, nodemask, task.mems_allowed)
     if node is None:
         node = kernel.pages.alloc_pages(nid, None, task.mems_allowed)
     return node

@@ -8,12 +8,15 @@ the flags numa_maps reports.
 Where the model differs: one zone per node; the free-page figure a node
 starts with is its size less an estimate of what the booted kernel holds
 (``reserved_pages``), and the low watermark is a fixed share.  Placement
-decisions only depend on these figures once a node is nearly full.
+decisions only depend on these figures once a node is nearly full.  The pages
+between the min and low watermarks (``watermark_band``) are kept apart: only an
+allocation the kernel lets into them (``alloc_pages_below_low``) takes them.
 """
 
 from __future__ import annotations
 
 import threading
+from math import isqrt
 
 from mempolicy.alloc.topology import Topology
 from mempolicy.core.nodemask import Nodemask
@@ -68,12 +71,30 @@ def reserved_pages(topo: Topology, nid: int) -> int:
     return min(present, memmap + extra)
 
 
+def watermark_band(topo: Topology, nid: int) -> int:
+    """Pages between node ``nid``'s min and low watermarks (``__setup_per_zone_wmarks``):
+    ``min_free_kbytes`` (``int_sqrt(lowmem_kbytes * 16)``) shared in proportion to
+    the node's pages, and low = min + max(min / 4, 0.1% of the node).  An estimate,
+    from the same figures as ``reserved_pages``."""
+    managed = [max(0, n.present_pages - reserved_pages(topo, n.id)) for n in topo.nodes]
+    total = sum(managed)
+    if not total or not managed[nid]:
+        return 0
+    min_free_kbytes = min(262144, max(128, isqrt(total * 4 * 16)))
+    node_min = (min_free_kbytes // 4) * managed[nid] // total
+    return max(node_min // 4, managed[nid] * 10 // 10000)
+
+
 class PageAllocator:
     """Free pages per node and ``__alloc_pages``."""
 
     def __init__(self, topo: Topology) -> None:
         self.topo = topo
         self.free = [max(0, n.present_pages - reserved_pages(topo, n.id)) for n in topo.nodes]
+        # pages between the min and low watermarks, below what ``free`` counts:
+        # only ``alloc_pages_below_low`` takes them, and frees refill them first
+        self.band_max = [watermark_band(topo, n.id) for n in topo.nodes]
+        self.band = list(self.band_max)
         self.zero_page = ZeroPage(topo.n_memory.first() if topo.n_memory else 0)
         self.lock = threading.Lock()     # zone->lock (one zone per node; one lock for all here)
 
@@ -97,12 +118,30 @@ class PageAllocator:
             lock.release()
         return None
 
+    def alloc_pages_below_low(self, preferred_nid: int, nodemask: Nodemask | None,
+                              mems_allowed: Nodemask) -> int | None:
+        """The retry of ``__alloc_pages_slowpath`` at the min watermark, for an
+        allocation that found every allowed node below its low one (the caller
+        decides when the kernel gets there): a page between the two, or None."""
+        allowed = mems_allowed.bits if nodemask is None else mems_allowed.bits & nodemask.bits
+        with self.lock:
+            for nid in self.topo.zonelists[preferred_nid]:
+                if (allowed >> nid) & 1 and self.band[nid] > 0:
+                    self.band[nid] -= 1
+                    return nid
+        return None
+
     def free_page(self, nid: int) -> None:
         """Give one page back to node ``nid``."""
         with self.lock:
-            self.free[nid] += 1
+            if self.band[nid] < self.band_max[nid]:
+                self.band[nid] += 1
+            else:
+                self.free[nid] += 1
 
     def free_pages(self, nid: int, count: int) -> None:
         """Give ``count`` pages back to node ``nid`` (a bulk unmap)."""
         with self.lock:
-            self.free[nid] += count
+            refill = min(count, self.band_max[nid] - self.band[nid])
+            self.band[nid] += refill
+            self.free[nid] += count - refill

@@ -75,6 +75,29 @@ class KernelVersion:
         without vma"), made it ``ilx``, a ``pgoff_t``, divided whole."""
         return not self.at_least(6, 7)
 
+    @property
+    def vma_ilx_inode_bias(self) -> bool:
+        """``get_vma_policy`` adds the bias a VMA's ``get_policy`` supplies (for shmem
+        and memfd mappings the inode number, ``shmem_get_policy``) to the VMA's
+        interleave index, so a private CoW page of a memfd mapping and a page mbind
+        migrates interleave by inode number plus offset: v6.7, the same commit as
+        ``interleave_index_truncated``.  Before it ``interleave_nid(pol, vma, addr)``
+        used ``vm_pgoff`` plus the page's offset alone; only shmem's own page cache
+        allocations (``shmem_alloc_page``'s pseudo-VMA) added the inode number."""
+        return self.at_least(6, 7)
+
+    @property
+    def preferred_many_below_low(self) -> bool:
+        """The first pass of ``alloc_pages_preferred_many`` (the preferred nodes only,
+        without direct reclaim) takes a page from a preferred node that is below its
+        low watermark but above its min one: ``__alloc_pages_slowpath`` retries at
+        the min watermark.  Measured on Debian's 6.1 (the 6.1 campaign's fills,
+        tests/traces/versions/preferred-many-full-node); on 6.12 and 7.3 the same
+        traces fall back to the second pass.  The commit is not identified here
+        (the per-CPU page lists' automatic high marks of v6.7, which keep more
+        free pages out of the watermark's count, are a candidate)."""
+        return not self.at_least(6, 7)
+
     # -- mm/migrate.c ------------------------------------------------------------
     @property
     def follow_page_dump(self) -> bool:
@@ -84,6 +107,36 @@ class KernelVersion:
         ``folio_walk_start`` (David Hildenbrand's "mm/migrate: convert ... from
         follow_page() to folio_walk"), which reports -ENOENT for any absent page."""
         return not self.at_least(6, 12)
+
+    # -- mm/mmu_gather.c, arch/x86/mm/pgtable.c ------------------------------------
+    @property
+    def mmu_gather_batch_full_early(self) -> bool:
+        """``__tlb_remove_folio_pages_size`` takes the next batch page once a batch
+        has ``max - 1`` entries (room is kept for a page and its ``nr_pages``), so
+        the seventh page freed into the gather's own batch of eight allocates: v6.9,
+        "mm/mmu_gather: add __tlb_remove_folio_pages()".  Before it
+        ``__tlb_remove_page_size`` tests ``batch->nr == batch->max``: the eighth."""
+        return self.at_least(6, 9)
+
+    @property
+    def tlb_remove_table_batch(self) -> bool:
+        """x86 frees page tables with ``tlb_remove_table`` into the gather's table
+        batch (a page of its own, taken for the first table): v6.14, "x86: mm: free
+        page table pages by RCU instead of semi RCU".  Before it native x86's
+        ``paravirt_tlb_remove_table`` is ``tlb_remove_page``: a freed table is one
+        more entry of the page batches."""
+        return self.at_least(6, 14)
+
+    # -- mm/slub.c (mm/slab_common.c before v6.2) --------------------------------
+    @property
+    def kmalloc_large_mempolicy(self) -> bool:
+        """A kmalloc too large for a slab cache (above two pages) with no node is
+        ``alloc_pages``, under the task policy.  "mm/slab_common: cleanup
+        kmalloc_large()" (v6.1) made it ``alloc_pages_node(numa_mem_id())``, the
+        local node; "mm, slab: restore NUMA policy support for large kmalloc"
+        (v6.16, in 6.12's stable line) restored the policy.  Debian's 6.1 does
+        not have it (measured: reading numa_maps moves no round robin there)."""
+        return self.at_least(6, 12)
 
     # -- mm/swap.c callers --------------------------------------------------------
     @property
@@ -95,6 +148,18 @@ class KernelVersion:
         7.3 does neither (the commit that dropped the calls is not identified
         here)."""
         return not self.at_least(7, 0)
+
+    # -- kernel/fork.c, as the oracle's runner meets it -------------------------
+    @property
+    def runner_fork_allocs(self) -> tuple[int, int]:
+        """Allocations a fork makes under the parent's task policy besides the page
+        tables of the trace's own mappings (the child's pgd, the page tables of the
+        runner's own memory, ...): (a fork by the trace's process, a fork by a
+        child).  Measured with the oracle under interleave over 5, 7 and 8 nodes
+        (tests/traces/fidelity/fork-interleave-*, versions/fork-round-robin): 11
+        and 12 on Linux 7.3, 11 and 11 on 6.12 and 6.1.  These count the runner's
+        memory as much as the kernel's code, so no one commit explains them."""
+        return (11, 12) if self.at_least(7, 0) else (11, 11)
 
     # -- mm/vma.c (mm/mmap.c before v6.10) --------------------------------------
     @property

@@ -58,8 +58,13 @@ def numa_maps(kernel, reader, task) -> list[str]:
     """The whole file as ``reader`` reads it for ``task``: m_start takes mmap_lock for
     reading and a reference on the task policy (hold_task_mempolicy)."""
     # proc_maps_open(): the numa_maps_private (8 KiB of per-node counters and
-    # more) is a large kmalloc, i.e. an order-2 page allocation by the reader
-    priv = alloc_pages(kernel, reader)
+    # more) is a large kmalloc, i.e. an order-2 page allocation by the reader,
+    # under its task policy unless the kernel takes the local node
+    # (KernelVersion.kmalloc_large_mempolicy)
+    if kernel.version.kmalloc_large_mempolicy:
+        priv = alloc_pages(kernel, reader)
+    else:
+        priv = kernel.pages.alloc_pages(reader.numa_mem_id(), None, reader.mems_allowed)
     try:
         return _numa_maps(kernel, task)
     finally:

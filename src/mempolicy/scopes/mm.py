@@ -110,6 +110,8 @@ def __get_vma_policy(vma: VMA, addr: int) -> tuple[Mempolicy | None, int]:
 def get_vma_policy(task, vma: VMA, addr: int, order: int = 0) -> tuple[Mempolicy, int]:
     """The effective policy at ``addr`` and its interleave index; caller mpol_cond_put()s."""
     pol, ilx = __get_vma_policy(vma, addr)
+    if not task.kernel.version.vma_ilx_inode_bias:
+        ilx = 0                                 # interleave_nid(): vm_pgoff + offset only
     if pol is None:
         pol = task.get_task_policy()
     if pol.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):

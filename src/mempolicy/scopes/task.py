@@ -33,7 +33,7 @@ class Task:
         self.cpuset_cpus = self.cpus_allowed     # its cpuset's effective CPUs (cgroup/cpuset.py)
         self.alloc_lock = SpinLock("task_lock")  # task_lock()
         self.exited = False
-        self.runner_pgtables: list = []          # see syscalls.process.RUNNER_FORK_PGTABLES
+        self.runner_pgtables: list = []          # see KernelVersion.runner_fork_allocs
         self.cred: Cred = Cred.root()            # see scopes.cred
 
     def numa_node_id(self) -> int:

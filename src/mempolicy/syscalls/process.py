@@ -22,13 +22,12 @@ from mempolicy.uapi import PAGE_SHIFT
 
 # Kernel allocations a fork makes under the parent's task policy besides the
 # page tables of the trace's own mappings: the child's pgd and the page tables
-# of the oracle runner's own text, data and stack.  Measured on Linux 7.3 with
-# the oracle (the interleave round robin advances by 11 modulo 5, 7 and 8).
-# A fork made by a child costs one more (12, modulo 5, 7 and 8, repeatably);
-# one made by a grandchild costs 12 or 13 from run to run (trace-format.md,
-# section 4: such traces are not repeatable; the model takes 12).
-RUNNER_FORK_PGTABLES = 11
-RUNNER_CHILD_FORK_PGTABLES = 12
+# of the oracle runner's own text, data and stack, measured per kernel
+# (KernelVersion.runner_fork_allocs; runner.c calls them RUNNER_FORK_PGTABLES).
+# On 7.3 a fork made by a grandchild costs 12 or 13 from run to run
+# (trace-format.md, section 4: such traces are not repeatable; the model takes
+# the child's count).
+
 # Kernel allocations a thread's clone() makes under the creator's task policy,
 # (before, after) dup_task_struct copies the interleave state: the process's
 # first thread (2 in all), and every later one.  Measured once on Linux 7.3 with
@@ -60,7 +59,8 @@ def copy_process(kernel, parent: Task) -> Task:
     with parent.alloc_lock:
         child.mempolicy = mpol_dup(parent.mempolicy, kernel.policy_cache)
     # dup_mm(): page tables of the runner's own memory, then of each copied VMA
-    for _ in range(RUNNER_CHILD_FORK_PGTABLES if depth else RUNNER_FORK_PGTABLES):
+    by_process, by_child = kernel.version.runner_fork_allocs
+    for _ in range(by_child if depth else by_process):
         nid = alloc_pages(kernel, parent)
         child.runner_pgtables.append(nid)
     pmm = parent.mm

@@ -4,7 +4,7 @@ Defined once here: ``mempolicy.trace.parser`` checks them, and the oracle
 compiles ``runner.c`` with ``-DNAME=VALUE`` for each (:func:`c_defines`), so
 both refuse the same traces with the same message.  The runner's static
 buffers are sized from them; changing one can change how many page-table
-pages a ``fork`` copies (see ``RUNNER_FORK_PGTABLES``), so keep them.
+pages a ``fork`` copies (see ``KernelVersion.runner_fork_allocs``), so keep them.
 """
 
 from __future__ import annotations
