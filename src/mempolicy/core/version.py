@@ -75,6 +75,26 @@ class KernelVersion:
         without vma"), made it ``ilx``, a ``pgoff_t``, divided whole."""
         return not self.at_least(6, 7)
 
+    @property
+    def weighted_interleave_auto(self) -> bool:
+        """Weights derived from firmware bandwidths, and the sysfs ``auto`` file:
+        v6.16, e341f9c3c841 ("mm/mempolicy: Weighted Interleave Auto-tuning").
+        With it ``mempolicy_set_node_perf`` (called by the HMAT driver through
+        ``node_set_perf_attrs``) recomputes the weights, and ``node_store``
+        refuses 0.  Before it (6.9 to 6.15) the weights start at 1 whatever
+        the HMAT says, there is no ``auto`` file, and ``node_store`` takes 0
+        (or an empty write), which ``get_il_weight`` reads as the default 1."""
+        return self.at_least(6, 16)
+
+    @property
+    def weight_files_for_memory_nodes(self) -> bool:
+        """``weighted_interleave/nodeN`` exists for each node with memory
+        (``N_MEMORY``, added and removed by memory hotplug): v6.16, "mm/mempolicy:
+        support memory hotplug in weighted interleave" (Rakie Kim).
+        Before it ``add_weighted_interleave_group`` made one for every possible
+        node (``N_POSSIBLE``), a node without memory included."""
+        return self.at_least(6, 16)
+
     # -- mm/migrate.c ------------------------------------------------------------
     @property
     def follow_page_dump(self) -> bool:
@@ -84,6 +104,16 @@ class KernelVersion:
         ``folio_walk_start`` (David Hildenbrand's "mm/migrate: convert ... from
         follow_page() to folio_walk"), which reports -ENOENT for any absent page."""
         return not self.at_least(6, 12)
+
+    # -- mm/huge_memory.c ----------------------------------------------------------
+    @property
+    def huge_zero_wp_allocates_thp(self) -> bool:
+        """A write fault on a huge zero PMD allocates a huge folio for the whole
+        2 MiB range (``do_huge_zero_wp_pmd``): v6.13, 1ced09e0331f ("mm: allocate
+        THP on hugezeropage wp-fault").  Before it ``do_huge_pmd_wp_page`` went
+        to ``fallback`` for the huge zero PMD: ``__split_huge_pmd`` into 512
+        zero ptes, then ``do_wp_page`` copies the one page written."""
+        return self.at_least(6, 13)
 
     # -- mm/swap.c callers --------------------------------------------------------
     @property
