@@ -15,7 +15,7 @@ folio, or the huge zero page, is there.  What the records decide:
   moves all 512; ``move_pages`` reports ``EBUSY`` for the second page of a
   folio it has just queued), as ``migrate_pages_batch`` does;
 * a write to the huge zero page allocates a huge page for the whole range
-  (``do_huge_zero_wp_pmd``; seen on Linux 7.3, older kernels split the PMD instead);
+  (``do_huge_zero_wp_pmd``, since 6.13; 6.12 and 6.1 split the PMD instead);
 * a VMA boundary inside a range splits the PMD (``split_huge_pmd``): the
   pages stay where they are, a huge zero PMD becomes 512 zero ptes.
 
@@ -272,9 +272,13 @@ def do_huge_pmd_anonymous_page(kernel, task, vma: VMA, addr: int, write: bool) -
 def do_huge_zero_wp_pmd(kernel, task, vma: VMA, addr: int) -> bool:
     """A write to a page of a huge zero PMD: a new huge folio replaces it.  False when
     ``addr`` is not under a huge zero PMD, or when the allocation fails (the PMD
-    is then split into zero ptes and the write copies one small page)."""
+    is then split into zero ptes and the write copies one small page).  Before
+    6.13 the PMD is always split so (``huge_zero_wp_allocates_thp``)."""
     folios = thp_folios(task.mm)
     if not folios or folios.get(addr >> PMD_SHIFT) is not HUGE_ZERO:
+        return False
+    if not kernel.version.huge_zero_wp_allocates_thp:
+        del folios[addr >> PMD_SHIFT]          # __split_huge_pmd: the zero ptes stay
         return False
     mm = task.mm
     haddr = addr & ~(HPAGE_PMD_SIZE - 1)
