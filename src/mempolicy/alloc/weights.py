@@ -107,12 +107,15 @@ class WeightedInterleaveState:
         self.iw_table: list[int] | None = None
         self.mode_auto = True
         self.node_bw_table: list[int] | None = None
-        if not version.has_weighted_interleave:
-            self.sysfs_nodes = Nodemask()          # no /sys/kernel/mm/mempolicy
-        elif version.weight_files_for_memory_nodes:
-            self.sysfs_nodes = self.n_memory
-        else:
-            self.sysfs_nodes = Nodemask(range(nr_node_ids))   # N_POSSIBLE
+
+    @property
+    def sysfs_nodes(self) -> Nodemask:
+        """The nodes that have a ``weighted_interleave/nodeN`` file."""
+        if not self.version.has_weighted_interleave:
+            return Nodemask()                      # no /sys/kernel/mm/mempolicy
+        if self.version.weight_files_for_memory_nodes:
+            return self.n_memory
+        return Nodemask(range(self.nr_node_ids))   # N_POSSIBLE
 
     def get_il_weight(self, node: int) -> int:
         return 1 if self.iw_table is None else self.iw_table[node]
