@@ -100,9 +100,11 @@ class KernelVersion:
     def follow_page_dump(self) -> bool:
         """move_pages looks a page up with ``follow_page(vma, addr, FOLL_DUMP)``, which
         reports a page never faulted in an anonymous VMA as -EFAULT (not -ENOENT).
-        v6.12 converted ``do_pages_stat_array`` and ``add_page_for_migration`` to
-        ``folio_walk_start`` (David Hildenbrand's "mm/migrate: convert ... from
-        follow_page() to folio_walk"), which reports -ENOENT for any absent page."""
+        v6.12 converted both to ``folio_walk_start``, which reports -ENOENT for any
+        absent page: 46d6a9b4450b ("mm/migrate: convert do_pages_stat_array() from
+        follow_page() to folio_walk"; ``where``, move_pages without nodes) and
+        7dff875c9436 ("mm/migrate: convert add_page_for_migration() from
+        follow_page() to folio_walk"; move_pages with nodes)."""
         return not self.at_least(6, 12)
 
     # -- mm/huge_memory.c ----------------------------------------------------------
@@ -115,6 +117,19 @@ class KernelVersion:
         zero ptes, then ``do_wp_page`` copies the one page written."""
         return self.at_least(6, 13)
 
+    # -- kernel/cgroup/cpuset.c ----------------------------------------------------
+    @property
+    def cpuset_rebind_mm_to_effective_mems(self) -> bool:
+        """Writing ``cpuset.mems`` rebinds the VMA policies to the group's
+        ``effective_mems`` (``cpuset_update_tasks_nodemask``), not to the
+        ``mems_allowed`` written, which on cgroup v2 may name a node without
+        memory: "cgroup/cpuset: rebind mm mempolicy to effective_mems, not
+        mems_allowed" (Farhad Alemi, 2026, Fixes: ae1c802382f7, Cc: stable).
+        A stable fix, so no release number separates the kernels: Debian's
+        6.12 and 7.3 have it, Debian's 6.1 (6.1.0-50) rebinds to
+        ``cs->mems_allowed`` (recorded: tests/traces/cpusets/17-memless-in-mems)."""
+        return self.at_least(6, 12)
+
     # -- mm/swap.c callers --------------------------------------------------------
     @property
     def lru_drain_on_unmap(self) -> bool:
@@ -122,8 +137,8 @@ class KernelVersion:
         ``lru_add_drain()``: the calling CPU's LRU batch is emptied, so a page the
         batch held no longer counts as referenced at the next write fault.  Linux
         6.1 and 6.12 do (measured: tests/traces/fidelity/cow-lru-batch-*); Linux
-        7.3 does neither (the commit that dropped the calls is not identified
-        here)."""
+        7.3 does neither: "mm: remove unnecessary calls to lru_add_drain" (Rik van
+        Riel, in the mm tree in December 2024, so v6.14) dropped them."""
         return not self.at_least(7, 0)
 
     # -- mm/vma.c (mm/mmap.c before v6.10) --------------------------------------
