@@ -354,7 +354,8 @@ def migrate_huge_folio(kernel, task, mm, f: HugeFolio, nid: int | None) -> bool:
     pt = mm.ptes
     for vpn in vpns:
         pt[vpn].nid = nid
-    kernel.pages.free_pages(f.nid, HPAGE_PMD_NR)
+    # the model freed a partly unmapped folio's unmapped pages at the munmap
+    kernel.pages.free_pages(f.nid, len(vpns) if vpns else HPAGE_PMD_NR)
     f.nid = nid
     return True
 
@@ -385,9 +386,10 @@ def migrate_huge_folio_or_split(kernel, task, mm, f: HugeFolio, huge_nid: int | 
     """Migrate ``f`` whole to ``huge_nid``; without a huge target page, or when part of
     the folio is unmapped (``folio_test_partially_mapped``: it waits on the deferred
     split queue), split it and migrate the small pages, each to ``alloc_small()``
-    (``migrate_pages_batch`` splits such folios; seen on Linux 7.3)."""
+    (``migrate_pages_batch`` splits such folios since 6.10; before, the folio moves
+    whole: ``migrate_splits_partially_mapped``)."""
     partial = len(folio_vpns(mm, f)) < HPAGE_PMD_NR
-    if huge_nid is not None and not partial:
+    if huge_nid is not None and (not partial or not kernel.version.migrate_splits_partially_mapped):
         return migrate_huge_folio(kernel, task, mm, f, huge_nid)
     if huge_nid is not None:
         kernel.pages.free_pages(huge_nid, HPAGE_PMD_NR)

@@ -44,7 +44,7 @@ class KernelVersion:
     # -- mm/mempolicy.c --------------------------------------------------------
     @property
     def has_weighted_interleave(self) -> bool:
-        """MPOL_WEIGHTED_INTERLEAVE (mode 6) exists: v6.9, the commit
+        """MPOL_WEIGHTED_INTERLEAVE (mode 6) exists: v6.9, fa3bea4e1f82
         ("mm/mempolicy: introduce MPOL_WEIGHTED_INTERLEAVE for weighted interleaving").
         Before it MPOL_MAX is 6 and mode 6 is EINVAL like any unknown mode."""
         return self.at_least(6, 9)
@@ -52,7 +52,7 @@ class KernelVersion:
     @property
     def numa_balancing_preferred_many(self) -> bool:
         """``sanitize_mpol_flags`` takes MPOL_F_NUMA_BALANCING with MPOL_PREFERRED_MANY
-        as well as MPOL_BIND: v6.10, the commit ("mm/numa_balancing: allow
+        as well as MPOL_BIND: v6.10, 133d04b1eee9 ("mm/numa_balancing: allow
         migrate on protnone reference with MPOL_PREFERRED_MANY policy").  Before it,
         only MPOL_BIND (since v5.12) and every other mode is EINVAL."""
         return self.at_least(6, 10)
@@ -71,7 +71,7 @@ class KernelVersion:
         """``offset_il_node(pol, n)`` divides ``(unsigned int)n``: a VMA's interleave
         offset (its ``vm_pgoff`` plus the page's index, about 2^33 at the trace
         format's addresses) loses its high bits, which moves the pattern's phase.
-        v6.7, the commit ("mempolicy: alloc_pages_mpol() for NUMA policy
+        v6.7, ddc1a5cbc05d ("mempolicy: alloc_pages_mpol() for NUMA policy
         without vma"), made it ``ilx``, a ``pgoff_t``, divided whole."""
         return not self.at_least(6, 7)
 
@@ -117,6 +117,28 @@ class KernelVersion:
         zero ptes, then ``do_wp_page`` copies the one page written."""
         return self.at_least(6, 13)
 
+    # -- mm/migrate.c, mm/mempolicy.c: migrating huge folios -------------------------
+    @property
+    def migrate_splits_partially_mapped(self) -> bool:
+        """``migrate_pages_batch`` splits a large folio that waits on the deferred
+        split list (part of it unmapped) and migrates its pages one by one: v6.10,
+        7262f208ca68 ("mm/migrate: split source folio if it is on deferred split
+        list").  Before it the folio moves whole, its unmapped pages with it
+        (recorded: tests/traces/thp/28-munmap-then-migrate on 6.1)."""
+        return self.at_least(6, 10)
+
+    @property
+    def migration_matches_interleave(self) -> bool:
+        """``mbind ... move`` under an interleave policy gives each folio the target
+        of its interleave index (``alloc_migration_target_by_mpol``, ``ilx`` from
+        the first folio's index): v6.7, 88c91dc58582 ("mempolicy: migration attempt
+        to match interleave nodes").  Before it ``new_page`` allocated at the
+        folio's address in the first VMA from the range's start that maps it
+        (``page_address_in_vma``, which gives ``vm_start`` for a huge folio that
+        begins before the VMA), so huge folios in the same 2 MiB of the VMA got
+        the same node (recorded: tests/traces/thp/27-mbind-interleave-move on 6.1)."""
+        return self.at_least(6, 7)
+
     # -- kernel/cgroup/cpuset.c ----------------------------------------------------
     @property
     def cpuset_rebind_mm_to_effective_mems(self) -> bool:
@@ -150,7 +172,7 @@ class KernelVersion:
         ``list_is_singular(&vma->anon_vma_chain)`` of the *neighbour*, whose chain
         is empty, so such merges (mbind or mprotect of a touched VMA next to an
         untouched one with the same policy) were refused; "mm/vma: fix
-        incorrectly disallowed anonymous VMA merges" (v6.16) tests the side that
+        incorrectly disallowed anonymous VMA merges" (879bca0a2c4f, v6.16) tests the side that
         has the anon_vma instead (``vma_had_uncowed_parents``)."""
         return self.at_least(6, 16)
 
