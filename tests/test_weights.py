@@ -284,6 +284,8 @@ def test_numactl_sim_weights_and_bandwidths(capsys):
     (["--sim", "2x1G", "--sim-weights", "4:3", "--show"], "node 4 has no memory"),
     (["--sim", "2x1G", "--sim-bandwidth", "0:0", "--show"], "bandwidth of 1.."),
     (["--sim-weights", "0:3", "--show"], "--sim-weights needs --sim"),
+    (["--sim", "2x1G", "--kernel", "6.1", "--sim-weights", "0:3", "--show"],
+     "Linux 6.1 has no weighted-interleave weights"),
 ])
 def test_numactl_sim_weight_errors(capsys, argv, message):
     rc, _, err = _numactl(capsys, *argv)
