@@ -18,6 +18,7 @@ import pytest
 
 from mempolicy.oracle import run_traces
 from mempolicy.oracle.kernels import cache_dir, get_kernel
+from mempolicy.trace.run import run_trace_text
 
 pytestmark = [
     pytest.mark.qemu,
@@ -131,3 +132,22 @@ def test_diff_612_against_73_finds_and_shrinks(tmp_path):
     assert re.search(r"-\d+ where: 0\n\+\d+ where: 1\n", out), out
     assert f"{files[1]}: same on both" in out and f"{files[2]}: same on both" in out
     assert "1 of 3 trace(s) changed between Linux 6.12" in out
+
+
+# Two traces with the same hmat header share a boot.  6.12 has no auto file, so
+# the oracle restores the boot weights (all 1) by writing 1 to each nodeN: the
+# second trace must see weights 1:1, not the first trace's 5 (trace-format 5.8).
+HMAT = "node 0 mem=1G cpus=1\nnode 1 mem=1G cpus=1\nhmat 0 bw=20000\nhmat 1 bw=10000\n"
+WRITES = HMAT + "weights\nweight 1 5\nweight 0 0\nweights\n"
+READS = HMAT + "weights\nmmap A 6\nmbind A 0 6 weighted_interleave 0-1\ntouch A 0 6\nwhere A 0 6\n"
+
+
+def test_612_weights_come_back_between_traces_of_one_boot(tmp_path):
+    files = _write(tmp_path, writes=WRITES, reads=READS)
+    outs = run_traces([(Path(f).read_text(), f) for f in files], "6.12", jobs=1)
+    assert outs[0] == ("5 weights: auto=none N0=1 N1=1\n6 weight: ok\n7 weight: ok\n"
+                       "8 weights: auto=none N0=1 N1=5\n")
+    assert outs[1].startswith("5 weights: auto=none N0=1 N1=1\n"), outs[1]
+    assert outs[1].endswith("9 where: 0 1 0 1 0 1\n"), outs[1]
+    for f, out in zip(files, outs):
+        assert run_trace_text(Path(f).read_text(), f, kernel="6.12") == out

@@ -54,7 +54,7 @@ NOT_MATCHED = {
 
 def recorded_on(trace: Path) -> tuple[str, ...]:
     """The kernels TRACE's directory was recorded on: all three, unless a ``KERNELS``
-    file beside it lists fewer (the format 1.3 areas, recorded on 7.3 first)."""
+    file beside it lists fewer (for an area a kernel cannot run; none today)."""
     marker = trace.parent / "KERNELS"
     if not marker.exists():
         return VERSIONS

@@ -284,6 +284,8 @@ def test_numactl_sim_weights_and_bandwidths(capsys):
     (["--sim", "2x1G", "--sim-weights", "4:3", "--show"], "node 4 has no memory"),
     (["--sim", "2x1G", "--sim-bandwidth", "0:0", "--show"], "bandwidth of 1.."),
     (["--sim-weights", "0:3", "--show"], "--sim-weights needs --sim"),
+    (["--sim", "2x1G", "--kernel", "6.1", "--sim-weights", "0:3", "--show"],
+     "Linux 6.1 has no weighted-interleave weights"),
 ])
 def test_numactl_sim_weight_errors(capsys, argv, message):
     rc, _, err = _numactl(capsys, *argv)
@@ -314,3 +316,34 @@ def test_linux_auto_switch_on_a_fake_sysfs(tmp_path):
     (d / "auto").write_text("true\n")
     sysfs.set_weighted_interleave_auto(False, tmp_path)
     assert (d / "auto").read_text() == "0\n"
+
+
+# ---- before 6.16 (6.9 to 6.15: Debian's 6.12) and before 6.9 (6.1) ----------------
+
+def test_6_12_weight_files_without_auto():
+    """6.12: no ``auto`` file, a ``nodeN`` for every possible node, 0 means the default 1,
+    and firmware bandwidths change no weight (recorded: tests/traces/weights/*.6.12.expected)."""
+    from mempolicy.core.version import KernelVersion
+
+    wi = WeightedInterleaveState(3, Nodemask([0, 2]), KernelVersion.parse("6.12"))
+    wi.mempolicy_set_node_perf(0, 30000)
+    wi.mempolicy_set_node_perf(2, 10000)
+    assert wi.weights() == {0: 1, 1: 1, 2: 1} and wi.auto_show() is None
+    assert wi.node_store(1, "2\n") == 0 and wi.weights()[1] == 2      # no memory, a file all the same
+    assert wi.node_store(0, "0\n") == 0 and wi.weights()[0] == 1
+    assert wi.node_store(0, "\n") == 0 and wi.node_store(0, "256\n") == errno.EINVAL
+    assert wi.auto_store("1\n") == errno.ENOENT and wi.node_store(3, "1\n") == errno.ENOENT
+    seven = WeightedInterleaveState(3, Nodemask([0, 2]))
+    seven.mempolicy_set_node_perf(0, 30000)
+    seven.mempolicy_set_node_perf(2, 10000)
+    assert seven.weights() == {0: 3, 2: 1} and seven.auto_show() == "true"
+    assert seven.node_store(1, "2\n") == errno.ENOENT and seven.node_store(0, "0\n") == errno.EINVAL
+
+
+def test_6_1_has_no_weight_files():
+    text = ("node 0 mem=512M cpus=1\nnode 1 mem=512M cpus=1\nhmat 0 bw=30000\nhmat 1 bw=10000\n"
+            "weights\nweight 0 3\nweight auto 1\n")
+    assert run_trace_text(text, kernel="6.1") == ("5 weights: auto=none\n6 weight: ENOENT\n"
+                                                  "7 weight: ENOENT\n")
+    assert run_trace_text(text, kernel="6.12") == ("5 weights: auto=none N0=1 N1=1\n6 weight: ok\n"
+                                                   "7 weight: ENOENT\n")

@@ -711,7 +711,7 @@ class ModelSystem(MemorySystem):
         ``weighted_interleave/nodeN``): every task of the model sees it, and the
         weights turn manual.  A node without memory has no such file (ENOENT);
         a weight outside 1..255 is EINVAL."""
-        if node not in self.kernel.wi_state.n_memory:
+        if node not in self.kernel.wi_state.sysfs_nodes:
             raise _oserror(_errno.ENOENT)
         if not 1 <= weight <= 255:
             raise _oserror(_errno.EINVAL)

@@ -41,7 +41,7 @@ class Kernel:
         self.policy_cache = PolicyCache(track_sites=track_sites, version=self.version)
         self.default_policy = default_policy
         self.preferred_node_policy = make_preferred_node_policy(topo.nr_node_ids)
-        self.wi_state = WeightedInterleaveState(topo.nr_node_ids, topo.n_memory)
+        self.wi_state = WeightedInterleaveState(topo.nr_node_ids, topo.n_memory, self.version)
         self.tasks: dict[int, object] = {}
         self._next_pid = 1
         self._pidmap_lock = threading.Lock()

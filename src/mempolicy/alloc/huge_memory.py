@@ -15,7 +15,7 @@ folio, or the huge zero page, is there.  What the records decide:
   moves all 512; ``move_pages`` reports ``EBUSY`` for the second page of a
   folio it has just queued), as ``migrate_pages_batch`` does;
 * a write to the huge zero page allocates a huge page for the whole range
-  (``do_huge_zero_wp_pmd``; seen on Linux 7.3, older kernels split the PMD instead);
+  (``do_huge_zero_wp_pmd``, since 6.13; 6.12 and 6.1 split the PMD instead);
 * a VMA boundary inside a range splits the PMD (``split_huge_pmd``): the
   pages stay where they are, a huge zero PMD becomes 512 zero ptes.
 
@@ -272,9 +272,13 @@ def do_huge_pmd_anonymous_page(kernel, task, vma: VMA, addr: int, write: bool) -
 def do_huge_zero_wp_pmd(kernel, task, vma: VMA, addr: int) -> bool:
     """A write to a page of a huge zero PMD: a new huge folio replaces it.  False when
     ``addr`` is not under a huge zero PMD, or when the allocation fails (the PMD
-    is then split into zero ptes and the write copies one small page)."""
+    is then split into zero ptes and the write copies one small page).  Before
+    6.13 the PMD is always split so (``huge_zero_wp_allocates_thp``)."""
     folios = thp_folios(task.mm)
     if not folios or folios.get(addr >> PMD_SHIFT) is not HUGE_ZERO:
+        return False
+    if not kernel.version.huge_zero_wp_allocates_thp:
+        del folios[addr >> PMD_SHIFT]          # __split_huge_pmd: the zero ptes stay
         return False
     mm = task.mm
     haddr = addr & ~(HPAGE_PMD_SIZE - 1)
@@ -350,7 +354,8 @@ def migrate_huge_folio(kernel, task, mm, f: HugeFolio, nid: int | None) -> bool:
     pt = mm.ptes
     for vpn in vpns:
         pt[vpn].nid = nid
-    kernel.pages.free_pages(f.nid, HPAGE_PMD_NR)
+    # the model freed a partly unmapped folio's unmapped pages at the munmap
+    kernel.pages.free_pages(f.nid, len(vpns) if vpns else HPAGE_PMD_NR)
     f.nid = nid
     return True
 
@@ -381,9 +386,10 @@ def migrate_huge_folio_or_split(kernel, task, mm, f: HugeFolio, huge_nid: int | 
     """Migrate ``f`` whole to ``huge_nid``; without a huge target page, or when part of
     the folio is unmapped (``folio_test_partially_mapped``: it waits on the deferred
     split queue), split it and migrate the small pages, each to ``alloc_small()``
-    (``migrate_pages_batch`` splits such folios; seen on Linux 7.3)."""
+    (``migrate_pages_batch`` splits such folios since 6.10; before, the folio moves
+    whole: ``migrate_splits_partially_mapped``)."""
     partial = len(folio_vpns(mm, f)) < HPAGE_PMD_NR
-    if huge_nid is not None and not partial:
+    if huge_nid is not None and (not partial or not kernel.version.migrate_splits_partially_mapped):
         return migrate_huge_folio(kernel, task, mm, f, huge_nid)
     if huge_nid is not None:
         kernel.pages.free_pages(huge_nid, HPAGE_PMD_NR)

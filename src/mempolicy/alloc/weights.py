@@ -15,10 +15,13 @@ firmware bandwidth data boots.  Three writers replace it:
   ``kstrtobool`` value; false keeps the weights and turns manual, true
   recomputes them from the bandwidths (``ENODEV`` when there are none).
 
-A ``nodeN`` file exists for each node with memory (``N_MEMORY``).  Auto
-weights came with the "Weighted Interleave Auto-tuning" series (after
-Linux 6.12); before it every weight started at 1 and there was no ``auto``
-file.
+A ``nodeN`` file exists for each node with memory (``N_MEMORY``).  Older
+kernels differ (``KernelVersion``): before 6.16 there is no ``auto`` file,
+firmware bandwidths change nothing, a ``nodeN`` file exists for every
+possible node and 0 is a valid write meaning "the default, 1"
+(``weighted_interleave_auto``, ``weight_files_for_memory_nodes``); before
+6.9 there is no ``/sys/kernel/mm/mempolicy`` at all
+(``has_weighted_interleave``).
 
 The model differs in one way: no RCU, a writer replaces the state in place.
 A task's current run (``il_prev``/``il_weight``) is its own and is not
@@ -31,6 +34,7 @@ import errno
 from math import gcd
 
 from mempolicy.core.nodemask import Nodemask
+from mempolicy.core.version import DEFAULT, KernelVersion
 
 WEIGHTINESS = 32    # reduce_interleave_weights() scales bandwidths to 1..32
 U32 = (1 << 32) - 1
@@ -95,22 +99,42 @@ def kstrtobool(s: str) -> bool | None:
 class WeightedInterleaveState:
     """``wi_state`` with ``node_bw_table``; ``iw_table`` None is the NULL state."""
 
-    def __init__(self, nr_node_ids: int, n_memory: Nodemask | None = None) -> None:
+    def __init__(self, nr_node_ids: int, n_memory: Nodemask | None = None,
+                 version: KernelVersion = DEFAULT) -> None:
         self.nr_node_ids = nr_node_ids
         self.n_memory = Nodemask(range(nr_node_ids)) if n_memory is None else n_memory
+        self.version = version
         self.iw_table: list[int] | None = None
         self.mode_auto = True
         self.node_bw_table: list[int] | None = None
+
+    @property
+    def sysfs_nodes(self) -> Nodemask:
+        """The nodes that have a ``weighted_interleave/nodeN`` file."""
+        if not self.version.has_weighted_interleave:
+            return Nodemask()                      # no /sys/kernel/mm/mempolicy
+        if self.version.weight_files_for_memory_nodes:
+            return self.n_memory
+        return Nodemask(range(self.nr_node_ids))   # N_POSSIBLE
 
     def get_il_weight(self, node: int) -> int:
         return 1 if self.iw_table is None else self.iw_table[node]
 
     def weights(self) -> dict[int, int]:
-        """What the ``nodeN`` files read: node -> weight, nodes with memory only."""
-        return {n: self.get_il_weight(n) for n in self.n_memory}
+        """What the ``nodeN`` files read: node -> weight, for each node that has one."""
+        return {n: self.get_il_weight(n) for n in self.sysfs_nodes}
+
+    def auto_show(self) -> str | None:
+        """What ``auto`` reads ("true" or "false"), None where the file does not exist."""
+        if not self.version.weighted_interleave_auto:
+            return None
+        return "true" if self.iw_table is None or self.mode_auto else "false"
 
     def mempolicy_set_node_perf(self, node: int, bandwidth: int) -> None:
-        """The node's bandwidth (MB/s) from firmware; recompute the weights unless manual."""
+        """The node's bandwidth (MB/s) from firmware; recompute the weights unless manual.
+        Before 6.16 ``node_set_perf_attrs`` has no such call: nothing changes."""
+        if not self.version.weighted_interleave_auto:
+            return
         bw = list(self.node_bw_table or [0] * self.nr_node_ids)
         bw[node] = bandwidth
         self.node_bw_table = bw
@@ -120,11 +144,21 @@ class WeightedInterleaveState:
         self.mode_auto = True
 
     def node_store(self, node: int, buf: str) -> int:
-        """Write ``buf`` to ``nodeN``: 0, or the errno (ENOENT: no such file)."""
-        if node >= self.nr_node_ids or node not in self.n_memory:
+        """Write ``buf`` to ``nodeN``: 0, or the errno (ENOENT: no such file).
+
+        Before 6.16 an empty write or 0 stores 0, which every reader of the
+        table (``get_il_weight``, ``weighted_interleave_nid``) takes as 1: the
+        model stores the 1."""
+        if node >= self.nr_node_ids or node not in self.sysfs_nodes:
             return errno.ENOENT
-        weight = _kstrtoull(buf)
-        if not buf or buf == "\n" or weight is None or not 1 <= weight <= 255:
+        old_kernel = not self.version.weighted_interleave_auto
+        if not buf or buf == "\n":
+            weight = 0 if old_kernel else None
+        else:
+            weight = _kstrtoull(buf)
+        if weight == 0 and old_kernel:
+            weight = 1
+        if weight is None or not 1 <= weight <= 255:
             return errno.EINVAL
         table = list(self.iw_table or [1] * self.nr_node_ids)
         table[node] = weight
@@ -132,7 +166,9 @@ class WeightedInterleaveState:
         return 0
 
     def auto_store(self, buf: str) -> int:
-        """Write ``buf`` to ``auto``: 0 or the errno."""
+        """Write ``buf`` to ``auto``: 0 or the errno (ENOENT before 6.16: no such file)."""
+        if not self.version.weighted_interleave_auto:
+            return errno.ENOENT
         value = kstrtobool(buf)
         if value is None:
             return errno.EINVAL
@@ -152,6 +188,6 @@ class WeightedInterleaveState:
         """Write a weight (1..255) as an integer; ValueError otherwise."""
         if not 1 <= weight <= 255:
             raise ValueError("weight must be 1..255")
-        if node >= self.nr_node_ids or node not in self.n_memory:
-            raise ValueError(f"node {node} has no memory: it has no weight")
+        if node >= self.nr_node_ids or node not in self.sysfs_nodes:
+            raise ValueError(f"node {node} has no weight file on Linux {self.version}")
         self.node_store(node, str(weight))

@@ -95,9 +95,9 @@ def update_nodemask(kernel, cs: Cpuset, nodes: Nodemask) -> None:
 def update_tasks_nodemask(kernel, cs: Cpuset) -> None:
     """Every task gets the new ``mems_allowed`` and its task policy rebound; the
     thread-group leader's mm has its VMA policies rebound to the effective nodes
-    (Linux 7.3 passes ``cs->effective_mems``; kernels before the fix of
-    ae1c802382f7 passed ``cs->mems_allowed``, a node without memory included:
-    tests/traces/cpusets/17-memless-in-mems) and, with
+    (Linux 7.3 and 6.12 pass ``cs->effective_mems``; Debian's 6.1 passes
+    ``cs->mems_allowed``, a node without memory included:
+    ``cpuset_rebind_mm_to_effective_mems``) and, with
     ``CS_MEMORY_MIGRATE``, its pages moved from the old nodes to the new ones
     (``cpuset_migrate_mm``: ``do_migrate_pages`` with ``MPOL_MF_MOVE_ALL``,
     flushed before the write returns)."""
@@ -109,8 +109,9 @@ def update_tasks_nodemask(kernel, cs: Cpuset) -> None:
         cpuset_change_task_nodemask(tsk, newmems)
         if all(tsk.mm is not t.mm for t in leaders):
             leaders.append(tsk)
+    rebind = newmems if kernel.version.cpuset_rebind_mm_to_effective_mems else cs.mems_allowed
     for tsk in leaders:
-        mpol_rebind_mm(tsk.mm, newmems)
+        mpol_rebind_mm(tsk.mm, rebind)
         cpuset_migrate_mm(kernel, tsk, cs.old_mems_allowed, newmems)
     cs.old_mems_allowed = newmems
 

@@ -44,7 +44,7 @@ class KernelVersion:
     # -- mm/mempolicy.c --------------------------------------------------------
     @property
     def has_weighted_interleave(self) -> bool:
-        """MPOL_WEIGHTED_INTERLEAVE (mode 6) exists: v6.9, the commit
+        """MPOL_WEIGHTED_INTERLEAVE (mode 6) exists: v6.9, fa3bea4e1f82
         ("mm/mempolicy: introduce MPOL_WEIGHTED_INTERLEAVE for weighted interleaving").
         Before it MPOL_MAX is 6 and mode 6 is EINVAL like any unknown mode."""
         return self.at_least(6, 9)
@@ -52,7 +52,7 @@ class KernelVersion:
     @property
     def numa_balancing_preferred_many(self) -> bool:
         """``sanitize_mpol_flags`` takes MPOL_F_NUMA_BALANCING with MPOL_PREFERRED_MANY
-        as well as MPOL_BIND: v6.10, the commit ("mm/numa_balancing: allow
+        as well as MPOL_BIND: v6.10, 133d04b1eee9 ("mm/numa_balancing: allow
         migrate on protnone reference with MPOL_PREFERRED_MANY policy").  Before it,
         only MPOL_BIND (since v5.12) and every other mode is EINVAL."""
         return self.at_least(6, 10)
@@ -71,7 +71,7 @@ class KernelVersion:
         """``offset_il_node(pol, n)`` divides ``(unsigned int)n``: a VMA's interleave
         offset (its ``vm_pgoff`` plus the page's index, about 2^33 at the trace
         format's addresses) loses its high bits, which moves the pattern's phase.
-        v6.7, the commit ("mempolicy: alloc_pages_mpol() for NUMA policy
+        v6.7, ddc1a5cbc05d ("mempolicy: alloc_pages_mpol() for NUMA policy
         without vma"), made it ``ilx``, a ``pgoff_t``, divided whole."""
         return not self.at_least(6, 7)
 
@@ -98,14 +98,36 @@ class KernelVersion:
         free pages out of the watermark's count, are a candidate)."""
         return not self.at_least(6, 7)
 
+    @property
+    def weighted_interleave_auto(self) -> bool:
+        """Weights derived from firmware bandwidths, and the sysfs ``auto`` file:
+        v6.16, e341f9c3c841 ("mm/mempolicy: Weighted Interleave Auto-tuning").
+        With it ``mempolicy_set_node_perf`` (called by the HMAT driver through
+        ``node_set_perf_attrs``) recomputes the weights, and ``node_store``
+        refuses 0.  Before it (6.9 to 6.15) the weights start at 1 whatever
+        the HMAT says, there is no ``auto`` file, and ``node_store`` takes 0
+        (or an empty write), which ``get_il_weight`` reads as the default 1."""
+        return self.at_least(6, 16)
+
+    @property
+    def weight_files_for_memory_nodes(self) -> bool:
+        """``weighted_interleave/nodeN`` exists for each node with memory
+        (``N_MEMORY``, added and removed by memory hotplug): v6.16, "mm/mempolicy:
+        support memory hotplug in weighted interleave" (Rakie Kim).
+        Before it ``add_weighted_interleave_group`` made one for every possible
+        node (``N_POSSIBLE``), a node without memory included."""
+        return self.at_least(6, 16)
+
     # -- mm/migrate.c ------------------------------------------------------------
     @property
     def follow_page_dump(self) -> bool:
         """move_pages looks a page up with ``follow_page(vma, addr, FOLL_DUMP)``, which
         reports a page never faulted in an anonymous VMA as -EFAULT (not -ENOENT).
-        v6.12 converted ``do_pages_stat_array`` and ``add_page_for_migration`` to
-        ``folio_walk_start`` (David Hildenbrand's "mm/migrate: convert ... from
-        follow_page() to folio_walk"), which reports -ENOENT for any absent page."""
+        v6.12 converted both to ``folio_walk_start``, which reports -ENOENT for any
+        absent page: 46d6a9b4450b ("mm/migrate: convert do_pages_stat_array() from
+        follow_page() to folio_walk"; ``where``, move_pages without nodes) and
+        7dff875c9436 ("mm/migrate: convert add_page_for_migration() from
+        follow_page() to folio_walk"; move_pages with nodes)."""
         return not self.at_least(6, 12)
 
     # -- mm/mmu_gather.c, arch/x86/mm/pgtable.c ------------------------------------
@@ -138,6 +160,51 @@ class KernelVersion:
         not have it (measured: reading numa_maps moves no round robin there)."""
         return self.at_least(6, 12)
 
+    # -- mm/huge_memory.c ----------------------------------------------------------
+    @property
+    def huge_zero_wp_allocates_thp(self) -> bool:
+        """A write fault on a huge zero PMD allocates a huge folio for the whole
+        2 MiB range (``do_huge_zero_wp_pmd``): v6.13, 1ced09e0331f ("mm: allocate
+        THP on hugezeropage wp-fault").  Before it ``do_huge_pmd_wp_page`` went
+        to ``fallback`` for the huge zero PMD: ``__split_huge_pmd`` into 512
+        zero ptes, then ``do_wp_page`` copies the one page written."""
+        return self.at_least(6, 13)
+
+    # -- mm/migrate.c, mm/mempolicy.c: migrating huge folios -------------------------
+    @property
+    def migrate_splits_partially_mapped(self) -> bool:
+        """``migrate_pages_batch`` splits a large folio that waits on the deferred
+        split list (part of it unmapped) and migrates its pages one by one: v6.10,
+        7262f208ca68 ("mm/migrate: split source folio if it is on deferred split
+        list").  Before it the folio moves whole, its unmapped pages with it
+        (recorded: tests/traces/thp/28-munmap-then-migrate on 6.1)."""
+        return self.at_least(6, 10)
+
+    @property
+    def migration_matches_interleave(self) -> bool:
+        """``mbind ... move`` under an interleave policy gives each folio the target
+        of its interleave index (``alloc_migration_target_by_mpol``, ``ilx`` from
+        the first folio's index): v6.7, 88c91dc58582 ("mempolicy: migration attempt
+        to match interleave nodes").  Before it ``new_page`` allocated at the
+        folio's address in the first VMA from the range's start that maps it
+        (``page_address_in_vma``, which gives ``vm_start`` for a huge folio that
+        begins before the VMA), so huge folios in the same 2 MiB of the VMA got
+        the same node (recorded: tests/traces/thp/27-mbind-interleave-move on 6.1)."""
+        return self.at_least(6, 7)
+
+    # -- kernel/cgroup/cpuset.c ----------------------------------------------------
+    @property
+    def cpuset_rebind_mm_to_effective_mems(self) -> bool:
+        """Writing ``cpuset.mems`` rebinds the VMA policies to the group's
+        ``effective_mems`` (``cpuset_update_tasks_nodemask``), not to the
+        ``mems_allowed`` written, which on cgroup v2 may name a node without
+        memory: "cgroup/cpuset: rebind mm mempolicy to effective_mems, not
+        mems_allowed" (Farhad Alemi, 2026, Fixes: ae1c802382f7, Cc: stable).
+        A stable fix, so no release number separates the kernels: Debian's
+        6.12 and 7.3 have it, Debian's 6.1 (6.1.0-50) rebinds to
+        ``cs->mems_allowed`` (recorded: tests/traces/cpusets/17-memless-in-mems)."""
+        return self.at_least(6, 12)
+
     # -- mm/swap.c callers --------------------------------------------------------
     @property
     def lru_drain_on_unmap(self) -> bool:
@@ -145,8 +212,8 @@ class KernelVersion:
         ``lru_add_drain()``: the calling CPU's LRU batch is emptied, so a page the
         batch held no longer counts as referenced at the next write fault.  Linux
         6.1 and 6.12 do (measured: tests/traces/fidelity/cow-lru-batch-*); Linux
-        7.3 does neither (the commit that dropped the calls is not identified
-        here)."""
+        7.3 does neither: "mm: remove unnecessary calls to lru_add_drain" (Rik van
+        Riel, in the mm tree in December 2024, so v6.14) dropped them."""
         return not self.at_least(7, 0)
 
     # -- kernel/fork.c, as the oracle's runner meets it -------------------------
@@ -170,7 +237,7 @@ class KernelVersion:
         ``list_is_singular(&vma->anon_vma_chain)`` of the *neighbour*, whose chain
         is empty, so such merges (mbind or mprotect of a touched VMA next to an
         untouched one with the same policy) were refused; "mm/vma: fix
-        incorrectly disallowed anonymous VMA merges" (v6.16) tests the side that
+        incorrectly disallowed anonymous VMA merges" (879bca0a2c4f, v6.16) tests the side that
         has the anon_vma instead (``vma_had_uncowed_parents``)."""
         return self.at_least(6, 16)
 

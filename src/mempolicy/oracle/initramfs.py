@@ -90,8 +90,15 @@ while [ -f /oracle/$i.trace ]; do
         sed "s/^/@@ORACLE STDERR $i /" /tmp/stderr >&3
         # Weights back to the boot state (recomputed from the firmware's
         # bandwidths; a machine without them gives ENODEV, and a trace that
-        # wrote weights there had a boot of its own).
-        echo 1 2>/dev/null > /sys/kernel/mm/mempolicy/weighted_interleave/auto
+        # wrote weights there had a boot of its own).  A kernel without the
+        # auto file (before 6.16) boots with every weight 1 whatever the
+        # firmware says: write 1 to each node file.
+        wi=/sys/kernel/mm/mempolicy/weighted_interleave
+        if [ -e $wi/auto ]; then
+            echo 1 2>/dev/null > $wi/auto
+        else
+            for f in $wi/node*; do [ -e "$f" ] && echo 1 > "$f"; done
+        fi
         if [ -f /tmp/thp-dirty ]; then
             echo never > $thp/enabled
             echo "$thp_defrag" > $thp/defrag

@@ -60,6 +60,7 @@ from mempolicy.uapi import (
     MPOL_MODE_FLAGS,
     MPOL_PREFERRED_MANY,
     MPOL_WEIGHTED_INTERLEAVE,
+    NO_INTERLEAVE_INDEX,
     PAGE_SHIFT,
     PAGE_SIZE,
     ULONG_MASK,
@@ -456,7 +457,9 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
                     base_ilx = ilx - (folio.index >> order)
     finally:
         mm.mmap_lock.write_unlock()
-    if not err and pagelist:
+    if not err and pagelist and not kernel.version.migration_matches_interleave:
+        nr_failed |= migrate_by_new_page(kernel, task, mm, pagelist, start)
+    elif not err and pagelist:
         failed = 0
         for folio, _vma, _addr in pagelist:
             if isinstance(folio, HugeFolio):          # alloc_migration_target_by_mpol, order 9
@@ -477,6 +480,50 @@ def do_mbind(kernel, task, start: int, length: int, mode: int, mode_flags: int,
     if err:
         _err(err)
     return 0
+
+
+def new_page_policy(task, mm, folio, order: int, start: int, qvma: VMA):
+    """``new_page`` before 6.7: the VMA policy and interleave index where ``folio`` is
+    mapped in the first VMA from ``start`` that maps it (``page_address_in_vma``:
+    ``vma_address`` of its index, ``vm_start`` for a large folio that begins before the
+    VMA); None when no VMA maps it (the kernel then takes the task policy)."""
+    for vma in mm.vmas_in(start, 1 << 64):
+        if vma.vm_file is not qvma.vm_file:           # another anon_vma or mapping
+            continue
+        if folio.index >= vma.pgoff:
+            addr = vma.start + ((folio.index - vma.pgoff) << PAGE_SHIFT)
+            if addr >= vma.end:
+                continue
+        elif order and folio.index + (1 << order) - 1 >= vma.pgoff:
+            addr = vma.start
+        else:
+            continue
+        return get_vma_policy(task, vma, addr, order)
+    return None
+
+
+def migrate_by_new_page(kernel, task, mm, pagelist: list, start: int) -> int:
+    """``migrate_pages(&pagelist, new_page, ..., start)`` of mbind before 6.7
+    (``migration_matches_interleave``): each folio goes where ``vma_alloc_folio``
+    puts it at its address; returns how many failed."""
+    failed = 0
+    for folio, qvma, _addr in pagelist:
+        order = HPAGE_PMD_ORDER if isinstance(folio, HugeFolio) else 0
+        found = new_page_policy(task, mm, folio, order, start, qvma)
+        if found is None:
+            pol, ilx = task.get_task_policy(), NO_INTERLEAVE_INDEX
+        else:
+            pol, ilx = found
+        if order:
+            ok = migrate_huge_folio_or_split(
+                kernel, task, mm, folio, alloc_huge_migration_target_by_mpol(kernel, task, pol, ilx),
+                lambda: alloc_pages_mpol(kernel, task, pol, ilx, task.numa_node_id()))
+        else:
+            ok = migrate_folio_to(kernel, folio, alloc_pages_mpol(kernel, task, pol, ilx,
+                                                                  task.numa_node_id()))
+        mpol_cond_put(pol)
+        failed += not ok
+    return failed
 
 
 def kernel_mbind(kernel, task, start: int, length: int, mode: int, nmask: int | None,

@@ -331,7 +331,7 @@ class TraceRunner:
 
     def do_weights(self, a) -> str:
         wi = self.kernel.wi_state
-        auto = "true" if wi.iw_table is None or wi.mode_auto else "false"
+        auto = wi.auto_show() or "none"       # the runner's word for a missing file
         return " ".join([f"auto={auto}"] + [f"N{n}={w}" for n, w in wi.weights().items()])
 
     def do_raw_set_mempolicy(self, a) -> str:

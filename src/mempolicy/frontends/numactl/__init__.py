@@ -93,6 +93,9 @@ def _apply_sim_option(model, opt: str, text: str) -> None:
             else:
                 model.set_node_bandwidth(node, value)
         except OSError as e:
+            version = model.kernel.version
+            if opt == "sim-weights" and not version.has_weighted_interleave:
+                raise ValueError(f"Linux {version} has no weighted-interleave weights") from None
             reason = ("has no memory, so no weight" if e.errno == 2 else
                       "takes a weight of 1..255" if opt == "sim-weights" else
                       "needs memory and a bandwidth of 1..134217727 MB/s")
