@@ -18,7 +18,11 @@ already cached (fault-around), as ``filemap_map_pages`` does.
 
 from __future__ import annotations
 
-from mempolicy.alloc.huge_memory import do_huge_pmd_anonymous_page, do_huge_zero_wp_pmd
+from mempolicy.alloc.huge_memory import (
+    do_huge_pmd_anonymous_page,
+    do_huge_zero_wp_pmd,
+    thp_note_write,
+)
 from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol, offset_il_index
 from mempolicy.alloc.page_alloc import Folio, PageAllocator
 from mempolicy.alloc.swap import lru_batches
@@ -245,6 +249,8 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
                 # are all writable (no write notify for shmem), so the write does not
                 # fault: the MMU dirties the pte, not the folio
                 mm.ptes.set_dirty(vpn)
+                if kind == KIND_ANON and getattr(mm, "thp_folios", None):
+                    thp_note_write(mm, vpn, vpn + 1)
             elif not (kind == KIND_ZERO and kernel.thp is not None
                       and do_huge_zero_wp_pmd(kernel, task, vma, addr)):
                 do_wp_page(kernel, task, vma, addr, mm.ptes.get(vpn))

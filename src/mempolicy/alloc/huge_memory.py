@@ -71,15 +71,24 @@ class TransparentHugepage:
     use_zero_page: bool = True
 
 
+ALL_WRITTEN = (1 << HPAGE_PMD_NR) - 1
+
+
 class HugeFolio:
-    """A PMD-sized anonymous folio: pages ``head`` .. ``head + 511`` (vpns) on ``nid``."""
+    """A PMD-sized anonymous folio: pages ``head`` .. ``head + 511`` (vpns) on ``nid``.
 
-    __slots__ = ("head", "nid", "pmd_mapped")
+    ``written``: a bit per page the task has written since the fault (the others
+    still hold the zeroes ``clear_huge_page`` left); ``partially_mapped``: the folio
+    waits on the deferred split queue (``folio_test_partially_mapped``)."""
 
-    def __init__(self, head: int, nid: int) -> None:
+    __slots__ = ("head", "nid", "pmd_mapped", "written", "partially_mapped")
+
+    def __init__(self, head: int, nid: int, written: int = ALL_WRITTEN) -> None:
         self.head = head
         self.nid = nid
         self.pmd_mapped = True
+        self.written = written
+        self.partially_mapped = False
 
     @property
     def index(self) -> int:
@@ -227,14 +236,16 @@ def _deposit_pgtable(kernel, task, mm, haddr: int) -> bool:
     return True
 
 
-def _map_huge(kernel, task, mm, haddr: int, nid: int) -> None:
+def _map_huge(kernel, task, mm, haddr: int, nid: int, addr: int | None) -> None:
     """``map_anon_folio_pmd``: 512 dirty anonymous entries on ``nid``; a large folio added
-    to the LRU drains the CPU's batch at once (``folio_batch_add``)."""
+    to the LRU drains the CPU's batch at once (``folio_batch_add``).  ``addr``: the
+    page the faulting write stores to (None for a read)."""
     pt = mm.ptes
     head = haddr >> PAGE_SHIFT
     for vpn in range(head, head + HPAGE_PMD_NR):
         pt.map_new_anon(vpn, nid)
-    thp_folios(mm, create=True)[haddr >> PMD_SHIFT] = HugeFolio(head, nid)
+    written = 0 if addr is None else 1 << ((addr >> PAGE_SHIFT) - head)
+    thp_folios(mm, create=True)[haddr >> PMD_SHIFT] = HugeFolio(head, nid, written)
     lru_batches(kernel).lru_add_drain(task.cpu)
 
 
@@ -265,7 +276,7 @@ def do_huge_pmd_anonymous_page(kernel, task, vma: VMA, addr: int, write: bool) -
     if not _deposit_pgtable(kernel, task, mm, haddr):
         kernel.pages.free_pages(nid, HPAGE_PMD_NR)
         return False
-    _map_huge(kernel, task, mm, haddr, nid)
+    _map_huge(kernel, task, mm, haddr, nid, addr if write else None)
     return True
 
 
@@ -285,8 +296,23 @@ def do_huge_zero_wp_pmd(kernel, task, vma: VMA, addr: int) -> bool:
     head = haddr >> PAGE_SHIFT
     for vpn in range(head, head + HPAGE_PMD_NR):
         mm.ptes.pop(vpn)
-    _map_huge(kernel, task, mm, haddr, nid)
+    _map_huge(kernel, task, mm, haddr, nid, addr)
     return True
+
+
+def thp_note_write(mm, lo: int, hi: int) -> None:
+    """The task stored to the present pages ``lo`` .. ``hi - 1`` (vpns): mark them
+    written in their huge folios (what a split later finds not to be zeroes)."""
+    folios = getattr(mm, "thp_folios", None)
+    if not folios:
+        return
+    for idx in range(lo >> HPAGE_PMD_ORDER, ((hi - 1) >> HPAGE_PMD_ORDER) + 1):
+        f = folios.get(idx)
+        if f is None or f is HUGE_ZERO:
+            continue
+        a = max(lo, f.head) - f.head
+        b = min(hi, f.head + HPAGE_PMD_NR) - f.head
+        f.written |= ((1 << (b - a)) - 1) << a
 
 
 def split_huge_pmd_address(mm, addr: int) -> None:
@@ -352,6 +378,11 @@ def migrate_huge_folio(kernel, task, mm, f: HugeFolio, nid: int | None) -> bool:
         pt[vpn].nid = nid
     kernel.pages.free_pages(f.nid, HPAGE_PMD_NR)
     f.nid = nid
+    if not f.pmd_mapped:
+        # try_to_migrate unmaps a PTE-mapped folio pte by pte, so the source is
+        # partially mapped for a moment and joins the deferred split queue;
+        # migrate_folio_move requeues the destination in its place (seen on 7.3)
+        f.partially_mapped = True
     return True
 
 
@@ -367,22 +398,34 @@ def alloc_huge_migration_target_by_mpol(kernel, task, pol, ilx: int) -> int | No
     return alloc_pages_mpol_huge(kernel, task, pol, ilx, task.numa_node_id(), True)
 
 
-def split_huge_folio(mm, f: HugeFolio) -> list[int]:
-    """``split_folio``: the folio becomes 512 small pages; returns those still mapped."""
+def split_huge_folio(kernel, mm, f: HugeFolio) -> list[int]:
+    """``split_folio`` of an anonymous folio: it becomes 512 small pages, and
+    ``remap_page(..., RMP_USE_SHARED_ZEROPAGE)`` maps each mapped page that holds
+    only zeroes (``try_to_map_unused_to_zeropage``: never written) to the shared
+    zero page and frees it.  Returns the pages still mapped as small pages."""
     vpns = folio_vpns(mm, f)
     folios = getattr(mm, "thp_folios", None)
     if folios is not None and folios.get(f.head >> HPAGE_PMD_ORDER) is f:
         del folios[f.head >> HPAGE_PMD_ORDER]
-    return vpns
+    pt = mm.ptes
+    kept = []
+    zero = kernel.pages.zero_page
+    for vpn in vpns:
+        if f.written >> (vpn - f.head) & 1:
+            kept.append(vpn)
+        else:
+            pt.unmap(kernel, vpn)
+            pt.map(vpn, zero, False)
+    return kept
 
 
 def migrate_huge_folio_or_split(kernel, task, mm, f: HugeFolio, huge_nid: int | None,
                                 alloc_small) -> bool:
-    """Migrate ``f`` whole to ``huge_nid``; without a huge target page, or when part of
-    the folio is unmapped (``folio_test_partially_mapped``: it waits on the deferred
-    split queue), split it and migrate the small pages, each to ``alloc_small()``
+    """Migrate ``f`` whole to ``huge_nid``; without a huge target page, or when the folio
+    waits on the deferred split queue (``folio_test_partially_mapped``: part of it is
+    unmapped, or it was migrated while PTE-mapped), split it and migrate the small pages, each to ``alloc_small()``
     (``migrate_pages_batch`` splits such folios; seen on Linux 7.3)."""
-    partial = len(folio_vpns(mm, f)) < HPAGE_PMD_NR
+    partial = f.partially_mapped or len(folio_vpns(mm, f)) < HPAGE_PMD_NR
     if huge_nid is not None and not partial:
         return migrate_huge_folio(kernel, task, mm, f, huge_nid)
     if huge_nid is not None:
@@ -390,7 +433,7 @@ def migrate_huge_folio_or_split(kernel, task, mm, f: HugeFolio, huge_nid: int | 
     from mempolicy.syscalls.mempolicy import migrate_folio_to
     pt = mm.ptes
     ok = True
-    for vpn in split_huge_folio(mm, f):
+    for vpn in split_huge_folio(kernel, mm, f):
         ok = migrate_folio_to(kernel, pt[vpn], alloc_small()) and ok
     return ok
 
