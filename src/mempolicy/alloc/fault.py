@@ -21,7 +21,7 @@ from __future__ import annotations
 from mempolicy.alloc.huge_memory import (
     do_huge_pmd_anonymous_page,
     do_huge_zero_wp_pmd,
-    thp_note_write,
+    thp_write_fault,
 )
 from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol, offset_il_index
 from mempolicy.alloc.page_alloc import Folio, PageAllocator
@@ -244,13 +244,13 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     if code:
         kind = kind_of(code)
         if write:
+            if getattr(mm, "thp_folios", None) and kind != KIND_ZERO:
+                thp_write_fault(mm, vpn)
             if kind == KIND_ANON or vma.is_shared:
                 # an exclusive private page is reused; a shared writable mapping's ptes
                 # are all writable (no write notify for shmem), so the write does not
                 # fault: the MMU dirties the pte, not the folio
                 mm.ptes.set_dirty(vpn)
-                if kind == KIND_ANON and getattr(mm, "thp_folios", None):
-                    thp_note_write(mm, vpn, vpn + 1)
             elif not (kind == KIND_ZERO and kernel.thp is not None
                       and do_huge_zero_wp_pmd(kernel, task, vma, addr)):
                 do_wp_page(kernel, task, vma, addr, mm.ptes.get(vpn))

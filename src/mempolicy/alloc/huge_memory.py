@@ -79,9 +79,11 @@ class HugeFolio:
 
     ``written``: a bit per page the task has written since the fault (the others
     still hold the zeroes ``clear_huge_page`` left); ``partially_mapped``: the folio
-    waits on the deferred split queue (``folio_test_partially_mapped``)."""
+    waits on the deferred split queue (``folio_test_partially_mapped``).  Once a
+    fork shares it, ``pages`` holds its page objects (the same in parent and
+    child, so a copy-on-write copy is not one of them) and ``mms`` the mms."""
 
-    __slots__ = ("head", "nid", "pmd_mapped", "written", "partially_mapped")
+    __slots__ = ("head", "nid", "pmd_mapped", "written", "partially_mapped", "pages", "mms")
 
     def __init__(self, head: int, nid: int, written: int = ALL_WRITTEN) -> None:
         self.head = head
@@ -89,6 +91,8 @@ class HugeFolio:
         self.pmd_mapped = True
         self.written = written
         self.partially_mapped = False
+        self.pages = None          # after a fork: the set of its 512 page objects
+        self.mms = None            # after a fork: the mms that map it
 
     @property
     def index(self) -> int:
@@ -300,6 +304,20 @@ def do_huge_zero_wp_pmd(kernel, task, vma: VMA, addr: int) -> bool:
     return True
 
 
+def thp_write_fault(mm, vpn: int) -> None:
+    """A write to the present page ``vpn`` of a huge folio (``do_huge_pmd_wp_page``):
+    while another process shares the folio, the PMD is split and the write copies
+    one small page (the caller's ``do_wp_page``); otherwise the page is written
+    in place."""
+    f = mm.thp_folios.get(vpn >> HPAGE_PMD_ORDER)
+    if f is None or f is HUGE_ZERO or not _maps_folio_page(mm.ptes, vpn, f):
+        return
+    if f.pages is not None and mm.ptes.get(vpn).mapcount > 1:
+        f.pmd_mapped = False                         # __split_huge_pmd, then the fallback
+    else:
+        f.written |= 1 << (vpn - f.head)
+
+
 def thp_note_write(mm, lo: int, hi: int) -> None:
     """The task stored to the present pages ``lo`` .. ``hi - 1`` (vpns): mark them
     written in their huge folios (what a split later finds not to be zeroes)."""
@@ -313,6 +331,28 @@ def thp_note_write(mm, lo: int, hi: int) -> None:
         a = max(lo, f.head) - f.head
         b = min(hi, f.head + HPAGE_PMD_NR) - f.head
         f.written |= ((1 << (b - a)) - 1) << a
+
+
+def copy_huge_pmds(src_mm, dst_mm, lo: int, hi: int) -> None:
+    """``copy_huge_pmd`` for the pages ``lo`` .. ``hi - 1`` of a VMA whose ptes fork
+    has copied: the child maps the huge zero PMDs and the huge folios too.  A
+    shared folio stays one (``folio_maybe_mapped_shared``); a write in either
+    process splits only its own PMD and copies one small page
+    (``do_huge_pmd_wp_page``), which the page objects of ``HugeFolio.pages`` tell
+    apart from the folio's own pages."""
+    folios = src_mm.thp_folios
+    for idx in range(lo >> HPAGE_PMD_ORDER, ((hi - 1) >> HPAGE_PMD_ORDER) + 1):
+        f = folios.get(idx)
+        if f is None:
+            continue
+        if f is not HUGE_ZERO:
+            if f.pages is None:
+                pt = src_mm.ptes
+                f.pages = {pt[vpn] for vpn in folio_vpns(src_mm, f)}
+                f.mms = [src_mm]
+            if dst_mm not in f.mms:
+                f.mms.append(dst_mm)
+        thp_folios(dst_mm, create=True)[idx] = f
 
 
 def split_huge_pmd_address(mm, addr: int) -> None:
@@ -351,31 +391,50 @@ def huge_folio_at(mm, vpn: int) -> HugeFolio | None:
     f = folios.get(vpn >> HPAGE_PMD_ORDER)
     if f is None or f is HUGE_ZERO:
         return None
-    pt = mm.ptes
+    return f if _maps_folio_page(mm.ptes, vpn, f) else None
+
+
+def _maps_folio_page(pt, vpn: int, f: HugeFolio) -> bool:
+    """Whether the pte at ``vpn`` maps a page of ``f``."""
+    if f.pages is not None:
+        return pt.kind(vpn) not in (ABSENT, KIND_ZERO) and pt.get(vpn) in f.pages
     kind = pt.kind(vpn)
-    if kind in (ABSENT, KIND_ZERO) or pt.nid(vpn) != f.nid:
-        return None
-    page = pt.get(vpn)
-    if getattr(page, "mapcount", 1) != 1:            # shared by fork: treated as small pages
-        return None
-    return f
+    return kind not in (ABSENT, KIND_ZERO) and pt.nid(vpn) == f.nid
 
 
 def folio_vpns(mm, f: HugeFolio) -> list[int]:
     """The pages of ``f`` still mapped (by this mm)."""
     pt = mm.ptes
-    return [vpn for vpn in pt.present(f.head, f.head + HPAGE_PMD_NR)
-            if pt.kind(vpn) != KIND_ZERO and pt.nid(vpn) == f.nid]
+    return [vpn for vpn in pt.present(f.head, f.head + HPAGE_PMD_NR) if _maps_folio_page(pt, vpn, f)]
+
+
+def folio_maybe_mapped_shared_huge(f: HugeFolio) -> bool:
+    """``folio_maybe_mapped_shared`` of a huge folio: another process maps it (one
+    of its pages is mapped twice), whichever page the caller looks at."""
+    return f.pages is not None and any(p.mapcount > 1 for p in f.pages)
+
+
+def _folio_partially_mapped(mm, f: HugeFolio) -> bool:
+    """Some page of ``f`` is mapped by no process (it went to the deferred split
+    queue when it lost its last mapping), or the flag a migration left."""
+    if f.partially_mapped:
+        return True
+    if f.pages is not None:
+        return sum(1 for p in f.pages if p.mapcount > 0) < HPAGE_PMD_NR
+    return len(folio_vpns(mm, f)) < HPAGE_PMD_NR
 
 
 def migrate_huge_folio(kernel, task, mm, f: HugeFolio, nid: int | None) -> bool:
     """Move the whole folio to ``nid`` (a huge page already allocated there, None: failed)."""
     if nid is None:
         return False
-    vpns = folio_vpns(mm, f)
-    pt = mm.ptes
-    for vpn in vpns:
-        pt[vpn].nid = nid
+    if f.pages is not None:
+        for page in f.pages:
+            page.nid = nid
+    else:
+        pt = mm.ptes
+        for vpn in folio_vpns(mm, f):
+            pt[vpn].nid = nid
     kernel.pages.free_pages(f.nid, HPAGE_PMD_NR)
     f.nid = nid
     if not f.pmd_mapped:
@@ -398,25 +457,29 @@ def alloc_huge_migration_target_by_mpol(kernel, task, pol, ilx: int) -> int | No
     return alloc_pages_mpol_huge(kernel, task, pol, ilx, task.numa_node_id(), True)
 
 
-def split_huge_folio(kernel, mm, f: HugeFolio) -> list[int]:
+def split_huge_folio(kernel, mm, f: HugeFolio) -> list:
     """``split_folio`` of an anonymous folio: it becomes 512 small pages, and
     ``remap_page(..., RMP_USE_SHARED_ZEROPAGE)`` maps each mapped page that holds
     only zeroes (``try_to_map_unused_to_zeropage``: never written) to the shared
-    zero page and frees it.  Returns the pages still mapped as small pages."""
-    vpns = folio_vpns(mm, f)
-    folios = getattr(mm, "thp_folios", None)
-    if folios is not None and folios.get(f.head >> HPAGE_PMD_ORDER) is f:
-        del folios[f.head >> HPAGE_PMD_ORDER]
-    pt = mm.ptes
-    kept = []
+    zero page, in every process that maps it, and frees it.  Returns the small
+    pages still mapped (page objects)."""
     zero = kernel.pages.zero_page
-    for vpn in vpns:
-        if f.written >> (vpn - f.head) & 1:
-            kept.append(vpn)
-        else:
-            pt.unmap(kernel, vpn)
-            pt.map(vpn, zero, False)
-    return kept
+    kept: dict[int, object] = {}
+    for m in (f.mms if f.mms is not None else [mm]):
+        folios = getattr(m, "thp_folios", None)
+        if folios is not None and folios.get(f.head >> HPAGE_PMD_ORDER) is f:
+            del folios[f.head >> HPAGE_PMD_ORDER]
+        pt = m.ptes
+        for vpn in pt.present(f.head, f.head + HPAGE_PMD_NR):
+            if not _maps_folio_page(pt, vpn, f):
+                continue
+            if f.written >> (vpn - f.head) & 1:
+                page = pt[vpn]
+                kept[id(page)] = page
+            else:
+                pt.unmap(kernel, vpn)
+                pt.map(vpn, zero, False)
+    return list(kept.values())
 
 
 def migrate_huge_folio_or_split(kernel, task, mm, f: HugeFolio, huge_nid: int | None,
@@ -425,16 +488,15 @@ def migrate_huge_folio_or_split(kernel, task, mm, f: HugeFolio, huge_nid: int | 
     waits on the deferred split queue (``folio_test_partially_mapped``: part of it is
     unmapped, or it was migrated while PTE-mapped), split it and migrate the small pages, each to ``alloc_small()``
     (``migrate_pages_batch`` splits such folios; seen on Linux 7.3)."""
-    partial = f.partially_mapped or len(folio_vpns(mm, f)) < HPAGE_PMD_NR
+    partial = _folio_partially_mapped(mm, f)
     if huge_nid is not None and not partial:
         return migrate_huge_folio(kernel, task, mm, f, huge_nid)
     if huge_nid is not None:
         kernel.pages.free_pages(huge_nid, HPAGE_PMD_NR)
     from mempolicy.syscalls.mempolicy import migrate_folio_to
-    pt = mm.ptes
     ok = True
-    for vpn in split_huge_folio(kernel, mm, f):
-        ok = migrate_folio_to(kernel, pt[vpn], alloc_small()) and ok
+    for page in split_huge_folio(kernel, mm, f):
+        ok = migrate_folio_to(kernel, page, alloc_small()) and ok
     return ok
 
 
