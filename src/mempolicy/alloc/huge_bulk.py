@@ -7,13 +7,10 @@ invariant: docs/scale.md, "Huge pages").
 
 from __future__ import annotations
 
-import gc
-
 from mempolicy.alloc.huge_memory import (
     HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
     HUGE_ZERO,
-    HugeFolio,
     thp_folios,
     thp_vma_allowable_order,
 )
@@ -152,16 +149,7 @@ def touch_huge_bulk(kernel, task, vma: VMA, c0: int, c1: int) -> int:
         s_lo = c << HPAGE_PMD_ORDER
         mm.ptes.fill_pattern(s_lo, s_lo + (k << HPAGE_PMD_ORDER), codes, phase * HPAGE_PMD_NR)
         nids = np.array(actual, dtype=np.int64)[(phase + np.arange(k, dtype=np.int64)) % P]
-        folios = thp_folios(mm, create=True)
-        collect = gc.isenabled()
-        gc.disable()                              # many small objects: no collection passes
-        try:
-            folios.update(zip(range(c, c + k),
-                              map(HugeFolio, range(s_lo, s_lo + (k << HPAGE_PMD_ORDER), HPAGE_PMD_NR),
-                                  nids.tolist())))
-        finally:
-            if collect:
-                gc.enable()
+        thp_folios(mm, create=True).add_block(c, nids)   # HugeFolio objects when looked at
         kernel.fault_stats["faults"] += k
         if shared_pol:
             kernel.fault_stats["shared"] += k

@@ -34,6 +34,7 @@ node can give a huge page while it has 512 pages above its reserve.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from mempolicy.alloc.mpol_alloc import alloc_pages, policy_nodemask
@@ -125,11 +126,67 @@ def set_thp(kernel, file: str, value: str) -> None:
         raise ValueError(f"unknown THP setting {file!r}")
 
 
-def thp_folios(mm, create: bool = False) -> dict | None:
-    """``mm.thp_folios``: 2 MiB range index -> HugeFolio or HUGE_ZERO."""
+class ThpFolios(dict):
+    """``mm.thp_folios``: 2 MiB range index -> HugeFolio or HUGE_ZERO.
+
+    The bulk path (``huge_bulk.py``) adds its ranges as blocks (first index, node
+    of each range) that become HugeFolio objects on the first look at the table:
+    placing a terabyte then costs no half a million objects that nothing may
+    ask about.  ``len`` and truth need no objects."""
+
+    __slots__ = ("_blocks",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blocks: list = []
+
+    def add_block(self, c0: int, nids) -> None:
+        """Ranges ``c0``, ``c0 + 1``, ... hold new huge folios on ``nids`` (a sequence)."""
+        self._blocks.append((c0, nids))
+
+    def _materialize(self) -> None:
+        blocks, self._blocks = self._blocks, []
+        collect = gc.isenabled()
+        gc.disable()                              # many small objects: no collection passes
+        try:
+            for c0, nids in blocks:
+                nids = nids.tolist() if hasattr(nids, "tolist") else nids
+                head = c0 << HPAGE_PMD_ORDER
+                dict.update(self, zip(range(c0, c0 + len(nids)),
+                                      map(HugeFolio, range(head, head + (len(nids) << HPAGE_PMD_ORDER),
+                                                           HPAGE_PMD_NR), nids)))
+        finally:
+            if collect:
+                gc.enable()
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + sum(len(n) for _, n in self._blocks)
+
+    def __bool__(self) -> bool:
+        return bool(self._blocks) or dict.__len__(self) > 0
+
+
+def _materializing(name: str):
+    method = getattr(dict, name)
+
+    def call(self, *args, **kw):
+        if self._blocks:
+            self._materialize()
+        return method(self, *args, **kw)
+    call.__name__ = name
+    return call
+
+
+for _name in ("get", "__contains__", "__getitem__", "__setitem__", "__delitem__", "__iter__",
+              "keys", "values", "items", "pop", "setdefault", "update", "copy"):
+    setattr(ThpFolios, _name, _materializing(_name))
+
+
+def thp_folios(mm, create: bool = False) -> ThpFolios | None:
+    """``mm.thp_folios`` (a :class:`ThpFolios`), created empty with ``create``."""
     folios = getattr(mm, "thp_folios", None)
     if folios is None and create:
-        folios = mm.thp_folios = {}
+        folios = mm.thp_folios = ThpFolios()
     return folios
 
 
