@@ -17,7 +17,11 @@ folio, or the huge zero page, is there.  What the records decide:
 * a write to the huge zero page allocates a huge page for the whole range
   (``do_huge_zero_wp_pmd``; seen on Linux 7.3, older kernels split the PMD instead);
 * a VMA boundary inside a range splits the PMD (``split_huge_pmd``): the
-  pages stay where they are, a huge zero PMD becomes 512 zero ptes.
+  pages stay where they are, a huge zero PMD becomes 512 zero ptes;
+* a folio on the deferred split queue (partly unmapped, or migrated while
+  PTE-mapped) is split by its next migration, and the split maps its
+  never-written pages to the zero page (``HugeFolio.written``);
+* fork shares folios and huge zero PMDs with the child (``copy_huge_pmds``).
 
 The PTE table that every huge PMD deposits (``pte_alloc_one``) is allocated
 at the fault under the task policy and recorded as the range's PTE table.
@@ -25,9 +29,9 @@ at the fault under the task policy and recorded as the range's PTE table.
 The bulk path for many ranges at once is ``alloc/huge_bulk.py``.
 
 Where the model differs: multi-size THP (orders below 9), shmem and file
-THP, khugepaged (the oracle keeps it from scanning), fork of a huge PMD (the
-pages are shared like small ones), the deferred split of a partly unmapped
-folio (its unmapped pages are freed at once), and ``defrag`` beyond the
+THP, khugepaged (the oracle keeps it from scanning), the deferred split
+shrinker (a partly unmapped folio's unmapped pages are freed at once, and it
+is split only when it migrates), and ``defrag`` beyond the
 direct-reclaim bit it gives the allocation; fragmentation is not modelled, a
 node can give a huge page while it has 512 pages above its reserve.
 """
