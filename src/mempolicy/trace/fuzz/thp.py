@@ -17,7 +17,7 @@ policies.
 
 from __future__ import annotations
 
-from mempolicy.trace.fuzz.directed import _mprotect_split, _policy, _thp_mmap, _thp_span
+from mempolicy.trace.fuzz.directed import _mprotect_split, _policy, _thp_span, thp_mapping, thp_settings
 from mempolicy.trace.fuzz.program import Program
 
 
@@ -29,13 +29,9 @@ def _parent(p: Program) -> str:
 def mode_thp_fork(p: Program, header: list[str]) -> None:
     """Huge pages faulted, then forks, writes, splits and migrations in parent and child."""
     rng = p.rng
-    p.cmds.append(f"thp enabled {rng.choice(('always', 'always', 'madvise'))}")
-    if rng.random() < 0.2:
-        p.cmds.append("thp use_zero_page 0")
+    thp_settings(p, defrag=False)
     for _ in range(rng.randint(1, 2)):
-        m = _thp_mmap(p)
-        if rng.random() < 0.5:
-            p.cmds.append(f"madvise {m} 0 {p.maps[m]} hugepage")
+        m = thp_mapping(p)
         if rng.random() < 0.5:                      # whole huge pages, every page written
             p.cmds.append(f"touch {m} 0 {p.maps[m]}")
         else:                                       # a few pages: the rest stays zeroes
