@@ -10,7 +10,6 @@ from __future__ import annotations
 from mempolicy.alloc.huge_memory import (
     HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
-    HUGE_ZERO,
     thp_folios,
     thp_vma_allowable_order,
 )
@@ -176,7 +175,7 @@ def thp_touch_path(kernel, mm) -> bool:
     if thp.enabled != "never":
         return True
     folios = getattr(mm, "thp_folios", None)
-    return bool(folios) and any(f is HUGE_ZERO for f in folios.values())
+    return bool(folios) and folios.has_huge_zero()
 
 
 def touch_range_thp(kernel, task, addr: int, npages: int, write: bool, progress=None,

@@ -163,6 +163,10 @@ class ThpFolios(dict):
             if collect:
                 gc.enable()
 
+    def has_huge_zero(self) -> bool:
+        """Whether some range holds the huge zero page (blocks never do)."""
+        return any(f is HUGE_ZERO for f in dict.values(self))
+
     def __len__(self) -> int:
         return dict.__len__(self) + sum(len(n) for _, n in self._blocks)
 
