@@ -485,3 +485,16 @@ def test_initramfs_tells_the_runner_how_many_commands(monkeypatch):
     assert files["oracle/0.commands"] == (b"3\n", 0o644)
     assert files["oracle/1.commands"] == (b"0\n", 0o644)
     assert '--commands "$(cat /oracle/$i.commands)"' in initramfs.INIT
+
+
+@pytest.mark.parametrize("argv, name", [([], "t.expected"), (["--kernel", "6.12"], "t.6.12.expected")])
+def test_record_writes_the_default_kernels_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                argv: list[str], name: str) -> None:
+    """``trace record FILE`` without --kernel writes FILE.expected (once it wrote
+    FILE.None.expected)."""
+    trace = tmp_path / "t.trace"
+    trace.write_text("mmap A 1\n")
+    monkeypatch.setattr(cli, "_oracle", lambda args, items, *a, **k: ["1 mmap: ok\n"] * len(items))
+    assert cli._record_cmd([*argv, str(trace)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.expected")) == [name]
+    assert (tmp_path / name).read_text() == "1 mmap: ok\n"

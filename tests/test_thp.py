@@ -222,3 +222,53 @@ def test_bulk_huge_path_through_a_full_node() -> None:
                        {i: f.nid for i, f in mm.thp_folios.items()}))
     assert states[0] == states[1]
     assert "N1=" in states[0][0][-1] and "N2=" in states[0][0][-1]
+
+
+def test_bulk_huge_folios_are_made_when_looked_at() -> None:
+    """The bulk path stores its huge folios as blocks; the first look builds them,
+    on the nodes their pages are on."""
+    from mempolicy.trace.run import TraceRunner
+
+    text = ("node 0 mem=512M cpus=1\nnode 1 mem=512M cpus=1\nthp enabled always\n"
+            "mmap A 8192\nmbind A 0 8192 interleave 0-1\ntouch A 0 8192\n")
+    r = TraceRunner(parse_trace(text), bulk=True)
+    r.run()
+    mm = r.task.mm
+    folios = mm.thp_folios
+    assert folios._blocks and len(folios) == 16 and folios
+    first = min(folios)                           # a look: the objects are made
+    assert not folios._blocks and len(folios) == 16
+    for i in range(first, first + 16):
+        f = folios.get(i)
+        assert f.head == i << 9 and mm.ptes.nid(f.head + 5) == f.nid and f.written
+
+
+def test_split_maps_never_written_pages_to_the_zero_page() -> None:
+    """A PTE-mapped huge page moved once waits on the deferred split queue; the next
+    move splits it and its pages never written read EFAULT (the zero page)."""
+    out = run("thp enabled always\nmmap A 512\ntouch A 0 2\nmprotect A 509 3 ro\n"
+              "move_pages A 0 4 1\nmove_pages A 0 4 0\nwhere A 0 4\nnuma_maps A\n")
+    assert result(out, 7) == ["1 EBUSY 1 1"]
+    assert result(out, 8) == ["0 EBUSY EFAULT EFAULT"]
+    assert result(out, 9) == ["0 0 EFAULT EFAULT"]
+    assert result(out, 10)[0] == "A+0 default anon=2 dirty=2 N0=2 kernelpagesize_kB=4"
+
+
+def test_fork_shares_the_huge_folio() -> None:
+    """Without all, a folio another process maps is EACCES for every page; with all
+    it moves whole, for both processes."""
+    out = run("thp enabled always\nmmap A 512\ntouch A 0 512\nfork\ntouch A 1 1\n"
+              "move_pages A 0 3 1 parent\nmove_pages A 0 3 1 all parent\nwhere A 0 3\n"
+              "exit\nwhere A 0 3\n")
+    assert result(out, 8) == ["EACCES EACCES EACCES"]
+    assert result(out, 9) == ["1 EBUSY 1"]
+    assert result(out, 10) == ["1 0 1"]            # the child's own copy of page 1 stays
+    assert result(out, 12) == ["1 1 1"]
+
+
+def test_fuzz_mode_thp_fork_is_in_no_group() -> None:
+    assert "thp-fork" not in parse_modes("all") + parse_modes("envelope")
+    text = generate(950001, "thp-fork")
+    assert text == generate(950001, "thp-fork")
+    assert "thp enabled" in text
+    parse_trace(text)

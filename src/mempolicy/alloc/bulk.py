@@ -44,6 +44,7 @@ from mempolicy.alloc.fault import (
     handle_mm_fault,
 )
 from mempolicy.alloc.huge_bulk import thp_touch_path, touch_range_thp
+from mempolicy.alloc.huge_memory import thp_note_write
 from mempolicy.alloc.mpol_alloc import (
     interleave_nodes,
     offset_il_index,
@@ -175,6 +176,7 @@ def touch_range(kernel, task, addr: int, npages: int, write: bool, bulk: bool | 
                 elif kind == KIND_ANON:
                     if write:                          # exclusive pages: do_wp_page reuses them
                         mm.ptes.set_dirty_range(ra, rb)
+                        thp_note_write(mm, ra, rb)
                 elif kind == KIND_ZERO:
                     pass                               # a read of the zero page: nothing to do
                 else:

@@ -18,7 +18,11 @@ already cached (fault-around), as ``filemap_map_pages`` does.
 
 from __future__ import annotations
 
-from mempolicy.alloc.huge_memory import do_huge_pmd_anonymous_page, do_huge_zero_wp_pmd
+from mempolicy.alloc.huge_memory import (
+    do_huge_pmd_anonymous_page,
+    do_huge_zero_wp_pmd,
+    thp_write_fault,
+)
 from mempolicy.alloc.mpol_alloc import alloc_pages, alloc_pages_mpol, offset_il_index
 from mempolicy.alloc.page_alloc import Folio, PageAllocator
 from mempolicy.alloc.swap import lru_batches
@@ -240,6 +244,8 @@ def handle_mm_fault(kernel, task, addr: int, write: bool) -> None:
     if code:
         kind = kind_of(code)
         if write:
+            if getattr(mm, "thp_folios", None) and kind != KIND_ZERO:
+                thp_write_fault(mm, vpn)
             if kind == KIND_ANON or vma.is_shared:
                 # an exclusive private page is reused; a shared writable mapping's ptes
                 # are all writable (no write notify for shmem), so the write does not

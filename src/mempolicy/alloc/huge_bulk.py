@@ -7,13 +7,9 @@ invariant: docs/scale.md, "Huge pages").
 
 from __future__ import annotations
 
-import gc
-
 from mempolicy.alloc.huge_memory import (
     HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
-    HUGE_ZERO,
-    HugeFolio,
     thp_folios,
     thp_vma_allowable_order,
 )
@@ -152,16 +148,7 @@ def touch_huge_bulk(kernel, task, vma: VMA, c0: int, c1: int) -> int:
         s_lo = c << HPAGE_PMD_ORDER
         mm.ptes.fill_pattern(s_lo, s_lo + (k << HPAGE_PMD_ORDER), codes, phase * HPAGE_PMD_NR)
         nids = np.array(actual, dtype=np.int64)[(phase + np.arange(k, dtype=np.int64)) % P]
-        folios = thp_folios(mm, create=True)
-        collect = gc.isenabled()
-        gc.disable()                              # many small objects: no collection passes
-        try:
-            folios.update(zip(range(c, c + k),
-                              map(HugeFolio, range(s_lo, s_lo + (k << HPAGE_PMD_ORDER), HPAGE_PMD_NR),
-                                  nids.tolist())))
-        finally:
-            if collect:
-                gc.enable()
+        thp_folios(mm, create=True).add_block(c, nids)   # HugeFolio objects when looked at
         kernel.fault_stats["faults"] += k
         if shared_pol:
             kernel.fault_stats["shared"] += k
@@ -188,7 +175,7 @@ def thp_touch_path(kernel, mm) -> bool:
     if thp.enabled != "never":
         return True
     folios = getattr(mm, "thp_folios", None)
-    return bool(folios) and any(f is HUGE_ZERO for f in folios.values())
+    return bool(folios) and folios.has_huge_zero()
 
 
 def touch_range_thp(kernel, task, addr: int, npages: int, write: bool, progress=None,

@@ -17,7 +17,11 @@ folio, or the huge zero page, is there.  What the records decide:
 * a write to the huge zero page allocates a huge page for the whole range
   (``do_huge_zero_wp_pmd``, since 6.13; 6.12 and 6.1 split the PMD instead);
 * a VMA boundary inside a range splits the PMD (``split_huge_pmd``): the
-  pages stay where they are, a huge zero PMD becomes 512 zero ptes.
+  pages stay where they are, a huge zero PMD becomes 512 zero ptes;
+* a folio on the deferred split queue (partly unmapped, or migrated while
+  PTE-mapped) is split by its next migration, and the split maps its
+  never-written pages to the zero page (``HugeFolio.written``);
+* fork shares folios and huge zero PMDs with the child (``copy_huge_pmds``).
 
 The PTE table that every huge PMD deposits (``pte_alloc_one``) is allocated
 at the fault under the task policy and recorded as the range's PTE table.
@@ -25,15 +29,16 @@ at the fault under the task policy and recorded as the range's PTE table.
 The bulk path for many ranges at once is ``alloc/huge_bulk.py``.
 
 Where the model differs: multi-size THP (orders below 9), shmem and file
-THP, khugepaged (the oracle keeps it from scanning), fork of a huge PMD (the
-pages are shared like small ones), the deferred split of a partly unmapped
-folio (its unmapped pages are freed at once), and ``defrag`` beyond the
+THP, khugepaged (the oracle keeps it from scanning), the deferred split
+shrinker (a partly unmapped folio's unmapped pages are freed at once, and it
+is split only when it migrates), and ``defrag`` beyond the
 direct-reclaim bit it gives the allocation; fragmentation is not modelled, a
 node can give a huge page while it has 512 pages above its reserve.
 """
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from mempolicy.alloc.mpol_alloc import alloc_pages, policy_nodemask
@@ -71,15 +76,28 @@ class TransparentHugepage:
     use_zero_page: bool = True
 
 
+ALL_WRITTEN = (1 << HPAGE_PMD_NR) - 1
+
+
 class HugeFolio:
-    """A PMD-sized anonymous folio: pages ``head`` .. ``head + 511`` (vpns) on ``nid``."""
+    """A PMD-sized anonymous folio: pages ``head`` .. ``head + 511`` (vpns) on ``nid``.
 
-    __slots__ = ("head", "nid", "pmd_mapped")
+    ``written``: a bit per page the task has written since the fault (the others
+    still hold the zeroes ``clear_huge_page`` left); ``partially_mapped``: the folio
+    waits on the deferred split queue (``folio_test_partially_mapped``).  Once a
+    fork shares it, ``pages`` holds its page objects (the same in parent and
+    child, so a copy-on-write copy is not one of them) and ``mms`` the mms."""
 
-    def __init__(self, head: int, nid: int) -> None:
+    __slots__ = ("head", "nid", "pmd_mapped", "written", "partially_mapped", "pages", "mms")
+
+    def __init__(self, head: int, nid: int, written: int = ALL_WRITTEN) -> None:
         self.head = head
         self.nid = nid
         self.pmd_mapped = True
+        self.written = written
+        self.partially_mapped = False
+        self.pages = None          # after a fork: the set of its 512 page objects
+        self.mms = None            # after a fork: the mms that map it
 
     @property
     def index(self) -> int:
@@ -112,11 +130,71 @@ def set_thp(kernel, file: str, value: str) -> None:
         raise ValueError(f"unknown THP setting {file!r}")
 
 
-def thp_folios(mm, create: bool = False) -> dict | None:
-    """``mm.thp_folios``: 2 MiB range index -> HugeFolio or HUGE_ZERO."""
+class ThpFolios(dict):
+    """``mm.thp_folios``: 2 MiB range index -> HugeFolio or HUGE_ZERO.
+
+    The bulk path (``huge_bulk.py``) adds its ranges as blocks (first index, node
+    of each range) that become HugeFolio objects on the first look at the table:
+    placing a terabyte then costs no half a million objects that nothing may
+    ask about.  ``len`` and truth need no objects."""
+
+    __slots__ = ("_blocks",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blocks: list = []
+
+    def add_block(self, c0: int, nids) -> None:
+        """Ranges ``c0``, ``c0 + 1``, ... hold new huge folios on ``nids`` (a sequence)."""
+        self._blocks.append((c0, nids))
+
+    def _materialize(self) -> None:
+        blocks, self._blocks = self._blocks, []
+        collect = gc.isenabled()
+        gc.disable()                              # many small objects: no collection passes
+        try:
+            for c0, nids in blocks:
+                nids = nids.tolist() if hasattr(nids, "tolist") else nids
+                head = c0 << HPAGE_PMD_ORDER
+                dict.update(self, zip(range(c0, c0 + len(nids)),
+                                      map(HugeFolio, range(head, head + (len(nids) << HPAGE_PMD_ORDER),
+                                                           HPAGE_PMD_NR), nids)))
+        finally:
+            if collect:
+                gc.enable()
+
+    def has_huge_zero(self) -> bool:
+        """Whether some range holds the huge zero page (blocks never do)."""
+        return any(f is HUGE_ZERO for f in dict.values(self))
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + sum(len(n) for _, n in self._blocks)
+
+    def __bool__(self) -> bool:
+        return bool(self._blocks) or dict.__len__(self) > 0
+
+
+def _materializing(name: str):
+    method = getattr(dict, name)
+
+    def call(self, *args, **kw):
+        if self._blocks:
+            self._materialize()
+        return method(self, *args, **kw)
+    call.__name__ = name
+    return call
+
+
+for _name in ("get", "__contains__", "__getitem__", "__setitem__", "__delitem__", "__iter__",
+              "keys", "values", "items", "pop", "setdefault", "update", "copy"):
+    setattr(ThpFolios, _name, _materializing(_name))
+
+
+def thp_folios(mm, create: bool = False) -> ThpFolios | None:
+    """``mm.thp_folios`` (a :class:`ThpFolios`), created empty with ``create``."""
     folios = getattr(mm, "thp_folios", None)
     if folios is None and create:
-        folios = mm.thp_folios = {}
+        folios = mm.thp_folios = ThpFolios()
     return folios
 
 
@@ -227,14 +305,16 @@ def _deposit_pgtable(kernel, task, mm, haddr: int) -> bool:
     return True
 
 
-def _map_huge(kernel, task, mm, haddr: int, nid: int) -> None:
+def _map_huge(kernel, task, mm, haddr: int, nid: int, addr: int | None) -> None:
     """``map_anon_folio_pmd``: 512 dirty anonymous entries on ``nid``; a large folio added
-    to the LRU drains the CPU's batch at once (``folio_batch_add``)."""
+    to the LRU drains the CPU's batch at once (``folio_batch_add``).  ``addr``: the
+    page the faulting write stores to (None for a read)."""
     pt = mm.ptes
     head = haddr >> PAGE_SHIFT
     for vpn in range(head, head + HPAGE_PMD_NR):
         pt.map_new_anon(vpn, nid)
-    thp_folios(mm, create=True)[haddr >> PMD_SHIFT] = HugeFolio(head, nid)
+    written = 0 if addr is None else 1 << ((addr >> PAGE_SHIFT) - head)
+    thp_folios(mm, create=True)[haddr >> PMD_SHIFT] = HugeFolio(head, nid, written)
     lru_batches(kernel).lru_add_drain(task.cpu)
 
 
@@ -265,7 +345,7 @@ def do_huge_pmd_anonymous_page(kernel, task, vma: VMA, addr: int, write: bool) -
     if not _deposit_pgtable(kernel, task, mm, haddr):
         kernel.pages.free_pages(nid, HPAGE_PMD_NR)
         return False
-    _map_huge(kernel, task, mm, haddr, nid)
+    _map_huge(kernel, task, mm, haddr, nid, addr if write else None)
     return True
 
 
@@ -289,8 +369,59 @@ def do_huge_zero_wp_pmd(kernel, task, vma: VMA, addr: int) -> bool:
     head = haddr >> PAGE_SHIFT
     for vpn in range(head, head + HPAGE_PMD_NR):
         mm.ptes.pop(vpn)
-    _map_huge(kernel, task, mm, haddr, nid)
+    _map_huge(kernel, task, mm, haddr, nid, addr)
     return True
+
+
+def thp_write_fault(mm, vpn: int) -> None:
+    """A write to the present page ``vpn`` of a huge folio (``do_huge_pmd_wp_page``):
+    while another process shares the folio, the PMD is split and the write copies
+    one small page (the caller's ``do_wp_page``); otherwise the page is written
+    in place."""
+    f = mm.thp_folios.get(vpn >> HPAGE_PMD_ORDER)
+    if f is None or f is HUGE_ZERO or not _maps_folio_page(mm.ptes, vpn, f):
+        return
+    if f.pages is not None and mm.ptes.get(vpn).mapcount > 1:
+        f.pmd_mapped = False                         # __split_huge_pmd, then the fallback
+    else:
+        f.written |= 1 << (vpn - f.head)
+
+
+def thp_note_write(mm, lo: int, hi: int) -> None:
+    """The task stored to the present pages ``lo`` .. ``hi - 1`` (vpns): mark them
+    written in their huge folios (what a split later finds not to be zeroes)."""
+    folios = getattr(mm, "thp_folios", None)
+    if not folios:
+        return
+    for idx in range(lo >> HPAGE_PMD_ORDER, ((hi - 1) >> HPAGE_PMD_ORDER) + 1):
+        f = folios.get(idx)
+        if f is None or f is HUGE_ZERO:
+            continue
+        a = max(lo, f.head) - f.head
+        b = min(hi, f.head + HPAGE_PMD_NR) - f.head
+        f.written |= ((1 << (b - a)) - 1) << a
+
+
+def copy_huge_pmds(src_mm, dst_mm, lo: int, hi: int) -> None:
+    """``copy_huge_pmd`` for the pages ``lo`` .. ``hi - 1`` of a VMA whose ptes fork
+    has copied: the child maps the huge zero PMDs and the huge folios too.  A
+    shared folio stays one (``folio_maybe_mapped_shared``); a write in either
+    process splits only its own PMD and copies one small page
+    (``do_huge_pmd_wp_page``), which the page objects of ``HugeFolio.pages`` tell
+    apart from the folio's own pages."""
+    folios = src_mm.thp_folios
+    for idx in range(lo >> HPAGE_PMD_ORDER, ((hi - 1) >> HPAGE_PMD_ORDER) + 1):
+        f = folios.get(idx)
+        if f is None:
+            continue
+        if f is not HUGE_ZERO:
+            if f.pages is None:
+                pt = src_mm.ptes
+                f.pages = {pt[vpn] for vpn in folio_vpns(src_mm, f)}
+                f.mms = [src_mm]
+            if dst_mm not in f.mms:
+                f.mms.append(dst_mm)
+        thp_folios(dst_mm, create=True)[idx] = f
 
 
 def split_huge_pmd_address(mm, addr: int) -> None:
@@ -329,34 +460,57 @@ def huge_folio_at(mm, vpn: int) -> HugeFolio | None:
     f = folios.get(vpn >> HPAGE_PMD_ORDER)
     if f is None or f is HUGE_ZERO:
         return None
-    pt = mm.ptes
+    return f if _maps_folio_page(mm.ptes, vpn, f) else None
+
+
+def _maps_folio_page(pt, vpn: int, f: HugeFolio) -> bool:
+    """Whether the pte at ``vpn`` maps a page of ``f``."""
+    if f.pages is not None:
+        return pt.kind(vpn) not in (ABSENT, KIND_ZERO) and pt.get(vpn) in f.pages
     kind = pt.kind(vpn)
-    if kind in (ABSENT, KIND_ZERO) or pt.nid(vpn) != f.nid:
-        return None
-    page = pt.get(vpn)
-    if getattr(page, "mapcount", 1) != 1:            # shared by fork: treated as small pages
-        return None
-    return f
+    return kind not in (ABSENT, KIND_ZERO) and pt.nid(vpn) == f.nid
 
 
 def folio_vpns(mm, f: HugeFolio) -> list[int]:
     """The pages of ``f`` still mapped (by this mm)."""
     pt = mm.ptes
-    return [vpn for vpn in pt.present(f.head, f.head + HPAGE_PMD_NR)
-            if pt.kind(vpn) != KIND_ZERO and pt.nid(vpn) == f.nid]
+    return [vpn for vpn in pt.present(f.head, f.head + HPAGE_PMD_NR) if _maps_folio_page(pt, vpn, f)]
+
+
+def folio_maybe_mapped_shared_huge(f: HugeFolio) -> bool:
+    """``folio_maybe_mapped_shared`` of a huge folio: another process maps it (one
+    of its pages is mapped twice), whichever page the caller looks at."""
+    return f.pages is not None and any(p.mapcount > 1 for p in f.pages)
+
+
+def _folio_partially_mapped(mm, f: HugeFolio) -> bool:
+    """Some page of ``f`` is mapped by no process (it went to the deferred split
+    queue when it lost its last mapping), or the flag a migration left."""
+    if f.partially_mapped:
+        return True
+    if f.pages is not None:
+        return sum(1 for p in f.pages if p.mapcount > 0) < HPAGE_PMD_NR
+    return len(folio_vpns(mm, f)) < HPAGE_PMD_NR
 
 
 def migrate_huge_folio(kernel, task, mm, f: HugeFolio, nid: int | None) -> bool:
     """Move the whole folio to ``nid`` (a huge page already allocated there, None: failed)."""
     if nid is None:
         return False
-    vpns = folio_vpns(mm, f)
-    pt = mm.ptes
-    for vpn in vpns:
-        pt[vpn].nid = nid
-    # the model freed a partly unmapped folio's unmapped pages at the munmap
-    kernel.pages.free_pages(f.nid, len(vpns) if vpns else HPAGE_PMD_NR)
+    if f.pages is not None:
+        for page in f.pages:
+            page.nid = nid
+    else:
+        pt = mm.ptes
+        for vpn in folio_vpns(mm, f):
+            pt[vpn].nid = nid
+    kernel.pages.free_pages(f.nid, HPAGE_PMD_NR)
     f.nid = nid
+    if not f.pmd_mapped:
+        # try_to_migrate unmaps a PTE-mapped folio pte by pte, so the source is
+        # partially mapped for a moment and joins the deferred split queue;
+        # migrate_folio_move requeues the destination in its place (seen on 7.3)
+        f.partially_mapped = True
     return True
 
 
@@ -372,32 +526,47 @@ def alloc_huge_migration_target_by_mpol(kernel, task, pol, ilx: int) -> int | No
     return alloc_pages_mpol_huge(kernel, task, pol, ilx, task.numa_node_id(), True)
 
 
-def split_huge_folio(mm, f: HugeFolio) -> list[int]:
-    """``split_folio``: the folio becomes 512 small pages; returns those still mapped."""
-    vpns = folio_vpns(mm, f)
-    folios = getattr(mm, "thp_folios", None)
-    if folios is not None and folios.get(f.head >> HPAGE_PMD_ORDER) is f:
-        del folios[f.head >> HPAGE_PMD_ORDER]
-    return vpns
+def split_huge_folio(kernel, mm, f: HugeFolio) -> list:
+    """``split_folio`` of an anonymous folio: it becomes 512 small pages, and
+    ``remap_page(..., RMP_USE_SHARED_ZEROPAGE)`` maps each mapped page that holds
+    only zeroes (``try_to_map_unused_to_zeropage``: never written) to the shared
+    zero page, in every process that maps it, and frees it.  Returns the small
+    pages still mapped (page objects)."""
+    zero = kernel.pages.zero_page
+    kept: dict[int, object] = {}
+    for m in (f.mms if f.mms is not None else [mm]):
+        folios = getattr(m, "thp_folios", None)
+        if folios is not None and folios.get(f.head >> HPAGE_PMD_ORDER) is f:
+            del folios[f.head >> HPAGE_PMD_ORDER]
+        pt = m.ptes
+        for vpn in pt.present(f.head, f.head + HPAGE_PMD_NR):
+            if not _maps_folio_page(pt, vpn, f):
+                continue
+            if f.written >> (vpn - f.head) & 1:
+                page = pt[vpn]
+                kept[id(page)] = page
+            else:
+                pt.unmap(kernel, vpn)
+                pt.map(vpn, zero, False)
+    return list(kept.values())
 
 
 def migrate_huge_folio_or_split(kernel, task, mm, f: HugeFolio, huge_nid: int | None,
                                 alloc_small) -> bool:
-    """Migrate ``f`` whole to ``huge_nid``; without a huge target page, or when part of
-    the folio is unmapped (``folio_test_partially_mapped``: it waits on the deferred
-    split queue), split it and migrate the small pages, each to ``alloc_small()``
-    (``migrate_pages_batch`` splits such folios since 6.10; before, the folio moves
-    whole: ``migrate_splits_partially_mapped``)."""
-    partial = len(folio_vpns(mm, f)) < HPAGE_PMD_NR
+    """Migrate ``f`` whole to ``huge_nid``; without a huge target page, or when the folio
+    waits on the deferred split queue (``folio_test_partially_mapped``: part of it is
+    unmapped, or it was migrated while PTE-mapped), split it and migrate the small pages,
+    each to ``alloc_small()`` (``migrate_pages_batch`` splits such folios since 6.10;
+    before, the folio moves whole: ``migrate_splits_partially_mapped``)."""
+    partial = _folio_partially_mapped(mm, f)
     if huge_nid is not None and (not partial or not kernel.version.migrate_splits_partially_mapped):
         return migrate_huge_folio(kernel, task, mm, f, huge_nid)
     if huge_nid is not None:
         kernel.pages.free_pages(huge_nid, HPAGE_PMD_NR)
     from mempolicy.syscalls.mempolicy import migrate_folio_to
-    pt = mm.ptes
     ok = True
-    for vpn in split_huge_folio(mm, f):
-        ok = migrate_folio_to(kernel, pt[vpn], alloc_small()) and ok
+    for page in split_huge_folio(kernel, mm, f):
+        ok = migrate_folio_to(kernel, page, alloc_small()) and ok
     return ok
 
 

@@ -17,6 +17,7 @@ from mempolicy.alloc.huge_memory import (
     HPAGE_PMD_ORDER,
     HugeFolio,
     alloc_huge_migration_target_by_mpol,
+    folio_maybe_mapped_shared_huge,
     huge_folio_at,
     migrate_huge_folio_or_split,
 )
@@ -315,6 +316,8 @@ def queue_pages_range(kernel, mm, start: int, end: int, nmask: Nodemask, flags: 
                 continue
             huge = huge_folio_at(mm, vpn)
             if huge is not None:                        # queue_folios_pmd: the whole folio once
+                if not flags & MPOL_MF_MOVE_ALL and folio_maybe_mapped_shared_huge(huge):
+                    continue                            # migrate_folio_add: shared, not a failure
                 if id(huge) not in seen:
                     seen.add(id(huge))
                     pagelist.append((huge, vma, huge.head << PAGE_SHIFT))

@@ -12,6 +12,7 @@ import errno
 from mempolicy.alloc.huge_memory import (
     HugeFolio,
     alloc_huge_migration_target,
+    folio_maybe_mapped_shared_huge,
     huge_folio_at,
     migrate_huge_folio_or_split,
 )
@@ -71,6 +72,8 @@ def migrate_to_node(kernel, task, mm, source: int, dest: int, flags: int,
                 continue                            # changed by another thread meanwhile
             huge = huge_folio_at(mm, vpn)
             if huge is not None:                    # a large folio is isolated once, no failure
+                if not flags & MPOL_MF_MOVE_ALL and folio_maybe_mapped_shared_huge(huge):
+                    continue                        # migrate_folio_add: shared, not a failure
                 if id(huge) not in seen:
                     seen.add(id(huge))
                     queued.append(huge)
@@ -208,6 +211,8 @@ def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelis
         return 0, None
     huge = huge_folio_at(mm, vpn)
     if huge is not None:                                # the whole folio is isolated
+        if folio_maybe_mapped_shared_huge(huge) and not migrate_all:
+            return -errno.EACCES, None
         if (id(huge) in isolated) if isolated is not None else any(f is huge for _, f in pagelist):
             return -errno.EBUSY, None
         return 1, huge

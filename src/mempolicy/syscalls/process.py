@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 
 from mempolicy.alloc.fault import map_page, unmap_page
+from mempolicy.alloc.huge_memory import copy_huge_pmds
 from mempolicy.alloc.mpol_alloc import alloc_pages
 from mempolicy.alloc.page_alloc import Folio
 from mempolicy.alloc.swap import lru_batches
@@ -146,6 +147,8 @@ def _dup_mmap(kernel, parent: Task, pmm: MM, mm: MM) -> None:
                 if vpn in batched:
                     batches.adopt(pmm, vpn, page)
             map_page(mm, vpn, page, pmm.ptes.is_dirty(vpn))
+        if getattr(pmm, "thp_folios", None):
+            copy_huge_pmds(pmm, mm, lo, hi)
 
 
 def do_exit(kernel, task: Task) -> None:

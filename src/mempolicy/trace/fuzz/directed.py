@@ -407,6 +407,25 @@ def _thp_mmap(p: Program) -> str:
     return _mmap_at(p, name, pages, addr, "")
 
 
+def thp_settings(p: Program, defrag: bool) -> None:
+    """``thp enabled`` (mostly ``always``), sometimes ``defrag`` (with DEFRAG) and
+    ``use_zero_page 0``."""
+    rng = p.rng
+    p.cmds.append(f"thp enabled {rng.choice(('always', 'always', 'madvise'))}")
+    if defrag and rng.random() < 0.3:
+        p.cmds.append(f"thp defrag {rng.choice(('always', 'defer', 'defer+madvise', 'madvise', 'never'))}")
+    if rng.random() < 0.2:
+        p.cmds.append("thp use_zero_page 0")
+
+
+def thp_mapping(p: Program) -> str:
+    """A new mapping (``_thp_mmap``), half the time with ``hugepage`` advice."""
+    m = _thp_mmap(p)
+    if p.rng.random() < 0.5:
+        p.cmds.append(f"madvise {m} 0 {p.maps[m]} hugepage")
+    return m
+
+
 def _thp_span(p: Program, m: str) -> tuple[int, int]:
     """A range of ``m``: often whole 2 MiB ranges, sometimes a few pages inside one."""
     rng = p.rng
@@ -424,15 +443,9 @@ def mode_thp(p: Program, header: list[str]) -> None:
     migration of huge pages.  No ``fork`` (not modelled with huge pages) and no node
     filled.  Only a few pages are moved at a time, so the output stays short."""
     rng = p.rng
-    p.cmds.append(f"thp enabled {rng.choice(('always', 'always', 'madvise'))}")
-    if rng.random() < 0.3:
-        p.cmds.append(f"thp defrag {rng.choice(('always', 'defer', 'defer+madvise', 'madvise', 'never'))}")
-    if rng.random() < 0.2:
-        p.cmds.append("thp use_zero_page 0")
+    thp_settings(p, defrag=True)
     for _ in range(rng.randint(1, 3)):
-        m = _thp_mmap(p)
-        if rng.random() < 0.5:
-            p.cmds.append(f"madvise {m} 0 {p.maps[m]} hugepage")
+        thp_mapping(p)
     for _ in range(rng.randint(12, 30)):
         r = rng.random()
         live = list(p.maps)
