@@ -175,7 +175,7 @@ def _record_cmd(argv: list[str]) -> int:
     items = _read(args.files)
     outs = _oracle(args, items)
     for (_, path), out in zip(items, outs):
-        print(_record_one(path, out, args.kernel))
+        print(_record_one(path, out, args.kernel or DEFAULT_KERNEL))
     return 0
 
 
