@@ -112,3 +112,33 @@ def test_cli_unknown_mode_is_one_line(tmp_path, capsys):
     assert main(["trace", "fuzz", "--mode", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert re.fullmatch(r"mempolicy trace fuzz: unknown mode 'nope' .*\n", err)
+
+
+def test_migrate_full_is_in_no_group_and_shares_machines():
+    assert "migrate-full" in FUZZ_MODES
+    assert "migrate-full" not in parse_modes("all") + parse_modes("envelope")
+    heads = {parse_trace(generate(s, "migrate-full")).machine.key() for s in range(24)}
+    assert len(heads) == 1
+    assert generate(5, "migrate-full") == generate(5, "migrate-full")
+
+
+def test_migrate_full_fills_a_node_then_migrates_into_it():
+    aimed = 0
+    for seed in SEEDS:
+        t = parse_trace(generate(seed, "migrate-full"))
+        mem = {n.id: n.mem // 4096 for n in t.machine.nodes}
+        cmds = [(c.name, c.args) for c in t.commands]
+        fills = [a["pages"] for n, a in cmds if n == "mmap" and a["name"] == "A"]
+        if not fills:                       # one node with memory: mode migrate instead
+            continue
+        pols = [line.split() for line in generate(seed, "migrate-full").splitlines()
+                if line.startswith("set_mempolicy preferred")]
+        target = int(pols[0][2])
+        assert fills[0] > mem[target] and target != 0
+        text = generate(seed, "migrate-full")
+        into = [line for line in text.splitlines()
+                if (line.startswith("move_pages") and line.split()[4] == str(target))
+                or (line.startswith("migrate_pages") and line.split()[2] == str(target))
+                or (line.startswith("mbind") and " move" in line and str(target) in line.split()[5])]
+        aimed += bool(into)
+    assert aimed > len(SEEDS) * 0.8

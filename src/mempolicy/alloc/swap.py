@@ -36,13 +36,14 @@ PAGEVEC_SIZE = 31
 # earlier is drained): the runner drains every batch before the trace starts
 # and then adds one page on CPU 0; a fork and its exit add the pages the
 # runner copies on write (its stack and buffers, in parent and child) on the
-# forking CPU: 9 at a process's first fork; 18 at a later fork while the pages
-# of its previous fork are still in a batch, and at most 8 (taken as none)
-# once they have been drained.  Forks made by a child are not measured.
+# forking CPU.  A fork by the trace process: 9 at its first fork; at a later
+# one, 18 while the pages of its previous fork are still in a batch and 7
+# (6 to 8) once they have been drained.  A fork by a child or a grandchild: 5.
 RUNNER_START_LRU_PAGES = 1
 RUNNER_FIRST_FORK_LRU_PAGES = 9
 RUNNER_LATER_FORK_LRU_PAGES = 18
-RUNNER_DRAINED_FORK_LRU_PAGES = 0
+RUNNER_DRAINED_FORK_LRU_PAGES = 7
+RUNNER_CHILD_FORK_LRU_PAGES = 5
 
 
 def _locked(fn):
@@ -72,6 +73,8 @@ class LruBatches:
         self.lock = threading.Lock()
         self.cpus: dict[int, list] = {0: [_RunnerPage() for _ in range(RUNNER_START_LRU_PAGES)]}
         self.forks: dict[int, list] = {}            # pid -> runner pages of its last fork
+        self.born: dict[int, list] = {}             # pid -> the runner page it writes first
+        self.before_fork: dict[int, tuple] = {}     # pid -> (born, last fork's) at its open fork
 
     def folio_add_lru(self, cpu: int, entry) -> None:
         """Add one new page on ``cpu``; a full batch moves everything to the LRU."""
@@ -118,10 +121,14 @@ class LruBatches:
         b.extend(_RunnerPage() for _ in range(keep))
 
     @_locked
-    def runner_fork(self, cpu: int, pid: int) -> None:
-        """The runner's own copies on write at fork (and after), on the forking CPU."""
+    def runner_fork(self, cpu: int, pid: int, child: int, nested: bool) -> None:
+        """The runner's own copies on write at fork (in parent and child), on the
+        forking CPU; the child's become the pages it writes first when a fork of its
+        own returns (its output buffer: it wrote ``fork: ok`` there)."""
         last = self.forks.get(pid)
-        if last is None:
+        if nested:
+            n = RUNNER_CHILD_FORK_LRU_PAGES
+        elif last is None:
             n = RUNNER_FIRST_FORK_LRU_PAGES
         elif any(self._cpu_of(p) is not None for p in last):
             n = RUNNER_LATER_FORK_LRU_PAGES
@@ -129,11 +136,38 @@ class LruBatches:
             n = RUNNER_DRAINED_FORK_LRU_PAGES
         pages = [_RunnerPage() for _ in range(n)]
         self.forks[pid] = pages
+        self.before_fork[pid] = (self.born.get(pid, []), last or [])
+        self.born[child] = list(pages)
         b = self.cpus.setdefault(cpu, [])
         for p in pages:                             # folio_add_lru, lock held
             b.append(p)
             if len(b) >= PAGEVEC_SIZE:
                 b.clear()
+
+    @_locked
+    def runner_resume(self, cpu: int, pid: int) -> None:
+        """Process ``pid`` returns from waitpid after its child's exit, on ``cpu``.
+
+        A runner that is itself a child writes its output buffer, the page it
+        copied at its birth: fork shared it, and only this process maps it any
+        more.  When that page is not on the LRU yet (a batch holds it),
+        ``wp_can_reuse_anon_folio`` calls ``lru_add_drain``: the local batch is
+        emptied, and a page another CPU's batch still holds is copied (one new
+        page in the local batch) instead of reused.  The trace process's output
+        buffer is the page it had at the start (drained then).  Either process
+        also drains when the pages of its previous fork are still in the local
+        batch (measured; which page it writes then is not identified).
+        """
+        born, last = self.before_fork.pop(pid, ([], []))
+        held = {self._cpu_of(p) for p in born} - {None}
+        if held:
+            self.cpus.pop(cpu, None)                # lru_add_drain
+            if held - {cpu}:                        # wp_page_copy: one new page
+                page = _RunnerPage()
+                self.born[pid] = [page]
+                self.cpus[cpu] = [page]
+        elif any(self._cpu_of(p) == cpu for p in last):
+            self.cpus.pop(cpu, None)
 
     @_locked
     def lru_add_drain(self, cpu: int) -> None:

@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--mode", default="all",
                    help=f"generators taken in turn, joined by commas: {', '.join(FUZZ_MODES)}, "
-                        "or all (every directed mode; the default)")
+                        "or all (every directed mode; the default), envelope (threads, cpusets, "
+                        "weights, thp); migrate-full (migration into a full node) is in no group")
     p.add_argument("--out", default="campaign", type=Path, help="output directory (default ./campaign)")
     p.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="local worker processes, one boot each (default: one per core)")

@@ -72,7 +72,7 @@ def copy_process(kernel, parent: Task) -> Task:
     finally:
         mm.mmap_lock.write_unlock()
         pmm.mmap_lock.write_unlock()
-    lru_batches(kernel).runner_fork(parent.cpu, parent.pid)
+    lru_batches(kernel).runner_fork(parent.cpu, parent.pid, child.pid, depth > 0)
     kernel.tasks[child.pid] = child
     return child
 

@@ -11,6 +11,7 @@ import errno as _errno
 from mempolicy.alloc.bulk import touch_range
 from mempolicy.alloc.fault import FaultSignal, OutOfMemory
 from mempolicy.alloc.huge_memory import set_thp
+from mempolicy.alloc.swap import lru_batches
 from mempolicy.alloc.topology import Topology
 from mempolicy.cgroup import cpuset
 from mempolicy.core.mempolicy import KernelError
@@ -287,6 +288,8 @@ class TraceRunner:
             f = self.memfds.pop(name)
             f.inode.put()
         process.do_exit(self.kernel, child)
+        parent = self.stack[-1]                 # the runner's waitpid returns
+        lru_batches(self.kernel).runner_resume(parent.cpu, parent.pid)
         return "ok"
 
     # -- threads and cpusets (section 5.7) -------------------------------------

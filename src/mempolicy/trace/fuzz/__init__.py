@@ -3,7 +3,8 @@
 ``generate(seed, mode)`` writes one trace.  Mode ``random`` (the default) is
 the general program of :mod:`.program`; the directed modes of
 :mod:`.directed` aim at the risky parts (fork, shared memory, full nodes,
-migration, raw calls, long traces).  Every trace parses, and none holds a
+migration, raw calls, long traces); :mod:`.migrate_full` (mode
+``migrate-full``, in no group) migrates into a full node.  Every trace parses, and none holds a
 command whose kernel result is known not to repeat.
 
     mempolicy trace fuzz --seed 0 --count 48 --out DIR
@@ -20,6 +21,7 @@ from pathlib import Path
 from mempolicy.trace.fuzz.directed import DIRECTED
 from mempolicy.trace.fuzz.directed import ENVELOPE as THP_TABLE
 from mempolicy.trace.fuzz.directed import generate as generate_directed
+from mempolicy.trace.fuzz.migrate_full import generate_migrate_full
 from mempolicy.trace.fuzz.program import generate_random
 from mempolicy.trace.fuzz.thp import MODES as THP_MORE_TABLE
 from mempolicy.trace.fuzz.threads import ENVELOPE as THREADS_TABLE
@@ -36,10 +38,10 @@ ENVELOPE = {**{m: (lambda seed, m=m: generate_directed(m, seed, THREADS_TABLE)) 
             "weights": generate_weights,
             **{m: (lambda seed, m=m: generate_directed(m, seed, THP_TABLE)) for m in THP_TABLE}}
 ENVELOPE_MODES = tuple(ENVELOPE)
-# Modes added after campaigns of ``envelope`` were stored: in no group.
-EXTRA = {m: (lambda seed, m=m: generate_directed(m, seed, THP_MORE_TABLE)) for m in THP_MORE_TABLE}
-EXTRA_MODES = tuple(EXTRA)
-FUZZ_MODES = ("random",) + DIRECTED_MODES + ENVELOPE_MODES + EXTRA_MODES
+# Modes in no group (named on their own, so that no stored campaign changes).
+SINGLE = {"migrate-full": generate_migrate_full,
+          **{m: (lambda seed, m=m: generate_directed(m, seed, THP_MORE_TABLE)) for m in THP_MORE_TABLE}}
+FUZZ_MODES = ("random",) + DIRECTED_MODES + ENVELOPE_MODES + tuple(SINGLE)
 GROUPS = {"all": DIRECTED_MODES, "envelope": ENVELOPE_MODES}
 
 
@@ -53,8 +55,8 @@ def generate(seed: int, mode: str = "random") -> str:
         return generate_random(seed)
     if mode in ENVELOPE:
         return ENVELOPE[mode](seed)
-    if mode in EXTRA:
-        return EXTRA[mode](seed)
+    if mode in SINGLE:
+        return SINGLE[mode](seed)
     if mode not in DIRECTED:
         raise ValueError(f"unknown fuzz mode {mode!r} (modes: {', '.join(FUZZ_MODES)})")
     return generate_directed(mode, seed)
@@ -110,7 +112,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--mode", default="random",
                    help=f"generator, or several joined by commas, taken in turn: {', '.join(FUZZ_MODES)}, "
                         "all (every directed mode) or envelope (threads, cpusets, weights, "
-                        "thp); thp-fork is in no group; default random")
+                        "thp); thp-fork and migrate-full (migration into a full node) are in "
+                        "no group; default random")
     p.add_argument("--out", default=".", help="directory to write the .trace files into")
     args = p.parse_args(argv)
     try:

@@ -10,8 +10,8 @@ a machine, so the oracle boots once per twelve traces.
 The program never fills a node and keeps every fork paired with an exit.
 It never forks inside a child: a fork nested two deep advances an interleave
 task policy's round robin by an amount that changes from run to run on Linux
-(docs/trace-format.md, section 4), and the runner's own pages make copy on
-write after a child's fork depend on the runner, not on the trace.
+(docs/trace-format.md, section 4), and a child forking twice drains the LRU
+batches or not from one run to the next.
 It never reads the task's interleave round-robin (``get_mempolicy node``
 without an address, or the raw call with ``MPOL_F_NODE`` alone) once a task
 policy that may interleave met a ``fork`` or a CPU change: the kernel's slab
