@@ -37,7 +37,7 @@ compare its outcomes with the unreduced search on every catalogue scenario.
 
 from __future__ import annotations
 
-from .sched import WRITE, Nondeterminism
+from .sched import ADD, READ, WRITE, Nondeterminism
 
 
 class _Pos:
@@ -150,26 +150,46 @@ class SourceDPOR:
         step is new adds a task to a backtrack set."""
         ev = self.events
         n = len(ev)
+        fresh = self.fresh
         hb = [0] * n                   # bit j of hb[i]: step j happens before step i (or is i)
         last: dict[int, int] = {}      # task -> its latest step
-        by_key: dict = {}              # key -> [(step, write)]
+        # key -> [its last write, reads since, adds since]: an access before the last write
+        # happens before that write (a write conflicts with every access), so a later step
+        # that conflicts with it is ordered after it by the write and needs no look
+        by_key: dict = {}
         for i in range(n):
             task, f = ev[i]
             deps = set()
             for key, m in f.items():
-                for j, mj in by_key.get(key, ()):
-                    if (m != mj or m == WRITE) and ev[j][0] != task:
-                        deps.add(j)
+                acc = by_key.get(key)
+                if acc is None:
+                    acc = by_key[key] = [-1, [], []]
+                w = acc[0]
+                if w >= 0 and ev[w][0] != task:
+                    deps.add(w)
+                if m != READ:          # an add or a write conflicts with the reads since
+                    for j in acc[1]:
+                        if ev[j][0] != task:
+                            deps.add(j)
+                if m != ADD:           # a read or a write with the adds since
+                    for j in acc[2]:
+                        if ev[j][0] != task:
+                            deps.add(j)
+                if m == WRITE:
+                    acc[0] = i
+                    acc[1] = []
+                    acc[2] = []
+                else:
+                    acc[1 if m == READ else 2].append(i)
             prev = last.get(task)
             clock = hb[prev] if prev is not None else 0
-            for j in sorted(deps, reverse=True):
-                if i >= self.fresh and not clock >> j & 1:
-                    self._reverse(j, i, hb)
-                clock |= hb[j]
+            if deps:
+                for j in sorted(deps, reverse=True):
+                    if i >= fresh and not clock >> j & 1:
+                        self._reverse(j, i, hb)
+                    clock |= hb[j]
             hb[i] = clock | 1 << i
             last[task] = i
-            for key, m in f.items():
-                by_key.setdefault(key, []).append((i, m))
 
     def _reverse(self, j: int, i: int, hb: list[int]) -> None:
         """Race (j, i): make sure the point before step j can start the order "i first"."""

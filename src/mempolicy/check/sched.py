@@ -261,8 +261,12 @@ class Scheduler(LockModel):
     """
 
     def __init__(self, strategy, world=None, lockdep: bool = True, max_steps: int = 20000,
-                 lock_order: dict | None = None, carrier: str | None = None) -> None:
+                 lock_order: dict | None = None, carrier: str | None = None,
+                 verbose: bool = True) -> None:
         self.strategy = strategy
+        # ``verbose``: keep the timeline (events, policy texts, the refcount notes); a
+        # search runs without it and replays a failing schedule with it (check/explore.py)
+        self.verbose = verbose
         # what carries a task: "greenlet" (a switch is a stack swap in this thread) or
         # "thread" (an OS thread per task and a semaphore handoff: the old engine)
         self.carrier = carrier or default_carrier()
@@ -547,6 +551,8 @@ class Scheduler(LockModel):
 
     # -- the event log -------------------------------------------------------
     def log(self, kind: str, a=None, b=None, c=None) -> None:
+        if not self.verbose:
+            return
         me = self.current
         self.events.append((self.step, me.idx if me else -1, kernel_function(3), kind, a, b, c))
 
@@ -557,7 +563,8 @@ class Scheduler(LockModel):
         st.seen = set()
         st.op_keys = tuple((k[0], k[1], k[2] if len(k) > 2 else None) for k in keys[0])
         st.op_always = frozenset(keys[1])
-        self.events.append((self.step, st.idx, "", "op", text, None, None))
+        if self.verbose:
+            self.events.append((self.step, st.idx, "", "op", text, None, None))
 
     # -- refcount (mempolicy.core.mempolicy.refcount_hook) --------------------
     def refcount(self, op: str, pol) -> None:
@@ -571,7 +578,7 @@ class Scheduler(LockModel):
             if type(pol) is _core.FreedMempolicy:
                 what = "mpol_get" if op == "inc" else _refop_name()
                 raise SanitizerError(f"{what} on a freed policy: {pol.describe()}")
-        if static:
+        if static or not self.verbose:
             return
         name = _refop_name()
         before = pol._refcnt
@@ -597,8 +604,9 @@ class Scheduler(LockModel):
             if self.fp_on:                   # no point, but the slot was read
                 self.seg.add((self._owner(kind, owner), READ))
             return                           # NULL or static: nothing can free it
-        self._remember(pol)
-        self.log("load", kind, owner, (pol, self._where(kind, owner, node)))
+        if self.verbose:
+            self._remember(pol)
+            self.log("load", kind, owner, (pol, self._where(kind, owner, node)))
         if self.fp_on:
             self.seg.add((self._owner(kind, owner), False))
             self._pol(pol, READ)
@@ -608,9 +616,10 @@ class Scheduler(LockModel):
         """A policy pointer was stored (or cleared) in a task, a VMA or a shared-tree node."""
         if self.aborting:
             raise Abort
-        if pol is not None:
-            self._remember(pol)
-        self.log("store", kind, owner, (pol, self._where(kind, owner, node)))
+        if self.verbose:
+            if pol is not None:
+                self._remember(pol)
+            self.log("store", kind, owner, (pol, self._where(kind, owner, node)))
         if self.fp_on:
             self.seg.add((self._owner(kind, owner), True))
             if pol is not None:
@@ -625,8 +634,9 @@ class Scheduler(LockModel):
         self._pol(pol, WRITE)
         if type(pol) is _core.FreedMempolicy:
             raise SanitizerError(f"write after free: {what} of {pol.describe()}")
-        self._remember(pol)
-        self.log("modify", what, pol, None)
+        if self.verbose:
+            self._remember(pol)
+            self.log("modify", what, pol, None)
 
     def might_sleep(self, pol, why: str) -> None:
         """The task may sleep here while it uses ``pol`` (reclaim under a BIND nodemask)."""
