@@ -30,8 +30,7 @@ class LockModel:
         return h
 
     def _lockname(self, lock) -> str:
-        w = self.world
-        return w.lock_label(lock) if w is not None else lock.name
+        return self._lock_names.get(id(lock)) or lock.name
 
     def _available(self, lock, mode: str) -> bool:
         if mode == "spin":

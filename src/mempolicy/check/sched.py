@@ -153,7 +153,7 @@ class SchedTask:
         self.program = program
         self.state = READY
         self.blocked_on = None           # (lock, mode)
-        self.sem = threading.Semaphore(0)
+        self.sem = threading.Semaphore(0) if sched.carrier == "thread" else None
         self.held: list = []             # [(lock, mode)]
         self.lookup_refs: dict[int, int] = {}
         self.op = ""
@@ -161,7 +161,8 @@ class SchedTask:
         # footprints for partial-order reduction (check/dpor.py): the policies this
         # operation has seen (any later segment of it may still use them), the operation's
         # own keys (world.op_keys) and keys owed to the next segment (a child's creation)
-        self.seen: set = set()
+        self.seen: set = set()                     # (("pol", ...), READ) pairs
+        self.op_locked: tuple = ()                 # (key, mode): by its steps under any lock
         self.op_keys: tuple = ()                   # (key, mode, lock): by its steps under a lock
         self.op_always: frozenset = frozenset()    # carried by all its steps
         self.locked: set = set()                   # locks the running step held or took
@@ -204,12 +205,20 @@ def _get_worker() -> _Worker:
 
 
 def default_carrier() -> str:
-    """"thread" unless ``MEMPOLICY_CHECK_CARRIER=greenlet``: measured with
-    benchmarks/bench_check.py, a greenlet switch (which copies the task's stack slice)
-    cost more here than a semaphore handoff between parked threads."""
+    """``MEMPOLICY_CHECK_CARRIER`` if set, else "greenlet" where the package is installed
+    (the ``check`` extra), else "thread".  Measured with benchmarks/bench_check.py once
+    the search stopped keeping its timeline: a greenlet switch costs less CPU and far less
+    wall time on a loaded machine than a semaphore handoff between parked threads."""
     global _DEFAULT
     if _DEFAULT is None:
-        _DEFAULT = os.environ.get("MEMPOLICY_CHECK_CARRIER") or "thread"
+        want = os.environ.get("MEMPOLICY_CHECK_CARRIER")
+        if want is None:
+            try:
+                import greenlet  # noqa: F401
+                want = "greenlet"
+            except ImportError:
+                want = "thread"
+        _DEFAULT = want
     return _DEFAULT
 
 
@@ -279,6 +288,7 @@ class Scheduler(LockModel):
         # lock class -> {lock class taken while holding it: (task, function) first seen}
         self.lock_order: dict[str, dict[str, tuple[str, str]]] = {} if lock_order is None else lock_order
         self.world = world
+        self._lock_names: dict[int, str] = world.lock_names if world is not None else {}
         self.lockdep = lockdep
         self.max_steps = max_steps
         self.tasks: list[SchedTask] = []
@@ -287,7 +297,7 @@ class Scheduler(LockModel):
         self.step = 0
         self.finding: Finding | None = None
         self.aborting = False
-        self.main_sem = threading.Semaphore(0)
+        self.main_sem = threading.Semaphore(0) if self.carrier == "thread" else None
         self.choices: list[int] = []
         self.preemptions = 0
         self.holders: dict[int, dict] = {}    # id(lock) -> {"read": {idx: n}, "write": idx, "spin": idx}
@@ -511,7 +521,7 @@ class Scheduler(LockModel):
             if ref is not None:
                 self.seg.add((("ref",) + key, ref))
             if self.current is not None:
-                self.current.seen.add(("pol",) + key)
+                self.current.seen.add((("pol",) + key, READ))
 
     def _owner(self, kind: str, owner) -> tuple:
         """One key per policy slot family: a task's pointer, an mm's VMAs, a shared tree."""
@@ -534,16 +544,22 @@ class Scheduler(LockModel):
             return None
         fp = self.seg
         self.seg = set()
-        for k in me.seen:
-            fp.add((k, READ))
-        held = {self._lockname(lk) for lk, _ in me.held}
-        under = me.locked | held
+        fp |= me.seen
+        if me.held:
+            names = self._lock_names
+            held = {names.get(id(lk)) or lk.name for lk, _ in me.held}
+            under = me.locked | held if me.locked else held
+        else:
+            held = set()
+            under = me.locked
         if under:
+            fp.update(me.op_locked)
             for key, mode, lk in me.op_keys:
-                if lk is None or lk in under:
+                if lk in under:
                     fp.add((key, mode))
         me.locked = held
-        fp.update(me.op_always)
+        if me.op_always:
+            fp |= me.op_always
         if me.extra:
             fp.update(me.extra)
             me.extra = set()
@@ -561,7 +577,8 @@ class Scheduler(LockModel):
         schedule points it touches, see ``World.op_keys``)."""
         st.op = text
         st.seen = set()
-        st.op_keys = tuple((k[0], k[1], k[2] if len(k) > 2 else None) for k in keys[0])
+        st.op_locked = tuple((k[0], k[1]) for k in keys[0] if len(k) < 3 or k[2] is None)
+        st.op_keys = tuple(k for k in keys[0] if len(k) > 2 and k[2] is not None)
         st.op_always = frozenset(keys[1])
         if self.verbose:
             self.events.append((self.step, st.idx, "", "op", text, None, None))
