@@ -88,9 +88,8 @@ def run_once(scenario: Scenario, strategy, protocol: str = "current", mutants=()
 
 def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: bool,
               lock_order: dict | None = None, verbose: bool = True) -> Run:
-    world = scenario.build(protocol)
-    if not verbose:                      # no allocation and free sites: the replay has them
-        world.kernel.policy_cache.track_sites = False
+    # a quiet run records no allocation and free sites: the replay of a failure has them
+    world = scenario.build(protocol, track_sites=verbose)
     sched = Scheduler(strategy, world, lockdep=lockdep, lock_order=lock_order, verbose=verbose)
     strategy.begin()
     for name, ops in world.programs:
