@@ -38,7 +38,7 @@ def _job(args) -> dict:
     lock_order: dict = {}
     dfs = BoundedDFS(bound, prefix=prefix)
     while True:
-        run = _run_once(scenario, dfs, protocol, mutants, lockdep, lock_order)
+        run = _run_once(scenario, dfs, protocol, mutants, lockdep, lock_order, verbose=False)
         n += 1
         if collect:
             seen.append(tuple(run.choices))

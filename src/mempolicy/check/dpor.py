@@ -37,7 +37,7 @@ compare its outcomes with the unreduced search on every catalogue scenario.
 
 from __future__ import annotations
 
-from .sched import WRITE, Nondeterminism
+from .sched import ADD, READ, WRITE, Nondeterminism
 
 
 class _Pos:
@@ -81,6 +81,13 @@ class SourceDPOR:
         self.redundant = 0              # schedules abandoned (sleep-set blocked)
         self.races = 0                  # races found, over the whole search
         self._next_sleep: dict = {}     # the sleep set the step just recorded leaves
+        self.n = 0                      # steps recorded in the running schedule
+        # happens-before of the steps analysed so far, kept from one schedule to the next:
+        # the steps before ``fresh`` are the previous schedule's, so only the rest is new
+        self._hb: list[int] = []        # bit j of _hb[i]: step j happens before step i
+        self._last: dict[int, int] = {}     # task -> its latest analysed step
+        self._by_key: dict = {}         # key -> [last write, [reads since], [adds since]]
+        self._undo: list[list] = []     # per analysed step: how to take it back
 
     def describe(self) -> str:
         return "DPOR (source sets)" + (f", preemption bound {self.bound}" if self.bound is not None else "")
@@ -88,7 +95,7 @@ class SourceDPOR:
     def begin(self) -> None:
         self.k = 0
         self.pre = 0
-        self.events = []
+        self.n = 0
 
     # -- during a schedule -----------------------------------------------------
     def _record(self, seg) -> None:
@@ -96,12 +103,18 @@ class SourceDPOR:
         if seg is None:
             return
         task, fp = seg
-        f: dict = {}
-        for key, m in fp:
-            old = f.get(key)
-            f[key] = m if old is None or old == m else WRITE      # read and add: a write
-        self.events.append((task, f))
-        i = len(self.events) - 1
+        i = self.n
+        self.n = i + 1
+        ev = self.events
+        if i < self.fresh and i < len(ev):
+            f = ev[i][1]               # a replayed step: the footprint it had last time
+        else:
+            del ev[i:]
+            f = {}
+            for key, m in fp:
+                old = f.get(key)
+                f[key] = m if old is None or old == m else WRITE      # read and add: a write
+            ev.append((task, f))
         pos = self.stack[i]
         if pos.chosen != task:
             raise Nondeterminism(f"step {i}: ran task {task}, chose {pos.chosen}")
@@ -147,29 +160,70 @@ class SourceDPOR:
     # -- between schedules -----------------------------------------------------
     def _races(self) -> None:
         """Happens-before over the steps of the schedule just run; each race whose later
-        step is new adds a task to a backtrack set."""
+        step is new adds a task to a backtrack set.  The analysis of the steps before
+        ``fresh`` (the previous schedule's) is kept; the later ones are taken back first."""
         ev = self.events
         n = len(ev)
-        hb = [0] * n                   # bit j of hb[i]: step j happens before step i (or is i)
-        last: dict[int, int] = {}      # task -> its latest step
-        by_key: dict = {}              # key -> [(step, write)]
-        for i in range(n):
+        fresh = self.fresh
+        hb, last, by_key, undo = self._hb, self._last, self._by_key, self._undo
+        start = min(fresh, n)
+        while len(hb) > start:         # take back the analysis of the steps that changed
+            hb.pop()
+            for act in reversed(undo.pop()):
+                if act[0] == 0:        # an access appended to a list: remove it
+                    act[1].pop()
+                elif act[0] == 1:      # a key's state replaced (or made): restore it
+                    if act[2] is None:
+                        del by_key[act[1]]
+                    else:
+                        by_key[act[1]] = act[2]
+                elif act[2] is None:   # a task's latest step
+                    del last[act[1]]
+                else:
+                    last[act[1]] = act[2]
+        # key -> [its last write, reads since, adds since]: an access before the last write
+        # happens before that write (a write conflicts with every access), so a later step
+        # that conflicts with it is ordered after it by the write and needs no look
+        for i in range(len(hb), n):
             task, f = ev[i]
             deps = set()
+            log: list = []
             for key, m in f.items():
-                for j, mj in by_key.get(key, ()):
-                    if (m != mj or m == WRITE) and ev[j][0] != task:
-                        deps.add(j)
+                acc = by_key.get(key)
+                if acc is not None:
+                    w = acc[0]
+                    if w >= 0 and ev[w][0] != task:
+                        deps.add(w)
+                    if m != READ:      # an add or a write conflicts with the reads since
+                        for j in acc[1]:
+                            if ev[j][0] != task:
+                                deps.add(j)
+                    if m != ADD:       # a read or a write with the adds since
+                        for j in acc[2]:
+                            if ev[j][0] != task:
+                                deps.add(j)
+                if m == WRITE:
+                    log.append((1, key, acc))
+                    by_key[key] = [i, [], []]
+                else:
+                    if acc is None:
+                        log.append((1, key, None))
+                        acc = by_key[key] = [-1, [], []]
+                    lst = acc[1 if m == READ else 2]
+                    lst.append(i)
+                    log.append((0, lst))
             prev = last.get(task)
             clock = hb[prev] if prev is not None else 0
-            for j in sorted(deps, reverse=True):
-                if i >= self.fresh and not clock >> j & 1:
-                    self._reverse(j, i, hb)
-                clock |= hb[j]
+            hb.append(0)               # step i itself, while its races are reversed
+            if deps:
+                for j in sorted(deps, reverse=True):
+                    if i >= fresh and not clock >> j & 1:
+                        self._reverse(j, i, hb)
+                    clock |= hb[j]
             hb[i] = clock | 1 << i
+            log.append((2, task, prev))
             last[task] = i
-            for key, m in f.items():
-                by_key.setdefault(key, []).append((i, m))
+            undo.append(log)
 
     def _reverse(self, j: int, i: int, hb: list[int]) -> None:
         """Race (j, i): make sure the point before step j can start the order "i first"."""
@@ -198,6 +252,7 @@ class SourceDPOR:
         """Analyse the schedule just run, then move to the next one; False when done."""
         if self.k < len(self.stack):   # abandoned early: nothing past the last point reached
             del self.stack[self.k:]
+        del self.events[self.n:]
         self._races()
         while self.stack:
             pos = self.stack[-1]

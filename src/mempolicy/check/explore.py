@@ -87,9 +87,10 @@ def run_once(scenario: Scenario, strategy, protocol: str = "current", mutants=()
 
 
 def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: bool,
-              lock_order: dict | None = None) -> Run:
-    world = scenario.build(protocol)
-    sched = Scheduler(strategy, world, lockdep=lockdep, lock_order=lock_order)
+              lock_order: dict | None = None, verbose: bool = True) -> Run:
+    # a quiet run records no allocation and free sites: the replay of a failure has them
+    world = scenario.build(protocol, track_sites=verbose)
+    sched = Scheduler(strategy, world, lockdep=lockdep, lock_order=lock_order, verbose=verbose)
     strategy.begin()
     for name, ops in world.programs:
         sched.spawn(name, world.runner(name, ops))
@@ -106,6 +107,18 @@ def _run_once(scenario: Scenario, strategy, protocol: str, mutants, lockdep: boo
     return Run(scenario.name, protocol, tuple(mutants), lockdep, sched.choices, finding,
                sched.events, [t.name for t in sched.tasks], world, sched.step, sched.preemptions,
                strategy.describe(), sched.names, text, sched.redundant)
+
+
+def _with_timeline(scenario: Scenario, quiet: Run, lock_order: dict) -> Run:
+    """A failing schedule found by a quiet search (no timeline), run again with its
+    timeline and the allocation sites; the quiet run if the replay does not fail alike."""
+    strat = Replay(quiet.choices)
+    run = _run_once(scenario, strat, quiet.protocol, quiet.mutants, quiet.lockdep,
+                    {k: dict(v) for k, v in lock_order.items()}, verbose=True)
+    if run.finding is None or run.finding.kind != quiet.finding.kind or strat.diverged:
+        return quiet
+    run.strategy = quiet.strategy
+    return run
 
 
 REDUCTIONS = ("dpor", "none")
@@ -144,7 +157,7 @@ def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
         raise ValueError(f"unknown reduction {reduction!r} (one of {', '.join(REDUCTIONS)})")
     res.complete = True
     while True:
-        run = _run_once(scenario, dfs, protocol, mutants, lockdep, lock_order)
+        run = _run_once(scenario, dfs, protocol, mutants, lockdep, lock_order, verbose=False)
         res.schedules += 1
         if reduction == "dpor":
             res.distinct += not run.redundant
@@ -152,7 +165,7 @@ def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
             res.seen.append(tuple(run.choices))
         res.max_steps = max(res.max_steps, run.steps)
         if run.finding is not None:
-            res.failure = run
+            res.failure = _with_timeline(scenario, run, lock_order)
             res.complete = False
             break
         if not dfs.next_schedule():
@@ -171,10 +184,10 @@ def _explore(scenario, protocol, mutants, bound, pct_runs, seed, depth, lockdep,
             if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
                 break
             run = _run_once(scenario, PCT(seed + i, depth, res.max_steps), protocol, mutants, lockdep,
-                            lock_order)
+                            lock_order, verbose=False)
             res.schedules += 1
             if run.finding is not None:
-                res.failure = run
+                res.failure = _with_timeline(scenario, run, lock_order)
                 break
     res.seconds = time.perf_counter() - t0
     return res

@@ -30,8 +30,7 @@ class LockModel:
         return h
 
     def _lockname(self, lock) -> str:
-        w = self.world
-        return w.lock_label(lock) if w is not None else lock.name
+        return self._lock_names.get(id(lock)) or lock.name
 
     def _available(self, lock, mode: str) -> bool:
         if mode == "spin":
@@ -62,7 +61,8 @@ class LockModel:
                 raise _s.Abort
             me.state = _s.BLOCKED
             me.blocked_on = (lock, mode)
-            self.log("block", lock, mode, self._lock_state(lock))
+            if self.verbose:
+                self.log("block", lock, mode, self._lock_state(lock))
             self._wait_elsewhere(me)
             if self.fp_on:                 # woken: the retry belongs to this new segment
                 self.seg.add((key, mode != "read"))
@@ -96,7 +96,9 @@ class LockModel:
                            f" holding {old} in {_s.kernel_function(3)}, but {chain} was taken"
                            f" earlier ({first[0]} in {first[1]})")
                 raise _s.Abort
-            self.lock_order.setdefault(old, {}).setdefault(new, (me.name, _s.kernel_function(3)))
+            after = self.lock_order.setdefault(old, {})
+            if new not in after:
+                after[new] = (me.name, _s.kernel_function(3))
 
     def _order_path(self, src: str, dst: str) -> list[str] | None:
         """A chain of recorded dependencies from lock class ``src`` to ``dst``."""

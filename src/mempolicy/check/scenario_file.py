@@ -54,9 +54,11 @@ class Scenario:
     small: bool = True
     nodes: int = 2
 
-    def build(self, protocol: str = "current") -> World:
-        """The start state on a fresh model kernel, with each task's program."""
-        w = World(protocol, nodes=self.nodes)
+    def build(self, protocol: str = "current", track_sites: bool = True) -> World:
+        """The start state on a fresh model kernel, with each task's program
+        (``track_sites``: the policy cache records where each policy was allocated and
+        freed, for the sanitizer's reports)."""
+        w = World(protocol, nodes=self.nodes, track_sites=track_sites)
         for kind, args in _steps(self)[0]:
             getattr(w, kind)(*args)
         for task, ops in _steps(self)[1]:

@@ -153,7 +153,7 @@ class SchedTask:
         self.program = program
         self.state = READY
         self.blocked_on = None           # (lock, mode)
-        self.sem = threading.Semaphore(0)
+        self.sem = threading.Semaphore(0) if sched.carrier == "thread" else None
         self.held: list = []             # [(lock, mode)]
         self.lookup_refs: dict[int, int] = {}
         self.op = ""
@@ -161,7 +161,8 @@ class SchedTask:
         # footprints for partial-order reduction (check/dpor.py): the policies this
         # operation has seen (any later segment of it may still use them), the operation's
         # own keys (world.op_keys) and keys owed to the next segment (a child's creation)
-        self.seen: set = set()
+        self.seen: set = set()                     # (("pol", ...), READ) pairs
+        self.op_locked: tuple = ()                 # (key, mode): by its steps under any lock
         self.op_keys: tuple = ()                   # (key, mode, lock): by its steps under a lock
         self.op_always: frozenset = frozenset()    # carried by all its steps
         self.locked: set = set()                   # locks the running step held or took
@@ -204,9 +205,10 @@ def _get_worker() -> _Worker:
 
 
 def default_carrier() -> str:
-    """"thread" unless ``MEMPOLICY_CHECK_CARRIER=greenlet``: measured with
-    benchmarks/bench_check.py, a greenlet switch (which copies the task's stack slice)
-    cost more here than a semaphore handoff between parked threads."""
+    """"thread" unless ``MEMPOLICY_CHECK_CARRIER=greenlet``: measured in CPU time on the
+    small scenarios of the catalogue, a greenlet switch
+    (which copies the task's stack slice) cost more here than a semaphore handoff
+    between parked threads, with the timeline on (0.1 to 0.8 times) and off (0.8 to 0.9)."""
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = os.environ.get("MEMPOLICY_CHECK_CARRIER") or "thread"
@@ -261,8 +263,12 @@ class Scheduler(LockModel):
     """
 
     def __init__(self, strategy, world=None, lockdep: bool = True, max_steps: int = 20000,
-                 lock_order: dict | None = None, carrier: str | None = None) -> None:
+                 lock_order: dict | None = None, carrier: str | None = None,
+                 verbose: bool = True) -> None:
         self.strategy = strategy
+        # ``verbose``: keep the timeline (events, policy texts, the refcount notes); a
+        # search runs without it and replays a failing schedule with it (check/explore.py)
+        self.verbose = verbose
         # what carries a task: "greenlet" (a switch is a stack swap in this thread) or
         # "thread" (an OS thread per task and a semaphore handoff: the old engine)
         self.carrier = carrier or default_carrier()
@@ -275,6 +281,7 @@ class Scheduler(LockModel):
         # lock class -> {lock class taken while holding it: (task, function) first seen}
         self.lock_order: dict[str, dict[str, tuple[str, str]]] = {} if lock_order is None else lock_order
         self.world = world
+        self._lock_names: dict[int, str] = world.lock_names if world is not None else {}
         self.lockdep = lockdep
         self.max_steps = max_steps
         self.tasks: list[SchedTask] = []
@@ -283,7 +290,7 @@ class Scheduler(LockModel):
         self.step = 0
         self.finding: Finding | None = None
         self.aborting = False
-        self.main_sem = threading.Semaphore(0)
+        self.main_sem = threading.Semaphore(0) if self.carrier == "thread" else None
         self.choices: list[int] = []
         self.preemptions = 0
         self.holders: dict[int, dict] = {}    # id(lock) -> {"read": {idx: n}, "write": idx, "spin": idx}
@@ -507,7 +514,7 @@ class Scheduler(LockModel):
             if ref is not None:
                 self.seg.add((("ref",) + key, ref))
             if self.current is not None:
-                self.current.seen.add(("pol",) + key)
+                self.current.seen.add((("pol",) + key, READ))
 
     def _owner(self, kind: str, owner) -> tuple:
         """One key per policy slot family: a task's pointer, an mm's VMAs, a shared tree."""
@@ -530,16 +537,22 @@ class Scheduler(LockModel):
             return None
         fp = self.seg
         self.seg = set()
-        for k in me.seen:
-            fp.add((k, READ))
-        held = {self._lockname(lk) for lk, _ in me.held}
-        under = me.locked | held
+        fp |= me.seen
+        if me.held:
+            names = self._lock_names
+            held = {names.get(id(lk)) or lk.name for lk, _ in me.held}
+            under = me.locked | held if me.locked else held
+        else:
+            held = set()
+            under = me.locked
         if under:
+            fp.update(me.op_locked)
             for key, mode, lk in me.op_keys:
-                if lk is None or lk in under:
+                if lk in under:
                     fp.add((key, mode))
         me.locked = held
-        fp.update(me.op_always)
+        if me.op_always:
+            fp |= me.op_always
         if me.extra:
             fp.update(me.extra)
             me.extra = set()
@@ -547,6 +560,8 @@ class Scheduler(LockModel):
 
     # -- the event log -------------------------------------------------------
     def log(self, kind: str, a=None, b=None, c=None) -> None:
+        if not self.verbose:
+            return
         me = self.current
         self.events.append((self.step, me.idx if me else -1, kernel_function(3), kind, a, b, c))
 
@@ -555,9 +570,11 @@ class Scheduler(LockModel):
         schedule points it touches, see ``World.op_keys``)."""
         st.op = text
         st.seen = set()
-        st.op_keys = tuple((k[0], k[1], k[2] if len(k) > 2 else None) for k in keys[0])
+        st.op_locked = tuple((k[0], k[1]) for k in keys[0] if len(k) < 3 or k[2] is None)
+        st.op_keys = tuple(k for k in keys[0] if len(k) > 2 and k[2] is not None)
         st.op_always = frozenset(keys[1])
-        self.events.append((self.step, st.idx, "", "op", text, None, None))
+        if self.verbose:
+            self.events.append((self.step, st.idx, "", "op", text, None, None))
 
     # -- refcount (mempolicy.core.mempolicy.refcount_hook) --------------------
     def refcount(self, op: str, pol) -> None:
@@ -571,7 +588,7 @@ class Scheduler(LockModel):
             if type(pol) is _core.FreedMempolicy:
                 what = "mpol_get" if op == "inc" else _refop_name()
                 raise SanitizerError(f"{what} on a freed policy: {pol.describe()}")
-        if static:
+        if static or not self.verbose:
             return
         name = _refop_name()
         before = pol._refcnt
@@ -597,8 +614,9 @@ class Scheduler(LockModel):
             if self.fp_on:                   # no point, but the slot was read
                 self.seg.add((self._owner(kind, owner), READ))
             return                           # NULL or static: nothing can free it
-        self._remember(pol)
-        self.log("load", kind, owner, (pol, self._where(kind, owner, node)))
+        if self.verbose:
+            self._remember(pol)
+            self.log("load", kind, owner, (pol, self._where(kind, owner, node)))
         if self.fp_on:
             self.seg.add((self._owner(kind, owner), False))
             self._pol(pol, READ)
@@ -608,9 +626,10 @@ class Scheduler(LockModel):
         """A policy pointer was stored (or cleared) in a task, a VMA or a shared-tree node."""
         if self.aborting:
             raise Abort
-        if pol is not None:
-            self._remember(pol)
-        self.log("store", kind, owner, (pol, self._where(kind, owner, node)))
+        if self.verbose:
+            if pol is not None:
+                self._remember(pol)
+            self.log("store", kind, owner, (pol, self._where(kind, owner, node)))
         if self.fp_on:
             self.seg.add((self._owner(kind, owner), True))
             if pol is not None:
@@ -625,8 +644,9 @@ class Scheduler(LockModel):
         self._pol(pol, WRITE)
         if type(pol) is _core.FreedMempolicy:
             raise SanitizerError(f"write after free: {what} of {pol.describe()}")
-        self._remember(pol)
-        self.log("modify", what, pol, None)
+        if self.verbose:
+            self._remember(pol)
+            self.log("modify", what, pol, None)
 
     def might_sleep(self, pol, why: str) -> None:
         """The task may sleep here while it uses ``pol`` (reclaim under a BIND nodemask)."""

@@ -82,10 +82,11 @@ def mode_name(mode: int) -> str:
 class World:
     """The named state of one scenario run."""
 
-    def __init__(self, protocol: str = "current", nodes: int = 2, cpus_per_node: int = 1) -> None:
+    def __init__(self, protocol: str = "current", nodes: int = 2, cpus_per_node: int = 1,
+                 track_sites: bool = True) -> None:
         self.protocol = protocol
         self.kernel, self._boot_task = Kernel.boot(Topology.simple(nodes, cpus_per_node=cpus_per_node),
-                                                   protocol)
+                                                   protocol, track_sites)
         self.tasks: dict[str, Task] = {}
         self.names: dict[int, str] = {}          # id(task) -> name
         self.proc_of: dict[int, str] = {}        # id(mm) -> process name
@@ -190,8 +191,9 @@ class World:
             for op in ops:
                 if task.exited:
                     break
-                st.sched.note_op(st, self.op_text(op),
-                                 self.op_keys(name, op) if st.sched.fp_on else ((), ()))
+                sched = st.sched
+                sched.note_op(st, self.op_text(op) if sched.verbose else "",
+                              self.op_keys(name, op) if sched.fp_on else ((), ()))
                 try:
                     self._op(task, st, op)
                 except KernelError as e:

@@ -867,6 +867,12 @@ class PageTable:
         np = _numpy()
         from mempolicy.scopes.pagecache import MAPPED, OBJ as COBJ
         for a0, b0, cache, ia0 in self._file_segments(lo, hi):
+            if b0 - a0 <= 512:                 # a few pages: one by one, NumPy would cost more
+                for v in range(a0, b0):
+                    pte = self.code(v)
+                    if pte & KIND_MASK == FILE:
+                        cache.unmap_compact(ia0 + v - a0, bool(pte & DIRTY))
+                continue
             for a in range(a0, b0, FILE_STEP):
                 b = min(b0, a + FILE_STEP)
                 ia = ia0 + (a - a0)
