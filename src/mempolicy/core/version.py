@@ -130,6 +130,19 @@ class KernelVersion:
         follow_page() to folio_walk"; move_pages with nodes)."""
         return not self.at_least(6, 12)
 
+    @property
+    def move_pages_shared_by_page_mapcount(self) -> bool:
+        """``add_page_for_migration`` refuses (EACCES, without ``MPOL_MF_MOVE_ALL``) a
+        page whose own mapcount is above one: for a page of a huge folio, the PMD
+        mappings of the folio plus this page's PTE mappings, so after a fork whose
+        child wrote one page (splitting its PMD), that page alone can be queued and
+        takes the whole folio with it.  v6.10, "mm/migrate: use
+        folio_likely_mapped_shared() in add_page_for_migration()" (David
+        Hildenbrand) asks about the folio instead: every page of a folio another
+        process maps is EACCES (recorded: tests/traces/thp/37-fork-move-pages-parent
+        on 6.1)."""
+        return not self.at_least(6, 10)
+
     # -- mm/mmu_gather.c, arch/x86/mm/pgtable.c ------------------------------------
     @property
     def mmu_gather_batch_full_early(self) -> bool:

@@ -211,7 +211,11 @@ def add_folio_for_migration(mm, addr: int, node: int, migrate_all: bool, pagelis
         return 0, None
     huge = huge_folio_at(mm, vpn)
     if huge is not None:                                # the whole folio is isolated
-        if folio_maybe_mapped_shared_huge(huge) and not migrate_all:
+        if mm.kernel.version.move_pages_shared_by_page_mapcount:
+            shared = huge.pages is not None and mm.ptes[vpn].mapcount > 1
+        else:
+            shared = folio_maybe_mapped_shared_huge(huge)
+        if shared and not migrate_all:
             return -errno.EACCES, None
         if (id(huge) in isolated) if isolated is not None else any(f is huge for _, f in pagelist):
             return -errno.EBUSY, None
