@@ -276,3 +276,22 @@ def test_archive_resumes_a_campaign_in_a_new_directory(tmp_path, monkeypatch, ca
     assert main(["trace", "campaign", "--oracle", "planted", "--count", "2", "--out",
                  str(tmp_path / "d"), "--archive", str(bad)]) == 2
     assert "bad.jsonl.gz:" in capsys.readouterr().err
+
+
+def test_trace_archive_lists_what_an_archive_holds(tmp_path, capsys):
+    """``mempolicy trace archive`` counts each mode's outputs; a file that is not an
+    archive is one line on stderr and exit status 2."""
+    from mempolicy.campaign.archive import write_archive
+
+    arch = tmp_path / "a.jsonl.gz"
+    results = [{"name": "fork-5", "kernel": "3 mmap: ok\n", "status": "same"},
+               {"name": "fork-7", "kernel": "3 mmap: ok\n", "status": "unjudged"},
+               {"name": "raw-6", "kernel": "", "status": "error"}]
+    write_archive(arch, {}, results, {r["name"]: "node 0 mem=512M\n" for r in results}, "6.12")
+    assert main(["trace", "archive", str(arch)]) == 0
+    assert capsys.readouterr().out.strip().endswith("Linux 6.12, 2 traces (fork 2)")
+    other = tmp_path / "x.trace"
+    other.write_text("node 0 mem=512M\n")
+    assert main(["trace", "archive", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "not a campaign archive" in err and "Traceback" not in err

@@ -9,6 +9,7 @@
     mempolicy trace record FILE...              write FILE.expected from the kernel
     mempolicy trace fuzz [--seed S] [--count N] [--out DIR]   random valid traces
     mempolicy trace campaign [--count N] [--mode M] [--out DIR]   hunt model/kernel differences
+    mempolicy trace archive FILE...                              what campaign archives hold
     mempolicy check [...]                       the refcount protocol under concurrency
     mempolicy numactl [...]                     numactl, on Linux or on the model (--sim)
     mempolicy numastat [...]                    numastat views
@@ -109,6 +110,10 @@ def _main(argv: list[str]) -> int:
                 from mempolicy.campaign.cli import main as campaign_main
 
                 return campaign_main(rest)
+            if sub == "archive":
+                from mempolicy.campaign.archive import main as archive_main
+
+                return archive_main(rest)
         except KeyboardInterrupt:
             return 130
         except BrokenPipeError:

@@ -115,3 +115,42 @@ def write_archive(path: Path, rows: dict[str, dict], results: list[dict], texts:
         f.write(body.encode())
     tmp.replace(path)
     return len(merged)
+
+
+def describe(path: Path) -> str:
+    """One line: PATH, its kernel and how many outputs of each mode it holds."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise ArchiveError(f"{path}: not a campaign archive ({e})") from None
+    try:
+        header = json.loads(first)
+        kernel, vmlinuz = header["kernel"], header.get("vmlinuz")
+    except (ValueError, KeyError, TypeError):
+        raise ArchiveError(f"{path}:1: not a campaign archive (no header line)") from None
+    rows = read_archive(path, kernel, vmlinuz)
+    modes: dict[str, int] = {}
+    for name in rows:
+        mode = name.rpartition("-")[0]
+        modes[mode] = modes.get(mode, 0) + 1
+    per = ", ".join(f"{m} {n}" for m, n in sorted(modes.items()))
+    return f"{path}: {vmlinuz or 'Linux ' + kernel}, {len(rows)} traces ({per})"
+
+
+def main(argv: list[str]) -> int:
+    """``mempolicy trace archive FILE...``: what each archive holds; 2 if one is not
+    an archive (a message on stderr)."""
+    import sys
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: mempolicy trace archive FILE...  (what each campaign archive holds)")
+        return 0 if argv else 2
+    status = 0
+    for arg in argv:
+        try:
+            print(describe(Path(arg)))
+        except (OSError, ArchiveError) as e:
+            print(f"mempolicy trace archive: {e}", file=sys.stderr)
+            status = 2
+    return status
