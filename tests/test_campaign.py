@@ -191,20 +191,26 @@ def test_suspected_classes():
     assert cls("cpu 0\n", "(x)\n", "(the model failed: E: x)\n") == "model-crash"
 
 
-def test_kernel_only_then_judged_later_without_booting_again(tmp_path, monkeypatch):
-    """--kernel-only keeps the kernel's outputs; the next run judges them and boots
-    only for the reruns of divergent traces; --rejudge judges everything again."""
+@pytest.fixture
+def boots(monkeypatch):
+    """The trace texts the kernel side runs, in process (no pool), counted."""
     monkeypatch.setenv("MEMPOLICY_PROGRESS", "0")
-    boots = []
+    booted = []
     real_runner = cwork.kernel_runner
 
     def counting(oracle, kernel):
         run = real_runner(oracle, kernel)
-        return lambda texts: boots.extend(texts) or run(texts)
+        return lambda texts: booted.extend(texts) or run(texts)
 
     monkeypatch.setattr(cwork, "kernel_runner", counting)
     monkeypatch.setattr(crun, "run_local", lambda b, k, o, j, done, stored, judge: [
         done(cwork.evaluate_batch(x, k, o, True, stored, judge)) for x in b])
+    return booted
+
+
+def test_kernel_only_then_judged_later_without_booting_again(tmp_path, boots):
+    """--kernel-only keeps the kernel's outputs; the next run judges them and boots
+    only for the reruns of divergent traces; --rejudge judges everything again."""
     s = run_campaign(tmp_path, 0, 12, ["fork", "raw"], oracle="planted", jobs=1, kernel_only=True)
     assert s["total"] == {"traces": 12, "unjudged": 12}
     assert len(boots) == 12
@@ -225,23 +231,12 @@ def test_kernel_only_then_judged_later_without_booting_again(tmp_path, monkeypat
     assert s2["total"].get("same", 0) == s["total"].get("same", 0)
 
 
-def test_archive_resumes_a_campaign_in_a_new_directory(tmp_path, monkeypatch, capsys):
+def test_archive_resumes_a_campaign_in_a_new_directory(tmp_path, boots, capsys):
     """--archive carries the kernel's outputs to a fresh OUT (another machine): the same
     report without booting for the traces that match; a changed trace text or another
     kernel is not taken from it; a damaged archive is a FILE:LINE error."""
     from mempolicy.campaign.archive import ArchiveError, read_archive, text_sha, write_archive
 
-    monkeypatch.setenv("MEMPOLICY_PROGRESS", "0")
-    boots = []
-    real_runner = cwork.kernel_runner
-
-    def counting(oracle, kernel):
-        run = real_runner(oracle, kernel)
-        return lambda texts: boots.extend(texts) or run(texts)
-
-    monkeypatch.setattr(cwork, "kernel_runner", counting)
-    monkeypatch.setattr(crun, "run_local", lambda b, k, o, j, done, stored, judge: [
-        done(cwork.evaluate_batch(x, k, o, True, stored, judge)) for x in b])
     arch = tmp_path / "k.jsonl.gz"
     first = run_campaign(tmp_path / "a", 0, 10, ["fork", "raw"], oracle="planted", jobs=1,
                          kernel_only=True, archive=arch)
