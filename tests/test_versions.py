@@ -110,14 +110,6 @@ def test_record_writes_a_version_file_only_where_the_output_differs(tmp_path, mo
     assert (tmp_path / "t.6.1.expected").read_text() == "3 mmap: ok\n"
 
 
-def test_record_without_kernel_writes_the_default_file(tmp_path, monkeypatch, capsys):
-    t = tmp_path / "t.trace"
-    t.write_text("node 0 mem=512M cpus=1\nmmap A 1\n")
-    monkeypatch.setattr(cli, "_oracle", lambda args, items: ["3 mmap: ok\n"] * len(items))
-    assert cli.main_record([str(t)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.expected", "t.trace"]
-
-
 def test_diff_runs_the_model_as_the_chosen_kernel(tmp_path, monkeypatch, capsys):
     t = tmp_path / "t.trace"
     t.write_text(TRACE)
