@@ -62,7 +62,10 @@ class Cpuset:
     and changing ``cpuset.mems`` migrate its pages (there is no
     ``cpuset.memory_migrate`` file to turn that off).  The model has one
     level: the root cpuset is the whole machine (``top_cpuset`` after
-    cpuset_init_smp: every node with memory, every CPU).
+    cpuset_init_smp: every node with memory, every CPU).  The root's
+    ``old_mems_allowed`` is its ``mems_allowed`` at cpuset_init_smp, which
+    cpuset_bind has set to ``node_possible_map`` on v2: a node without
+    memory included (the model's possible nodes are its online nodes).
     """
 
     def __init__(self, kernel) -> None:
@@ -71,6 +74,7 @@ class Cpuset:
         self.cpus_allowed: frozenset[int] = frozenset()
         self.top_mems: Nodemask = kernel.topo.online        # top_cpuset.mems_allowed on v2
         self.top_effective: Nodemask = kernel.topo.n_memory # top_cpuset.effective_mems
+        self.top_old_mems: Nodemask = self.top_mems        # top_cpuset.old_mems_allowed
         self.top_cpus = frozenset(range(kernel.topo.nr_cpus))
         self.effective_mems: Nodemask = self.top_effective
         self.effective_cpus = self.top_cpus
@@ -154,7 +158,9 @@ def cpuset_attach(kernel, cs: Cpuset, tasks: list) -> None:
     Nothing happens to the tasks when the group's effective masks equal the
     root's; otherwise each task gets the group's CPUs and memory nodes, and
     the leader's VMA policies are rebound and its pages migrated from the
-    root's nodes (``cpuset_attach``)."""
+    root's ``old_mems_allowed`` (``cpuset_attach``: ``oldcs->old_mems_allowed``,
+    every possible node, so a node without memory counts in ``node_remap``
+    and in the weights ``do_migrate_pages`` compares)."""
     cs.tasks.extend(tasks)
     mems = cs.effective_mems
     if cs.effective_cpus == cs.top_cpus and mems == cs.top_effective:
@@ -165,5 +171,5 @@ def cpuset_attach(kernel, cs: Cpuset, tasks: list) -> None:
         cpuset_change_task_nodemask(tsk, mems)
     leader = tasks[0]
     mpol_rebind_mm(leader.mm, mems)
-    cpuset_migrate_mm(kernel, leader, cs.top_effective, mems)
+    cpuset_migrate_mm(kernel, leader, cs.top_old_mems, mems)
     cs.old_mems_allowed = mems
