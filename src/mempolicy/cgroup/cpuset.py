@@ -157,6 +157,8 @@ def cpuset_attach(kernel, cs: Cpuset, tasks: list) -> None:
 
     Nothing happens to the tasks when the group's effective masks equal the
     root's; otherwise each task gets the group's CPUs and memory nodes, and
+    (when the effective mems changed, or on kernels with
+    ``cpuset_attach_rebinds_mm_on_cpus_change`` whenever the tasks moved)
     the leader's VMA policies are rebound and its pages migrated from the
     root's ``old_mems_allowed`` (``cpuset_attach``: ``oldcs->old_mems_allowed``,
     every possible node, so a node without memory counts in ``node_remap``
@@ -169,7 +171,10 @@ def cpuset_attach(kernel, cs: Cpuset, tasks: list) -> None:
     for tsk in tasks:
         cpuset_set_cpus_allowed(tsk, cs.effective_cpus)
         cpuset_change_task_nodemask(tsk, mems)
-    leader = tasks[0]
-    mpol_rebind_mm(leader.mm, mems)
-    cpuset_migrate_mm(kernel, leader, cs.top_old_mems, mems)
+    if mems != cs.top_effective or kernel.version.cpuset_attach_rebinds_mm_on_cpus_change:
+        # 7.3 leaves the mm alone when only the CPUs changed (recorded:
+        # cpusets/21-attach-cpus-only keeps a relative policy's user nodemask)
+        leader = tasks[0]
+        mpol_rebind_mm(leader.mm, mems)
+        cpuset_migrate_mm(kernel, leader, cs.top_old_mems, mems)
     cs.old_mems_allowed = mems

@@ -218,6 +218,19 @@ class KernelVersion:
         ``cs->mems_allowed`` (recorded: tests/traces/cpusets/17-memless-in-mems)."""
         return self.at_least(6, 12)
 
+    @property
+    def cpuset_attach_rebinds_mm_on_cpus_change(self) -> bool:
+        """``cpuset_attach`` rebinds the leader's VMA policies and migrates its pages
+        whenever it does not skip the tasks (the group's effective CPUs or mems
+        differ from the old group's), so moving into a group that changes only the
+        CPUs still rebinds, and a relative policy's user nodemask is overwritten
+        through the ``w`` union.  Measured: Debian's 6.12 and 6.1 do, 7.3 leaves
+        the mm alone unless the effective mems change (recorded:
+        tests/traces/cpusets/21-attach-cpus-only, 22-attach-cpus-only-threads).
+        The change is one of the 2026 reworks of ``cpuset_attach``; the commit is
+        not identified here, so 6.13 is only the earliest release it can be."""
+        return not self.at_least(6, 13)
+
     # -- mm/swap.c callers --------------------------------------------------------
     @property
     def lru_drain_on_unmap(self) -> bool:
