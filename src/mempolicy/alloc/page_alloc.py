@@ -9,7 +9,7 @@ Where the model differs: one zone per node; the free-page figure a node
 starts with is its size less an estimate of what the booted kernel holds
 (``reserved_pages``), and the low watermark is a fixed share.  Placement
 decisions only depend on these figures once a node is nearly full.  The pages
-between the min and low watermarks (``watermark_band``) are kept apart: only an
+between the min and low watermarks (``watermark_bands``) are kept apart: only an
 allocation the kernel lets into them (``alloc_pages_below_low``) takes them.
 """
 
@@ -71,18 +71,23 @@ def reserved_pages(topo: Topology, nid: int) -> int:
     return min(present, memmap + extra)
 
 
-def watermark_band(topo: Topology, nid: int) -> int:
-    """Pages between node ``nid``'s min and low watermarks (``__setup_per_zone_wmarks``):
-    ``min_free_kbytes`` (``int_sqrt(lowmem_kbytes * 16)``) shared in proportion to
-    the node's pages, and low = min + max(min / 4, 0.1% of the node).  An estimate,
-    from the same figures as ``reserved_pages``."""
-    managed = [max(0, n.present_pages - reserved_pages(topo, n.id)) for n in topo.nodes]
+def managed_pages(topo: Topology) -> list[int]:
+    """Pages each node's allocator starts with: its size less ``reserved_pages``."""
+    return [max(0, n.present_pages - reserved_pages(topo, n.id)) for n in topo.nodes]
+
+
+def watermark_bands(managed: list[int]) -> list[int]:
+    """Pages between each node's min and low watermarks (``__setup_per_zone_wmarks``),
+    from the ``managed_pages`` of every node: ``min_free_kbytes``
+    (``int_sqrt(lowmem_kbytes * 16)``) shared in proportion to the node's pages,
+    and low = min + max(min / 4, 0.1% of the node).  An estimate, from the same
+    figures as ``reserved_pages``."""
     total = sum(managed)
-    if not total or not managed[nid]:
-        return 0
+    if not total:
+        return [0] * len(managed)
     min_free_kbytes = min(262144, max(128, isqrt(total * 4 * 16)))
-    node_min = (min_free_kbytes // 4) * managed[nid] // total
-    return max(node_min // 4, managed[nid] * 10 // 10000)
+    return [max((min_free_kbytes // 4) * m // total // 4, m * 10 // 10000) if m else 0
+            for m in managed]
 
 
 class PageAllocator:
@@ -90,10 +95,10 @@ class PageAllocator:
 
     def __init__(self, topo: Topology) -> None:
         self.topo = topo
-        self.free = [max(0, n.present_pages - reserved_pages(topo, n.id)) for n in topo.nodes]
+        self.free = managed_pages(topo)
         # pages between the min and low watermarks, below what ``free`` counts:
         # only ``alloc_pages_below_low`` takes them, and frees refill them first
-        self.band_max = [watermark_band(topo, n.id) for n in topo.nodes]
+        self.band_max = watermark_bands(self.free)
         self.band = list(self.band_max)
         self.zero_page = ZeroPage(topo.n_memory.first() if topo.n_memory else 0)
         self.lock = threading.Lock()     # zone->lock (one zone per node; one lock for all here)
